@@ -1,0 +1,51 @@
+"""Platform area: liveness (`GET /`, `GET /health`) and API key management."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, Field
+
+from sluice import __version__
+from sluice.auth.principal import Principal
+from sluice.domain.access import create_api_key
+from sluice.edge.app import admin, create_app, lambda_handler
+from sluice.store.api_keys import ApiKeyRepository
+from sluice.store.table import Table
+
+public = APIRouter()
+router = APIRouter()
+
+
+class ApiKeyRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=150)
+    role: str = Field(min_length=1, max_length=20)
+
+
+@public.get("/")
+def root() -> dict:
+    return {"status": "ok"}
+
+
+@public.get("/health")
+def health() -> dict:
+    return {"status": "ok", "version": __version__}
+
+
+@router.post("/api/v1/api-keys", status_code=201)
+def post_api_key(body: ApiKeyRequest, caller: Principal = Depends(admin)) -> dict:
+    return create_api_key(caller, body.name.strip(), body.role, ApiKeyRepository(Table()))
+
+
+@router.get("/api/v1/api-keys")
+def get_api_keys(caller: Principal = Depends(admin)) -> dict:
+    return {"data": ApiKeyRepository(Table()).list(caller.project)}
+
+
+@router.delete("/api/v1/api-keys/{key_id}", status_code=204)
+def delete_api_key(key_id: str, caller: Principal = Depends(admin)) -> Response:
+    ApiKeyRepository(Table()).revoke(caller.project, key_id)
+    return Response(status_code=204)
+
+
+app = create_app("platform", [public, router])
+handler = lambda_handler(app, "platform")

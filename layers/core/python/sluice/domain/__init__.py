@@ -1,0 +1,1 @@
+"""Domain: the rules of Sluice, pure Python over repositories passed in."""

@@ -1,0 +1,1 @@
+"""The edge: FastAPI apps behind Mangum, principal extraction, and domain-error mapping."""

@@ -1,0 +1,145 @@
+"""Builds each API area's FastAPI app and its Lambda handler, the same way for every area.
+
+Domain errors become HTTP responses here and only here; every route is authenticated unless it
+is listed as public; the handler wraps Mangum with Powertools logging, metrics and tracing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from mangum import Mangum
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sluice.auth.principal import Principal, Role
+from sluice.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    SluiceError,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
+
+STATUS_OF_ERROR: dict[type[SluiceError], int] = {
+    InvalidRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    ValidationFailed: 422,
+    Unavailable: 503,
+}
+
+logger = Logger(service="sluice")
+
+
+def status_of(error: SluiceError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF_ERROR:
+            return STATUS_OF_ERROR[cls]
+    return 400
+
+
+def principal(request: Request) -> Principal:
+    """The caller, as the authorizer established it; a denial becomes 401 with its reason."""
+    event = request.scope.get("aws.event") or {}
+    context = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    if context.get("denied"):
+        raise Unauthorized(context["denied"])
+    if "project" not in context or "role" not in context:
+        raise Unauthorized("Request was not authenticated; send 'Authorization: Bearer <API key or JWT>'.")
+    return Principal.from_context(context)
+
+
+def requires(role: Role) -> Callable[..., Principal]:
+    """A dependency giving the caller, after checking its role is at least `role`."""
+
+    def dependency(caller: Principal = Depends(principal)) -> Principal:
+        caller.require(role)
+        return caller
+
+    dependency.__name__ = f"requires_{role.name}"
+    return dependency
+
+
+viewer = requires(Role.viewer)
+editor = requires(Role.editor)
+admin = requires(Role.admin)
+
+
+def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
+    detail = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ())]
+        message = error.get("msg", "invalid value")
+        if error.get("type") == "json_invalid":
+            message = "Request body is not valid JSON: " + str((error.get("ctx") or {}).get("error", message))
+        detail.append({"loc": loc, "msg": message, "type": error.get("type", "value_error")})
+    return detail
+
+
+def create_app(area: str, routers: Iterable[Any]) -> FastAPI:
+    app = FastAPI(title=f"Sluice {area}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(SluiceError)
+    async def _domain_error(_request: Request, exc: SluiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such route."
+        elif exc.status_code == 405:
+            detail = "Method not allowed on this route."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", extra={"path": request.url.path})
+        return JSONResponse({"detail": "Internal error; it has been logged."}, status_code=500)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
+    """The Lambda entry point of an area: Mangum under Powertools Logger, Metrics and Tracer."""
+    area_logger = Logger(service=area)
+    metrics = Metrics(namespace="Sluice", service=area)
+    tracer = Tracer(service=area)
+    adapter = Mangum(app, lifespan="off")
+
+    @area_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler(capture_response=False)
+    def handler(event: dict, context: Any) -> dict:
+        started = time.perf_counter()
+        response = adapter(event, context)
+        status = int(response.get("statusCode", 500))
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+        if status >= 500:
+            metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+        return response
+
+    handler.app = app  # type: ignore[attr-defined]  # in-process callers (benchmarks) reach the app
+    return handler

@@ -1,0 +1,1 @@
+"""The local stack: the whole system in one process on moto (`sluice dev`)."""

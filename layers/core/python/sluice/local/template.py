@@ -1,0 +1,89 @@
+"""Reading template.yaml: CloudFormation short-form tags, resources by type, HttpApi routes, schedules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[5]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads `!Ref`, `!GetAtt`, `!Sub`... as their long `Fn::` forms."""
+
+
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    tag = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag == "Fn::GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {tag: value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_form)
+
+
+def load_template(path: Path | str = TEMPLATE_PATH) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r.get("Type") == resource_type}
+
+
+def table_definition(template: dict[str, Any], logical_id: str = "Table") -> dict[str, Any]:
+    """CreateTable parameters from the template's table: key schema, attributes and GSIs."""
+    props = template["Resources"][logical_id]["Properties"]
+    params: dict[str, Any] = {
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        params["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    return params
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str  # logical id of the function
+    method: str
+    path: str  # API Gateway path with {param} / {proxy+}
+    authorized: bool
+
+
+def http_routes(template: dict[str, Any]) -> list[Route]:
+    """Every HttpApi event of every function, as API Gateway would route it."""
+    routes = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            props = event.get("Properties") or {}
+            auth = (props.get("Auth") or {}).get("Authorizer")
+            routes.append(
+                Route(
+                    function=name,
+                    method=str(props.get("Method", "ANY")).upper(),
+                    path=props.get("Path", "$default"),
+                    authorized=auth != "NONE",
+                )
+            )
+    return routes
+
+
+def function_handler(template: dict[str, Any], logical_id: str) -> tuple[Path, str, str]:
+    """(code directory, module file name, handler attribute) of a function."""
+    props = template["Resources"][logical_id]["Properties"]
+    module, _, attribute = props["Handler"].rpartition(".")
+    return ROOT / props["CodeUri"], module, attribute

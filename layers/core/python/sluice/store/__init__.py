@@ -1,0 +1,1 @@
+"""Storage: repositories over the single DynamoDB table and the data bucket."""

@@ -1,0 +1,65 @@
+"""API keys: stored by SHA-256 only, found by hash (GSI1) for the authorizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice import timeutil
+from sluice.errors import Conflict, NotFound
+from sluice.store import keys
+from sluice.store.table import Condition, ConditionFailed, Table
+
+
+class ApiKeyRepository:
+    def __init__(self, table: Table):
+        self.table = table
+
+    def create(self, project: str, key_id: str, name: str, role: str, key_hash: str, created_by: str) -> dict:
+        pk, sk = keys.api_key(project, key_id)
+        gpk, gsk = keys.api_key_hash_index(key_hash)
+        item = {
+            "PK": pk,
+            "SK": sk,
+            "GSI1PK": gpk,
+            "GSI1SK": gsk,
+            "kind": "api_key",
+            "id": key_id,
+            "project": project,
+            "name": name,
+            "role": role,
+            "key_hash": key_hash,
+            "created_by": created_by,
+            "created_at": timeutil.iso(timeutil.now()),
+        }
+        try:
+            self.table.put(item, Condition("attribute_not_exists(PK)"))
+        except ConditionFailed as exc:
+            raise Conflict(f"API key id {key_id} already exists.") from exc
+        return _public(item)
+
+    def find_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        """The live key with this hash: the GSI finds it, a consistent read proves it is not revoked."""
+        gpk, _ = keys.api_key_hash_index(key_hash)
+        page = self.table.query(gpk, index="GSI1", limit=1)
+        if not page.items:
+            return None
+        found = page.items[0]
+        return self.table.get(found["PK"], found["SK"], consistent=True)
+
+    def list(self, project: str) -> list[dict]:
+        return [_public(i) for i in self.table.query_all(keys.api_keys(project), consistent=True)]
+
+    def revoke(self, project: str, key_id: str) -> None:
+        pk, sk = keys.api_key(project, key_id)
+        try:
+            self.table.delete(pk, sk, Condition("attribute_exists(PK)"))
+        except ConditionFailed as exc:
+            raise NotFound(f"API key {key_id} not found.") from exc
+
+    def exists(self, project: str, key_id: str) -> bool:
+        pk, sk = keys.api_key(project, key_id)
+        return self.table.get(pk, sk) is not None
+
+
+def _public(item: dict) -> dict:
+    return {k: item[k] for k in ("id", "name", "role", "created_at", "created_by") if k in item}

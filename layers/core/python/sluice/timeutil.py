@@ -1,0 +1,66 @@
+"""The one place time is parsed and rendered: pendulum in, UTC ISO 8601 with `Z` out."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import pendulum
+
+from sluice.errors import ValidationFailed
+
+DATEPARTS = ("minute", "hour", "day", "week", "month", "year")
+
+
+def now() -> pendulum.DateTime:
+    return pendulum.now("UTC")
+
+
+def parse_instant(value: str | _dt.datetime | _dt.date, field: str = "timestamp") -> pendulum.DateTime:
+    """Parse any ISO 8601 input (any offset; naive means UTC) into a UTC instant."""
+    try:
+        if isinstance(value, pendulum.DateTime):
+            parsed = value
+        elif isinstance(value, _dt.datetime):
+            parsed = pendulum.instance(value, tz="UTC")
+        elif isinstance(value, _dt.date):
+            parsed = pendulum.datetime(value.year, value.month, value.day, tz="UTC")
+        else:
+            parsed = pendulum.parse(str(value).strip(), tz="UTC", strict=False)
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as exc:
+        raise ValidationFailed(f"{field} '{value}' is not an ISO 8601 date or time.") from exc
+    if not isinstance(parsed, pendulum.DateTime):
+        if isinstance(parsed, pendulum.Date):
+            return pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
+        raise ValidationFailed(f"{field} '{value}' is not an ISO 8601 date or time.")
+    return parsed.in_timezone("UTC")
+
+
+def iso(value: _dt.datetime | None) -> str | None:
+    """Render an instant as ISO 8601 UTC with a `Z` suffix (microseconds only when present)."""
+    if value is None:
+        return None
+    moment = pendulum.instance(value).in_timezone("UTC")
+    text = moment.format("YYYY-MM-DDTHH:mm:ss")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}"
+    return text + "Z"
+
+
+def sortable(value: _dt.datetime) -> str:
+    """Fixed-width UTC rendering for sort keys: lexical order is time order."""
+    moment = pendulum.instance(value).in_timezone("UTC")
+    return moment.format("YYYY-MM-DDTHH:mm:ss") + f".{moment.microsecond:06d}Z"
+
+
+def from_stored(text: str | None) -> pendulum.DateTime | None:
+    """Read back an instant that Sluice stored itself (always ISO 8601 UTC)."""
+    if text is None:
+        return None
+    return pendulum.parse(text).in_timezone("UTC")
+
+
+def add_dateparts(moment: pendulum.DateTime, number: int, datepart: str) -> pendulum.DateTime:
+    """Calendar-aware addition: a month after Jan 31 is Feb 28/29, as pendulum does it."""
+    if datepart not in DATEPARTS:
+        raise ValidationFailed(f"datepart must be one of {', '.join(DATEPARTS)}, not '{datepart}'.")
+    return moment.add(**{f"{datepart}s": number})

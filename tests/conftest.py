@@ -1,0 +1,48 @@
+"""Shared fixtures: AWS credentials that can never reach a real account, and moto tables built
+from template.yaml's own definition (so tests and cloud cannot disagree)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Set before any boto3 client exists: no test ever talks to a real AWS account.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_DISABLED="true",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture
+def aws():
+    """An in-memory AWS (moto) for one test; clients made inside it are mocked."""
+    from moto import mock_aws
+
+    from sluice import aws as sluice_aws
+
+    sluice_aws.reset_clients()
+    with mock_aws():
+        yield
+    sluice_aws.reset_clients()
+
+
+@pytest.fixture
+def table(aws, monkeypatch):
+    """The Sluice table on moto, created from template.yaml's KeySchema and GSIs."""
+    import boto3
+
+    from sluice.local.template import load_template, table_definition
+    from sluice.store.table import Table
+
+    name = "sluice-test-table"
+    boto3.client("dynamodb").create_table(TableName=name, **table_definition(load_template()))
+    monkeypatch.setenv("TABLE_NAME", name)
+    return Table(name)

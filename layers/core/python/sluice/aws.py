@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -17,6 +18,7 @@ _CONFIG = Config(
 )
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
+_client_hooks: list[Callable[[str, Any], None]] = []
 
 
 def client(service: str) -> Any:
@@ -29,6 +31,8 @@ def client(service: str) -> Any:
         found = _clients.get(key)
         if found is None:
             found = boto3.session.Session().client(service, config=_CONFIG)
+            for hook in _client_hooks:
+                hook(service, found)
             _clients[key] = found
         return found
 
@@ -37,3 +41,21 @@ def reset_clients() -> None:
     """Forget cached clients (tests that point the process at a new endpoint)."""
     with _lock:
         _clients.clear()
+
+
+def add_client_hook(hook: Callable[[str, Any], None]) -> None:
+    """Call `hook(service, client)` for every client made from now on and every cached one.
+
+    The local stack uses it to notice writes (and save its state); benchmarks to count calls.
+    """
+    with _lock:
+        _client_hooks.append(hook)
+        cached = list(_clients.items())
+    for (service, _endpoint), made in cached:
+        hook(service, made)
+
+
+def remove_client_hook(hook: Callable[[str, Any], None]) -> None:
+    with _lock:
+        if hook in _client_hooks:
+            _client_hooks.remove(hook)

@@ -1,0 +1,99 @@
+"""The `sluice` command: `sluice dev` runs the whole system on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from sluice import __version__
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param wants Key=Value, not '{text}'")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluice", description="Sluice data-pipeline backend.")
+    parser.add_argument("--version", action="version", version=f"sluice {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser(
+        "dev", help="run the local stack: moto, the functions, the gateway, the scheduler"
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8080)
+    dev.add_argument(
+        "--data-dir", type=Path, default=Path(".sluice"), help="where state is saved (default .sluice)"
+    )
+    dev.add_argument("--ephemeral", action="store_true", help="keep state in memory only")
+    dev.add_argument(
+        "--param",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a template parameter",
+    )
+    dev.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "dev":
+        return run_dev(args)
+    return 2
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    from sluice.local.stack import LocalStack, StackOptions
+
+    options = StackOptions(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        ephemeral=args.ephemeral,
+        parameters=dict(args.param),
+        log_level=args.log_level,
+    )
+    try:
+        stack = LocalStack(options).start()
+    except Exception as exc:
+        print(f"sluice dev: could not start the local stack: {exc}", file=sys.stderr)
+        return 1
+    # uvicorn answers Ctrl-C itself; SIGTERM is turned into the same clean shutdown.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    url = f"http://{args.host}:{args.port}"
+    print(f"Sluice {__version__} local stack on {url}  (moto at {stack.endpoint})", flush=True)
+    if stack.created_admin_key:
+        print(
+            f"Admin API key of project 'default' (shown once, keep it): {stack.created_admin_key}", flush=True
+        )
+    else:
+        print(
+            "Admin key: the one in SLUICE_ADMIN_KEY, or the one printed when this data dir was created.",
+            flush=True,
+        )
+    print(
+        f"State: {'in memory only' if args.ephemeral else args.data_dir.resolve()}. Ctrl-C stops.", flush=True
+    )
+    try:
+        stack.serve()
+    finally:
+        stack.stop()
+        print(
+            "Sluice local stack stopped; state saved."
+            if not args.ephemeral
+            else "Sluice local stack stopped."
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

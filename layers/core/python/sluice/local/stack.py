@@ -1,0 +1,459 @@
+"""The local stack: every resource of template.yaml on moto, the handlers in this process.
+
+Start-up: moto's server in a thread -> the template through the real SAM transform -> moto's
+CloudFormation `create_stack` (tables, buckets, queues, bus, rules, functions, state machines) ->
+state machines re-created in moto's executing Step Functions backend with their substitutions
+resolved -> environment of the functions set on this process -> saved data restored -> admin
+key bootstrapped -> SQS pollers, scheduler and snapshot threads started. The gateway
+(sluice.local.gateway) then serves the HttpApi routes.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from sluice import aws
+from sluice.local import moto_adapter
+from sluice.local.functions import ACCOUNT, REGION, FunctionRegistry
+from sluice.local.gateway import Gateway
+from sluice.local.scheduler import Scheduler
+from sluice.local.snapshot import Snapshot
+from sluice.local.template import ROOT, http_routes, load_template, resources_of_type
+
+log = logging.getLogger("sluice.local")
+
+STACK_NAME = "sluice-local"
+ARTIFACTS_BUCKET = "sluice-local-artifacts"
+WRITE_PREFIXES = ("Put", "Update", "Delete", "BatchWrite", "TransactWrite", "Copy", "CompleteMultipart")
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=lambda: Path(".sluice"))
+    ephemeral: bool = False
+    parameters: dict[str, str] = field(default_factory=dict)
+    admin_key: str | None = None
+    log_level: str = "WARNING"
+    snapshot_interval: float = 3.0
+    scheduler_tick: float = 0.5
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None):
+        self.options = options or StackOptions()
+        self.template = load_template()
+        self.registry = FunctionRegistry(self.template)
+        self.resources: dict[str, str] = {}  # logical id -> physical id
+        self.outputs: dict[str, str] = {}
+        self.state_machines: dict[str, str] = {}  # logical id -> ARN
+        self.created_admin_key: str | None = None
+        self.endpoint = ""
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sluice-lambda")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._dirty = threading.Event()
+        self._server: Any = None
+        self.scheduler: Scheduler | None = None
+        self.snapshot: Snapshot | None = None
+        self._uvicorn: Any = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> LocalStack:
+        started = time.perf_counter()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server, port = moto_adapter.start_server(self.options.host)
+        self.endpoint = f"http://{self.options.host}:{port}"
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ["AWS_DEFAULT_REGION"] = REGION
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        os.environ["MOTO_PORT"] = str(port)
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        aws.reset_clients()
+        moto_adapter.enable_state_machine_execution(self.endpoint)
+        moto_adapter.install(self._invoke_for_moto, self.dispatch)
+        self._create_stack()
+        self._create_state_machines()
+        self._apply_function_environment()
+        aws.reset_clients()
+        aws.add_client_hook(self._watch_writes)
+        if not self.options.ephemeral:
+            self.snapshot = Snapshot(
+                self.options.data_dir / "state",
+                tables=self._physical_of("AWS::DynamoDB::Table"),
+                buckets=self._physical_of("AWS::S3::Bucket"),
+                endpoint=self.endpoint,
+            )
+            restored = self.snapshot.restore()
+            log.info("restored %s items and %s objects", restored["items"], restored["objects"])
+        self._bootstrap_admin_key()
+        self._start_queue_pollers()
+        self.scheduler = Scheduler(self.endpoint, self.dispatch, tick_seconds=self.options.scheduler_tick)
+        self.scheduler.start()
+        if self.snapshot is not None:
+            self._spawn(self._snapshot_loop, "sluice-snapshot")
+        log.info("local stack up in %.1fs", time.perf_counter() - started)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self.scheduler:
+            self.scheduler.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self.snapshot is not None:
+            self.save()
+        aws.remove_client_hook(self._watch_writes)
+        moto_adapter.uninstall()
+        if self._server is not None:
+            self._server.stop()
+        aws.reset_clients()
+
+    def save(self) -> None:
+        if self.snapshot is not None:
+            self._dirty.clear()
+            self.snapshot.save()
+
+    # ---------------------------------------------------------------- serving
+    def gateway(self) -> Gateway:
+        authorizer = "AuthorizerFunction" if "AuthorizerFunction" in self.registry.functions else None
+        return Gateway(http_routes(self.template), self.invoke, authorizer)
+
+    def serve(self) -> None:
+        """Serve the gateway in this thread until Ctrl-C (uvicorn handles the signal)."""
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.gateway(),
+            host=self.options.host,
+            port=self.options.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.run()
+
+    def serve_in_thread(self) -> str:
+        """Serve the gateway from a background thread; returns the base URL once it accepts requests."""
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.gateway(),
+            host=self.options.host,
+            port=self.options.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        thread = threading.Thread(target=self._uvicorn.run, name="sluice-gateway", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        deadline = time.monotonic() + 30
+        while not self._uvicorn.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the local gateway did not start")
+            time.sleep(0.05)
+        port = self._uvicorn.servers[0].sockets[0].getsockname()[1]
+        return f"http://{self.options.host}:{port}"
+
+    # ---------------------------------------------------------------- invoking functions
+    def invoke(self, function: str, event: Any) -> Any:
+        """Run a function's handler in this process (by logical id, physical name or ARN)."""
+        return self.registry.invoke(function, event)
+
+    def _invoke_for_moto(self, function_name: str, event: Any) -> Any:
+        return self.registry.invoke(function_name, event)
+
+    def dispatch(self, target_arn: str, event: Any) -> None:
+        """Deliver an event to a rule or schedule target asynchronously, as EventBridge does."""
+        if ":states:" in target_arn:
+            self._pool.submit(self._start_execution, target_arn, event)
+        else:
+            self._pool.submit(self._invoke_logged, target_arn, event)
+
+    def _invoke_logged(self, target: str, event: Any) -> None:
+        try:
+            self.registry.invoke(target, event)
+        except Exception:
+            log.exception("asynchronous invocation of %s failed", target)
+
+    def _start_execution(self, arn: str, event: Any) -> None:
+        try:
+            aws.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(event))
+        except Exception:
+            log.exception("starting %s failed", arn)
+
+    # ---------------------------------------------------------------- building the stack
+    def _parameters(self) -> dict[str, str]:
+        parameters = {"Stage": "local", "LogLevel": self.options.log_level}
+        if os.environ.get("SLUICE_JWT_SECRET"):
+            parameters["JwtSecret"] = os.environ["SLUICE_JWT_SECRET"]
+        parameters.update(self.options.parameters)
+        declared = self.template.get("Parameters") or {}
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise ValueError(f"template.yaml declares no parameter {', '.join(unknown)}")
+        return parameters
+
+    def _deployable_template(self) -> dict[str, Any]:
+        """The template as `sam build` would hand it over: code in S3, definitions inline."""
+        template = copy.deepcopy(self.template)
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+        outputs = template.setdefault("Outputs", {})
+        for name, resource in template["Resources"].items():
+            props = resource.get("Properties") or {}
+            kind = resource["Type"]
+            if kind == "AWS::Serverless::Function":
+                props["CodeUri"] = self._upload_code(s3, name, ROOT / props["CodeUri"])
+            elif kind == "AWS::Serverless::LayerVersion":
+                props["ContentUri"] = self._upload_code(s3, name, ROOT / props["ContentUri"])
+            elif kind == "AWS::Serverless::StateMachine":
+                definition_uri = props.pop("DefinitionUri")
+                props["Definition"] = json.loads((ROOT / definition_uri).read_text())
+                for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+                    outputs[f"SfnSub{name}X{key}"] = {"Value": value}
+        return template
+
+    @staticmethod
+    def _upload_code(s3: Any, name: str, directory: Path) -> str:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(directory.rglob("*.py")):
+                if "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(directory).as_posix())
+        key = f"code/{name}.zip"
+        s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=buffer.getvalue())
+        return f"s3://{ARTIFACTS_BUCKET}/{key}"
+
+    def _create_stack(self) -> None:
+        from samtranslator.translator.transform import transform
+
+        class _NoManagedPolicies:
+            def load(self) -> dict[str, str]:
+                return {}
+
+        parameters = self._parameters()
+        translated = transform(self._deployable_template(), parameters, _NoManagedPolicies())
+        # moto's CloudFormation has no API Gateway v2; the local gateway serves those routes.
+        translated["Resources"] = {
+            name: r
+            for name, r in translated["Resources"].items()
+            if not r["Type"].startswith("AWS::ApiGatewayV2::") and r["Type"] != "AWS::Lambda::Permission"
+        }
+        translated["Outputs"] = {
+            name: o for name, o in (translated.get("Outputs") or {}).items() if "HttpApi" not in json.dumps(o)
+        }
+        cloudformation = aws.client("cloudformation")
+        cloudformation.create_stack(
+            StackName=STACK_NAME,
+            TemplateBody=json.dumps(translated),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(
+                f"local stack creation ended {stack['StackStatus']}: {stack.get('StackStatusReason')}"
+            )
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        paginator = cloudformation.get_paginator("list_stack_resources")
+        for page in paginator.paginate(StackName=STACK_NAME):
+            for summary in page["StackResourceSummaries"]:
+                self.resources[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+        for logical in self.registry.functions:
+            self.registry.physical_to_logical[self.resources[logical]] = logical
+
+    def _create_state_machines(self) -> None:
+        """moto's CloudFormation keeps state machines where its interpreter cannot see them and
+        ignores DefinitionSubstitutions; re-create each, resolved, under the same name and ARN."""
+        sfn = aws.client("stepfunctions")
+        for name, resource in resources_of_type(self.template, "AWS::Serverless::StateMachine").items():
+            props = resource["Properties"]
+            definition = (ROOT / props["DefinitionUri"]).read_text()
+            for key in props.get("DefinitionSubstitutions") or {}:
+                definition = definition.replace("${" + key + "}", self.outputs[f"SfnSub{name}X{key}"])
+            arn = self.resources[name]
+            sfn.create_state_machine(
+                name=arn.split(":stateMachine:")[-1],
+                definition=definition,
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/sluice-local-state-machines",
+                type=props.get("Type", "STANDARD"),
+            )
+            self.state_machines[name] = arn
+
+    def _apply_function_environment(self) -> None:
+        """One process hosts every function, so their variables must agree; set them here."""
+        lambda_client = aws.client("lambda")
+        merged: dict[str, tuple[str, str]] = {}
+        for logical in self.registry.functions:
+            config = lambda_client.get_function_configuration(FunctionName=self.resources[logical])
+            for key, value in ((config.get("Environment") or {}).get("Variables") or {}).items():
+                if key in merged and merged[key][1] != value:
+                    raise RuntimeError(
+                        f"{logical} sets {key}={value!r} but {merged[key][0]} sets {merged[key][1]!r}; "
+                        "functions sharing one local process must agree (move it to Globals)."
+                    )
+                merged[key] = (logical, value)
+        for key, (_, value) in merged.items():
+            os.environ[key] = value
+
+    def _physical_of(self, resource_type: str) -> dict[str, str]:
+        raw = self.template["Resources"]
+        return {
+            k: self.resources[k] for k, r in raw.items() if r["Type"] == resource_type and k in self.resources
+        }
+
+    # ---------------------------------------------------------------- background work
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _watch_writes(self, service: str, client: Any) -> None:
+        if service not in ("dynamodb", "s3"):
+            return
+
+        def mark(model: Any, **_: Any) -> None:
+            if model.name.startswith(WRITE_PREFIXES):
+                self._dirty.set()
+
+        client.meta.events.register(f"after-call.{service}", mark)
+
+    def _snapshot_loop(self) -> None:
+        while not self._stop.wait(self.options.snapshot_interval):
+            if self._dirty.is_set():
+                try:
+                    self.save()
+                except Exception:
+                    log.exception("saving the local state failed; will retry")
+                    self._dirty.set()
+
+    def _start_queue_pollers(self) -> None:
+        """Lambda's SQS event sources, done as Lambda does them: long-poll, invoke, delete."""
+        lambda_client = aws.client("lambda")
+        for mapping in lambda_client.list_event_source_mappings().get("EventSourceMappings", []):
+            # moto would invoke synchronously inside SendMessage; the pollers below replace it.
+            lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        for logical, resource in self.registry.functions.items():
+            for event in (resource["Properties"].get("Events") or {}).values():
+                if event.get("Type") != "SQS":
+                    continue
+                props = event["Properties"]
+                queue_logical = props["Queue"]["Fn::GetAtt"][0]
+                poller = _QueuePoller(
+                    queue_url=self.resources[queue_logical],
+                    queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.resources[queue_logical].rsplit('/', 1)[-1]}",
+                    function=logical,
+                    batch_size=int(props.get("BatchSize", 10)),
+                    reports_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                    invoke=self.invoke,
+                    stop=self._stop,
+                )
+                self._spawn(poller.run, f"sluice-sqs-{logical}")
+
+    def _bootstrap_admin_key(self) -> None:
+        from sluice.domain.access import BOOTSTRAP_KEY_ID, bootstrap_admin_key
+        from sluice.store.api_keys import ApiKeyRepository
+        from sluice.store.table import Table
+
+        repository = ApiKeyRepository(Table(self.resources["Table"]))
+        supplied = self.options.admin_key or os.environ.get("SLUICE_ADMIN_KEY")
+        if supplied:
+            bootstrap_admin_key("default", supplied, repository)
+        elif not repository.exists("default", BOOTSTRAP_KEY_ID):
+            from sluice.auth.tokens import generate_api_key
+
+            self.created_admin_key = generate_api_key()
+            bootstrap_admin_key("default", self.created_admin_key, repository)
+
+
+class _QueuePoller:
+    def __init__(
+        self,
+        queue_url: str,
+        queue_arn: str,
+        function: str,
+        batch_size: int,
+        reports_failures: bool,
+        invoke: Callable[[str, Any], Any],
+        stop: threading.Event,
+    ):
+        self.queue_url, self.queue_arn, self.function = queue_url, queue_arn, function
+        self.batch_size, self.reports_failures = max(1, min(batch_size, 10)), reports_failures
+        self.invoke, self.stop = invoke, stop
+        self.sqs = boto3.client("sqs")
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                received = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:
+                if self.stop.wait(1):
+                    return
+                continue
+            if received:
+                self._deliver(received)
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody"),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": self.queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+        try:
+            result = self.invoke(self.function, {"Records": records})
+        except Exception:
+            log.exception(
+                "%s failed on a batch from its queue; messages return after their visibility timeout",
+                self.function,
+            )
+            return
+        failed: set[str] = set()
+        if self.reports_failures and isinstance(result, dict):
+            failed = {f.get("itemIdentifier") for f in result.get("batchItemFailures") or []}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )

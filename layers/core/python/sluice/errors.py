@@ -17,6 +17,10 @@ class Conflict(SluiceError):
     """A name already taken, or a state change that is not allowed."""
 
 
+class NameTaken(Conflict):
+    """A uniquely named object (pipeline, type, address) already holds that name in the project."""
+
+
 class InvalidRequest(SluiceError):
     """A well-formed request that cannot be carried out (documented 400 cases)."""
 

@@ -6,9 +6,10 @@ is listed as public; the handler wraps Mangum with Powertools logging, metrics a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -17,6 +18,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mangum import Mangum
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluice.auth.principal import Principal, Role
@@ -76,6 +79,45 @@ def requires(role: Role) -> Callable[..., Principal]:
 viewer = requires(Role.viewer)
 editor = requires(Role.editor)
 admin = requires(Role.admin)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def json_body(model: type[Body]) -> Callable[..., Any]:
+    """A dependency giving the request's JSON body as `model`, read after the caller is known.
+
+    FastAPI parses a declared body before running any dependency, so a malformed body from an
+    unauthenticated caller would answer 422 instead of 401. Declaring the body through this
+    dependency after the role dependency keeps the order: 401, then 403, then 422. NaN and
+    Infinity are refused (they could never be rendered back as JSON).
+    """
+
+    async def dependency(request: Request) -> Body:
+        raw = await request.body()
+        if not raw.strip():
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body",), "msg": "Request body is required.", "input": None}]
+            )
+        try:
+            data = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON", "ctx": {"error": str(exc)}}]
+            ) from exc
+        try:
+            return model.model_validate(data)
+        except PydanticValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
+            ) from exc
+
+    dependency.__name__ = f"json_body_{model.__name__}"
+    return dependency
 
 
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -46,11 +46,11 @@ def compile_route(route: Route) -> CompiledRoute:
     for segment in segments:
         match = re.fullmatch(r"\{([A-Za-z0-9_]+)(\+?)\}", segment)
         if match and match.group(2):
-            regex += r"/(?P<%s>.+)" % match.group(1)
+            regex += rf"/(?P<{match.group(1)}>.+)"
             greedy = 1
             params.append(match.group(1))
         elif match:
-            regex += r"/(?P<%s>[^/]+)" % match.group(1)
+            regex += rf"/(?P<{match.group(1)}>[^/]+)"
             params.append(match.group(1))
         else:
             regex += "/" + re.escape(segment)

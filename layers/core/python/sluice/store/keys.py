@@ -112,3 +112,137 @@ def api_key(project_id: str, key_id: str) -> tuple[str, str]:
 def api_key_hash_index(key_hash: str) -> tuple[str, str]:
     """GSI1 key of an API key item: the authorizer finds a key by its SHA-256 alone."""
     return f"KEYHASH#{key_hash}", "KEY"
+
+
+# -- runs (Watcher executions) ------------------------------------------------------------------
+# A run's own partition holds the run item, the closure rows of its descendants, its anomaly
+# results and its timeliness record: deleting a run is one Query of that partition.
+RUN_ITEM = "RUN"
+RUN_DESCENDANT_PREFIX = "DESC#"
+RUN_ANOMALY_PREFIX = "ANOMALY#"
+RUN_TIMELINESS = "TIMELINESS"
+DEPTH_WIDTH = 6
+
+
+def run_partition(project_id: str, run_id: int) -> str:
+    return f"{project(project_id)}#RUN#{pad(run_id)}"
+
+
+def run(project_id: str, run_id: int) -> tuple[str, str]:
+    return run_partition(project_id, run_id), RUN_ITEM
+
+
+def run_descendant(project_id: str, ancestor_id: int, depth: int, descendant_id: int) -> tuple[str, str]:
+    """Closure row in the ancestor's partition: one Query lists all descendants, or one depth."""
+    return run_partition(project_id, ancestor_id), f"{run_descendants_at(depth)}{pad(descendant_id)}"
+
+
+def run_descendants_at(depth: int) -> str:
+    """Sort-key prefix of the descendants `depth` levels below a run (1 = direct children)."""
+    return f"{RUN_DESCENDANT_PREFIX}{depth:0{DEPTH_WIDTH}d}#"
+
+
+def run_hour_bucket(project_id: str, pipeline_id: int, hour: int) -> str:
+    """GSI1 partition of a pipeline's successful ended runs that started in one UTC hour of day.
+
+    Anomaly detection reads only this bucket, from the lookback start on (GSI1SK = run_end_key),
+    so its cost follows the window, not the pipeline's history.
+    """
+    return f"{project(project_id)}#RUNHOUR#{pad(pipeline_id)}#{hour:02d}"
+
+
+def run_end_key(end_sortable: str, run_id: int) -> str:
+    return f"{end_sortable}#{pad(run_id)}"
+
+
+def run_start_month(project_id: str, month: str) -> str:
+    """GSI2 partition of the runs that started in one month (`YYYY-MM`); GSI2SK = run_start_key."""
+    return f"{project(project_id)}#RUNSTART#{month}"
+
+
+def run_start_key(start_sortable: str, run_id: int) -> str:
+    return f"{start_sortable}#{pad(run_id)}"
+
+
+def run_months(project_id: str) -> str:
+    """Months that have runs (SK `YYYY-MM`): where timeliness and log cleanup look."""
+    return f"{project(project_id)}#RUNMONTHS"
+
+
+# -- anomaly detection ---------------------------------------------------------------------------
+def anomaly_rules(project_id: str) -> str:
+    return f"{project(project_id)}#ANOMALY_RULES"
+
+
+def anomaly_rule(project_id: str, rule_id: int) -> tuple[str, str]:
+    return anomaly_rules(project_id), f"AR#{pad(rule_id)}"
+
+
+def anomaly_rules_of_pipeline(project_id: str, pipeline_id: int) -> str:
+    """GSI1 partition of a pipeline's rules; GSI1SK = metric field."""
+    return f"{project(project_id)}#ANOMALY_RULES#PL#{pad(pipeline_id)}"
+
+
+def anomaly_rule_claim(project_id: str, pipeline_id: int, metric_field: str) -> tuple[str, str]:
+    """One rule per (pipeline, metric): the claim holds the owning rule's id."""
+    return name_claim(project_id, "anomaly_rule", f"{pad(pipeline_id)}#{metric_field}")
+
+
+def anomaly_result(project_id: str, run_id: int, metric_field: str) -> tuple[str, str]:
+    return run_partition(project_id, run_id), f"{RUN_ANOMALY_PREFIX}{metric_field}"
+
+
+def anomaly_results_of_pipeline(project_id: str, pipeline_id: int) -> str:
+    """GSI1 partition of a pipeline's anomaly results; GSI1SK = detected_at#run#metric."""
+    return f"{project(project_id)}#ANOMALIES#PL#{pad(pipeline_id)}"
+
+
+# -- alerts -----------------------------------------------------------------------------------
+def alerts(project_id: str) -> str:
+    """Every alert of a project; SK = alert(...) so a descending Query lists newest first."""
+    return f"{project(project_id)}#ALERTS"
+
+
+def alert(project_id: str, alert_id: int) -> tuple[str, str]:
+    return alerts(project_id), f"AL#{pad(alert_id)}"
+
+
+def alerts_of_type(project_id: str, alert_type: str) -> str:
+    """GSI1 partition: a project's alerts of one type; GSI1SK = the alert's SK."""
+    return f"{project(project_id)}#ALERTS#TYPE#{alert_type}"
+
+
+def alerts_of_pipeline(project_id: str, pipeline_id: int) -> str:
+    """GSI2 partition: a project's alerts about one pipeline; GSI2SK = the alert's SK."""
+    return f"{project(project_id)}#ALERTS#PL#{pad(pipeline_id)}"
+
+
+def alert_once(project_id: str, dedupe_key: str) -> tuple[str, str]:
+    """Claim that an alert with this key was raised (expires through the table's TTL)."""
+    return f"{project(project_id)}#ALERT_ONCE", dedupe_key
+
+
+# -- timeliness and freshness records -------------------------------------------------------------
+def timeliness_record(project_id: str, run_id: int) -> tuple[str, str]:
+    """At most one per run, kept in the run's partition."""
+    return run_partition(project_id, run_id), RUN_TIMELINESS
+
+
+def timeliness_records(project_id: str) -> str:
+    """GSI1 partition of a project's timeliness records; GSI1SK = recorded_at#run."""
+    return f"{project(project_id)}#TIMELINESS"
+
+
+def freshness_records(project_id: str) -> str:
+    """A project's freshness records ordered by last DML time (log cleanup reads a prefix)."""
+    return f"{project(project_id)}#FRESHNESS"
+
+
+def freshness_record(project_id: str, last_dml_sortable: str, pipeline_id: int) -> tuple[str, str]:
+    """One per (pipeline, last DML time)."""
+    return freshness_records(project_id), f"{last_dml_sortable}#{pad(pipeline_id)}"
+
+
+def freshness_records_of_pipeline(project_id: str, pipeline_id: int) -> str:
+    """GSI1 partition of one pipeline's freshness records; GSI1SK = last DML time."""
+    return f"{project(project_id)}#FRESHNESS#PL#{pad(pipeline_id)}"

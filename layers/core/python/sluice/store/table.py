@@ -262,6 +262,27 @@ class Table:
         )
         return int(result["Attributes"]["value"]["N"])
 
+    def batch_get(self, keys: list[tuple[str, str]], consistent: bool = False) -> list[dict[str, Any]]:
+        """The items that exist among `keys` (any order), 100 keys per call, retrying leftovers."""
+        found: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):
+            pending: dict[str, Any] = {
+                self.name: {
+                    "Keys": [serialize({"PK": pk, "SK": sk}) for pk, sk in unique[start : start + 100]],
+                    "ConsistentRead": consistent,
+                }
+            }
+            for _attempt in range(8):
+                result = self.client.batch_get_item(RequestItems=pending)
+                found += [deserialize(i) for i in result.get("Responses", {}).get(self.name, [])]
+                pending = result.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+            else:
+                raise RuntimeError("DynamoDB left batch reads unprocessed after 8 attempts")
+        return found
+
     # -- queries ----------------------------------------------------------------------------
     def query(
         self,

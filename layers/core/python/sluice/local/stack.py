@@ -72,11 +72,13 @@ class LocalStack:
         self.scheduler: Scheduler | None = None
         self.snapshot: Snapshot | None = None
         self._uvicorn: Any = None
+        self._saved_environ: dict[str, str] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> LocalStack:
         started = time.perf_counter()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._saved_environ = dict(os.environ)
         self._server, port = moto_adapter.start_server(self.options.host)
         self.endpoint = f"http://{self.options.host}:{port}"
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -127,6 +129,9 @@ class LocalStack:
         moto_adapter.uninstall()
         if self._server is not None:
             self._server.stop()
+        if self._saved_environ is not None:  # leave the process as it was (tests start stacks in-process)
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
         aws.reset_clients()
 
     def save(self) -> None:

@@ -85,6 +85,8 @@ def run_dev(args: argparse.Namespace) -> int:
     )
     try:
         stack.serve()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it has already handled gracefully
+        pass
     finally:
         stack.stop()
         print(

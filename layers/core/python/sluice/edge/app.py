@@ -107,7 +107,14 @@ def json_body(model: type[Body]) -> Callable[..., Any]:
             data = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON", "ctx": {"error": str(exc)}}]
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body",),
+                        "msg": "invalid JSON",
+                        "ctx": {"error": str(exc)},
+                    }
+                ]
             ) from exc
         try:
             return model.model_validate(data)

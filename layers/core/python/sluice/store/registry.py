@@ -1,0 +1,250 @@
+"""Repositories of Watcher's registry: pipelines, pipeline types, addresses and address types.
+
+Each object is one item (keys from `sluice.store.keys`) plus a name-claim item that makes its
+name unique in the project without regard to case; both are written in one transaction, and a
+rename swaps claims in one transaction. Records handed out are the item's attributes without
+its keys, with metadata (stored as a JSON string) decoded to an object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sluice import timeutil
+from sluice.errors import Conflict, NameTaken, NotFound
+from sluice.store import keys
+from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
+
+_FAILED = "ConditionalCheckFailed"
+_BUSY = "TransactionConflict"  # another transaction held one of the items: retry shortly
+_KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+
+
+class NamedRepository:
+    """Integer ids from a project counter, names unique per project and case-insensitive."""
+
+    kind: str = ""  # counter and name-claim kind, and the item's `kind` attribute
+    label: str = ""  # how error sentences call the object
+    sort_prefix: str = ""  # the sort-key prefix of these items in their partition
+    json_fields: tuple[str, ...] = ()
+
+    def __init__(self, table: Table, sleep: Callable[[float], None] = time.sleep):
+        self.table = table
+        self._sleep = sleep
+
+    # -- keys (per kind) -------------------------------------------------------------------------
+    def key(self, project: str, object_id: int) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def partition(self, project: str) -> str:
+        raise NotImplementedError
+
+    # -- reads ------------------------------------------------------------------------------------
+    def get(self, project: str, object_id: int) -> dict[str, Any] | None:
+        item = self.table.get(*self.key(project, object_id))
+        return self._record(item) if item else None
+
+    def get_many(self, project: str, object_ids: set[int]) -> dict[int, dict[str, Any]]:
+        items = self.table.batch_get([self.key(project, i) for i in sorted(object_ids)])
+        return {int(item["id"]): self._record(item) for item in items}
+
+    def list(self, project: str) -> list[dict[str, Any]]:
+        """Every object of the project in id order (one Query on the kind's partition)."""
+        items = self.table.query_all(self.partition(project), begins_with=self.sort_prefix, consistent=True)
+        return [self._record(item) for item in items]
+
+    def find_by_name(self, project: str, name: str) -> dict[str, Any] | None:
+        """The object holding `name` in any letter case, through its name claim."""
+        claim = self.table.get(*keys.name_claim(project, self.kind, name))
+        if claim is None:
+            return None
+        return self.get(project, int(claim["owner_id"]))
+
+    # -- writes ------------------------------------------------------------------------------------
+    def create(self, project: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        """A new object with the next id; NameTaken if another object holds the name."""
+        name = attributes["name"]
+        object_id = self.table.next_number(*keys.counter(project, self.kind))
+        if object_id == 1:
+            self._register_project(project)
+        pk, sk = self.key(project, object_id)
+        item = {
+            **self._encode(attributes),
+            "PK": pk,
+            "SK": sk,
+            "kind": self.kind,
+            "id": object_id,
+            "created_at": timeutil.iso(timeutil.now()),
+        }
+        claim = self._claim(project, name, object_id)
+        absent = Condition("attribute_not_exists(PK)")
+        try:
+            self._transact([self.table.put_op(item, absent), self.table.put_op(claim, absent)])
+        except TransactionCancelled as exc:
+            if exc.reasons[1] == _FAILED:
+                raise NameTaken(self._taken(name)) from exc
+            raise Conflict(f"{self.label} id {object_id} is already in use; retry.") from exc
+        return self._record(item)
+
+    def update(self, project: str, object_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply `changes` (None removes an attribute) and stamp updated_at; returns the new record.
+
+        A change of name beyond letter case moves the name claim in the same transaction, so a
+        taken name fails the whole update (NameTaken) and nothing is half-written.
+        """
+        for _attempt in range(4):
+            current = self.get(project, object_id)
+            if current is None:
+                raise NotFound(f"{self.label} {object_id} not found.")
+            if not changes:
+                return current
+            written = {**self._encode(changes), "updated_at": timeutil.iso(timeutil.now())}
+            new_name = changes.get("name")
+            pk, sk = self.key(project, object_id)
+            if new_name is None or _same_name(new_name, current["name"]):
+                try:
+                    item = self.table.update(
+                        pk, sk, set_=written, condition=Condition("attribute_exists(PK)")
+                    )
+                except ConditionFailed as exc:
+                    raise NotFound(f"{self.label} {object_id} not found.") from exc
+                return self._record(item)
+            if self._renamed(project, object_id, current, new_name, written):
+                merged = {**current, **written}
+                return self._record({k: v for k, v in merged.items() if v is not None})
+        raise Conflict(f"{self.label} {object_id} was changed by another request meanwhile; retry.")
+
+    def _renamed(
+        self, project: str, object_id: int, current: dict, new_name: str, written: dict[str, Any]
+    ) -> bool:
+        """One transaction: update the item (still under its old name), drop the old claim, take
+        the new one. False when the item changed meanwhile (the caller re-reads and retries)."""
+        pk, sk = self.key(project, object_id)
+        old_pk, old_sk = keys.name_claim(project, self.kind, current["name"])
+        still_named = Condition(
+            "attribute_exists(PK) AND #name = :old", names={"#name": "name"}, values={":old": current["name"]}
+        )
+        owned = Condition("#owner = :id", names={"#owner": "owner_id"}, values={":id": object_id})
+        operations = [
+            self.table.update_op(pk, sk, set_=written, condition=still_named),
+            self.table.delete_op(old_pk, old_sk, condition=owned),
+            self.table.put_op(
+                self._claim(project, new_name, object_id), Condition("attribute_not_exists(PK)")
+            ),
+        ]
+        try:
+            self._transact(operations)
+        except TransactionCancelled as exc:
+            if exc.reasons[2] == _FAILED:
+                raise NameTaken(self._taken(new_name)) from exc
+            return False
+        return True
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _transact(self, operations: list[dict[str, Any]]) -> None:
+        """TransactWriteItems, retried briefly while another transaction holds one of the items."""
+        delay = 0.02
+        for attempt in range(5):
+            try:
+                self.table.transact(operations)
+                return
+            except TransactionCancelled as exc:
+                if _BUSY not in exc.reasons or attempt == 4:
+                    raise
+                self._sleep(delay)
+                delay *= 2
+
+    def _claim(self, project: str, name: str, object_id: int) -> dict[str, Any]:
+        pk, sk = keys.name_claim(project, self.kind, name)
+        return {"PK": pk, "SK": sk, "kind": "name_claim", "owner_kind": self.kind, "owner_id": object_id}
+
+    def _register_project(self, project: str) -> None:
+        """Scheduled jobs visit every project through this registry (PK "PROJECTS")."""
+        pk, sk = keys.project_registry(project)
+        item = {"PK": pk, "SK": sk, "kind": "project", "project": project}
+        item["created_at"] = timeutil.iso(timeutil.now())
+        # Already registered when another kind's first object came earlier.
+        with contextlib.suppress(ConditionFailed):
+            self.table.put(item, Condition("attribute_not_exists(PK)"))
+
+    def _taken(self, name: str) -> str:
+        return f"{self.label} name '{name}' is already taken in this project."
+
+    def _encode(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        encoded = dict(attributes)
+        for field in self.json_fields:
+            value = encoded.get(field)
+            if value is not None and not isinstance(value, str):
+                encoded[field] = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return encoded
+
+    def _record(self, item: dict[str, Any]) -> dict[str, Any]:
+        record = {k: v for k, v in item.items() if k not in _KEY_ATTRIBUTES}
+        for field in self.json_fields:
+            if isinstance(record.get(field), str):
+                record[field] = json.loads(record[field])
+        return record
+
+
+def _same_name(a: str, b: str) -> bool:
+    return a.strip().casefold() == b.strip().casefold()
+
+
+class PipelineRepository(NamedRepository):
+    """The pipeline item shared by every surface (Watcher's fields at top level, `kind: pipeline`).
+
+    Other areas read a pipeline with `get(project, id)` / `find_by_name(project, name)` and change
+    it with `update(project, id, {field: value})` (None removes; `name` renames under the claim).
+    """
+
+    kind = "pipeline"
+    label = "Pipeline"
+    sort_prefix = "PL#"
+    json_fields = ("pipeline_metadata",)
+
+    def key(self, project: str, object_id: int) -> tuple[str, str]:
+        return keys.pipeline(project, object_id)
+
+    def partition(self, project: str) -> str:
+        return keys.pipelines(project)
+
+
+class PipelineTypeRepository(NamedRepository):
+    kind = "pipeline_type"
+    label = "Pipeline type"
+    sort_prefix = "PT#"
+
+    def key(self, project: str, object_id: int) -> tuple[str, str]:
+        return keys.pipeline_type(project, object_id)
+
+    def partition(self, project: str) -> str:
+        return keys.pipeline_types(project)
+
+
+class AddressRepository(NamedRepository):
+    kind = "address"
+    label = "Address"
+    sort_prefix = "AD#"
+    json_fields = ("address_metadata",)
+
+    def key(self, project: str, object_id: int) -> tuple[str, str]:
+        return keys.address(project, object_id)
+
+    def partition(self, project: str) -> str:
+        return keys.addresses(project)
+
+
+class AddressTypeRepository(NamedRepository):
+    kind = "address_type"
+    label = "Address type"
+    sort_prefix = "AT#"
+
+    def key(self, project: str, object_id: int) -> tuple[str, str]:
+        return keys.address_type(project, object_id)
+
+    def partition(self, project: str) -> str:
+        return keys.address_types(project)

@@ -1,0 +1,236 @@
+"""Address lineage: direct edges declared per pipeline, and their closure kept incrementally.
+
+The closure holds, for every address, each ancestor with its depth (the length of the shortest
+path); the store mirrors it as descendants, so "all upstream of X" and "all downstream of X" are
+one read each. When a pipeline's edges are replaced only the addresses whose ancestry can change
+are recomputed, and only the rows that differ from what is stored are written.
+
+Why only those addresses: a path that gains or loses an edge ends at that edge's target or
+below it, so every changed closure row belongs to a target of the pipeline's old or new edges
+or to one of its stored descendants (a new path is a chain of old paths joined by new edges,
+each new edge ending at a new target).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from sluice.domain.registry import AddressLineageRequest, AddressUpsert, Registry
+from sluice.errors import Conflict, NotFound
+
+Edge = tuple[int, int]  # (source address id, target address id)
+
+LEASE_SECONDS = 30  # longer than a Lambda's 29 s timeout: a crashed holder's lease runs out
+LOCK_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ClosureRow:
+    """One closure fact to write: `ancestor` is upstream of `address` at `depth` (None: remove it)."""
+
+    address: int
+    ancestor: int
+    depth: int | None
+
+
+# -- pure closure computation ---------------------------------------------------------------------
+def cross_product(sources: Iterable[int], targets: Iterable[int]) -> set[Edge]:
+    targets = set(targets)
+    return {(s, t) for s in set(sources) for t in targets}
+
+
+def affected_addresses(targets: Iterable[int], descendants_of: Callable[[int], Iterable[int]]) -> set[int]:
+    """The targets of changed edges and everything below them (per the stored closure)."""
+    affected = set(targets)
+    for target in list(affected):
+        affected.update(descendants_of(target))
+    return affected
+
+
+def ancestors(address: int, sources_of: Callable[[int], Iterable[int]]) -> dict[int, int]:
+    """Every address upstream of `address` with its shortest depth (breadth-first over direct edges).
+
+    The visited set makes cycles finite; an address is never its own ancestor.
+    """
+    depths: dict[int, int] = {}
+    seen = {address}
+    frontier = [address]
+    depth = 0
+    while frontier:
+        depth += 1
+        reached = []
+        for node in frontier:
+            for source in sources_of(node):
+                if source not in seen:
+                    seen.add(source)
+                    depths[source] = depth
+                    reached.append(source)
+        frontier = reached
+    return depths
+
+
+def closure_changes(address: int, stored: Mapping[int, int], wanted: Mapping[int, int]) -> list[ClosureRow]:
+    """The rows that turn the stored ancestry of `address` into the wanted one."""
+    rows = [ClosureRow(address, a, d) for a, d in sorted(wanted.items()) if stored.get(a) != d]
+    rows += [ClosureRow(address, a, None) for a in sorted(stored) if a not in wanted]
+    return rows
+
+
+def plan_closure(
+    affected: Iterable[int],
+    sources_of: Callable[[int], Iterable[int]],
+    stored_ancestors_of: Callable[[int], Mapping[int, int]],
+) -> list[ClosureRow]:
+    """Recompute the ancestry of each affected address and diff it against what is stored."""
+    rows: list[ClosureRow] = []
+    for address in sorted(affected):
+        rows += closure_changes(address, stored_ancestors_of(address), ancestors(address, sources_of))
+    return rows
+
+
+def sources_index(edges: Iterable[Edge]) -> dict[int, set[int]]:
+    index: dict[int, set[int]] = {}
+    for source, target in edges:
+        index.setdefault(target, set()).add(source)
+    return index
+
+
+def full_closure(edges: Iterable[Edge]) -> dict[int, dict[int, int]]:
+    """The whole closure from scratch: address -> {ancestor: depth} (the reference the increments
+    must always agree with; also a way to rebuild a project's closure)."""
+    index = sources_index(edges)
+    nodes = set(index) | {s for sources in index.values() for s in sources}
+    closure = {node: ancestors(node, lambda n: index.get(n, ())) for node in nodes}
+    return {node: found for node, found in closure.items() if found}
+
+
+def memoized(read: Callable[[int], set[int]]) -> Callable[[int], set[int]]:
+    """One read per address per request: many affected addresses share their ancestors."""
+    cache: dict[int, set[int]] = {}
+
+    def cached(address: int) -> set[int]:
+        if address not in cache:
+            cache[address] = read(address)
+        return cache[address]
+
+    return cached
+
+
+# -- the port ----------------------------------------------------------------------------------
+class LineageStore(Protocol):
+    def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]: ...
+    def sources_of(self, project: str, address_id: int) -> set[int]: ...
+    def upstream(self, project: str, address_id: int) -> dict[int, int]: ...
+    def downstream(self, project: str, address_id: int) -> dict[int, int]: ...
+    def write_pipeline_edges(
+        self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
+    ) -> None: ...
+    def apply_closure(self, project: str, rows: list[ClosureRow]) -> None: ...
+    def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool: ...
+    def release_lock(self, project: str, owner: str) -> None: ...
+
+
+# -- use cases -----------------------------------------------------------------------------------
+class LineageService:
+    """POST /address_lineage and the lineage reads, over the lineage store and the registry."""
+
+    def __init__(
+        self,
+        store: LineageStore,
+        registry: Registry,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.store = store
+        self.registry = registry
+        self._clock = clock
+        self._sleep = sleep
+
+    def record_address_lineage(self, project: str, body: AddressLineageRequest) -> tuple[dict, bool]:
+        """Replace the pipeline's edges with sources x targets; (response, created).
+
+        An unknown pipeline, or one with load_lineage false, records nothing (Watcher answers 200).
+        """
+        pipeline_id = body.pipeline_id
+        pipeline = self.registry.pipelines.get(project, pipeline_id)
+        if pipeline is None or not pipeline.get("load_lineage", True):
+            reason = "is unknown" if pipeline is None else "does not have load_lineage=True"
+            message = f"Pipeline {pipeline_id} {reason}. No lineage relationships created."
+            return {"pipeline_id": pipeline_id, "lineage_relationships_created": 0, "message": message}, False
+        # The lease is taken before anything is written, so a busy project (409) changes nothing.
+        with self.lineage_lease(project):
+            sources = self._address_ids(project, body.source_addresses)
+            targets = self._address_ids(project, body.target_addresses)
+            edges = cross_product(sources, targets)
+            self._replace_edges(project, pipeline_id, edges)
+        message = f"Lineage relationships created for pipeline {pipeline_id}"
+        return {
+            "pipeline_id": pipeline_id,
+            "lineage_relationships_created": len(edges),
+            "message": message,
+        }, True
+
+    def replace_pipeline_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
+        """For other callers (pipeline deletion passes no edges; runs pass their sources x targets)."""
+        with self.lineage_lease(project):
+            self._replace_edges(project, pipeline_id, edges)
+
+    def lineage_of(self, project: str, address_id: int) -> dict:
+        """Everything upstream and downstream of an address, nearest first."""
+        if self.registry.addresses.get(project, address_id) is None:
+            raise NotFound(f"Address {address_id} not found.")
+        upstream = self.store.upstream(project, address_id)
+        downstream = self.store.downstream(project, address_id)
+        names = self.registry.addresses.get_many(project, set(upstream) | set(downstream))
+
+        def listed(depths: dict[int, int]) -> list[dict]:
+            ordered = sorted(depths.items(), key=lambda pair: (pair[1], pair[0]))
+            return [
+                {"address_id": a, "name": (names.get(a) or {}).get("name"), "depth": d} for a, d in ordered
+            ]
+
+        return {"address_id": address_id, "upstream": listed(upstream), "downstream": listed(downstream)}
+
+    # -- internals --------------------------------------------------------------------------------
+    def _address_ids(self, project: str, addresses: list[AddressUpsert]) -> set[int]:
+        ids: dict[str, int] = {}
+        for address in addresses:
+            if address.name not in ids:
+                ids[address.name] = self.registry.upsert_address(project, address)[0]["id"]
+        return set(ids.values())
+
+    def _replace_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
+        """Direct edges first (the closure is computed from them), then the closure rows that change.
+
+        All of a pipeline's old and new targets are recomputed, not only those of changed edges,
+        so repeating a request also repairs a closure left behind by an interrupted one.
+        """
+        old = self.store.edges_of_pipeline(project, pipeline_id)
+        self.store.write_pipeline_edges(project, pipeline_id, added=edges - old, removed=old - edges)
+        targets = {target for _, target in old | edges}
+        affected = affected_addresses(targets, lambda a: self.store.downstream(project, a))
+        sources_of = memoized(lambda a: self.store.sources_of(project, a))
+        rows = plan_closure(affected, sources_of, lambda a: self.store.upstream(project, a))
+        self.store.apply_closure(project, rows)
+
+    @contextmanager
+    def lineage_lease(self, project: str) -> Iterator[None]:
+        """Serialise closure updates in a project: a lease with an expiry, waited for briefly."""
+        owner = uuid.uuid4().hex
+        deadline = self._clock() + LOCK_WAIT_SECONDS
+        delay = 0.05
+        while not self.store.try_lock(project, owner, int(self._clock()), LEASE_SECONDS):
+            if self._clock() >= deadline:
+                raise Conflict("Another request is updating this project's lineage; retry in a few seconds.")
+            self._sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+        try:
+            yield
+        finally:
+            self.store.release_lock(project, owner)

@@ -1,0 +1,103 @@
+"""Address lineage in the table: direct edges (per pipeline and per target), the closure
+(upstream and downstream partitions, mirrored), and the project's lineage lease."""
+
+from __future__ import annotations
+
+import contextlib
+
+from sluice import timeutil
+from sluice.domain.lineage import ClosureRow, Edge
+from sluice.store import keys
+from sluice.store.table import Condition, ConditionFailed, Table
+
+
+class LineageRepository:
+    def __init__(self, table: Table):
+        self.table = table
+
+    # -- direct edges --------------------------------------------------------------------------
+    def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]:
+        items = self.table.query_all(keys.lineage_edges_of_pipeline(project, pipeline_id), consistent=True)
+        return {(int(i["source_address_id"]), int(i["target_address_id"])) for i in items}
+
+    def sources_of(self, project: str, address_id: int) -> set[int]:
+        """Direct sources of an address over every pipeline (an edge stays while any declares it)."""
+        items = self.table.query_all(keys.lineage_inbound(project, address_id), consistent=True)
+        return {int(i["source_address_id"]) for i in items}
+
+    def write_pipeline_edges(
+        self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
+    ) -> None:
+        """Each edge is two items: in the pipeline's partition and in its target's inbound partition."""
+        edges_pk = keys.lineage_edges_of_pipeline(project, pipeline_id)
+        now = timeutil.iso(timeutil.now())
+        puts = []
+        for source, target in sorted(added):
+            attributes = {
+                "kind": "lineage_edge",
+                "pipeline_id": pipeline_id,
+                "source_address_id": source,
+                "target_address_id": target,
+                "created_at": now,
+            }
+            puts.append({"PK": edges_pk, "SK": keys.lineage_edge(source, target), **attributes})
+            inbound_pk = keys.lineage_inbound(project, target)
+            puts.append({"PK": inbound_pk, "SK": keys.inbound_edge(source, pipeline_id), **attributes})
+        deletes = []
+        for source, target in sorted(removed):
+            deletes.append((edges_pk, keys.lineage_edge(source, target)))
+            deletes.append((keys.lineage_inbound(project, target), keys.inbound_edge(source, pipeline_id)))
+        self.table.batch_write(puts=puts, deletes=deletes)
+
+    # -- closure ---------------------------------------------------------------------------------
+    def upstream(self, project: str, address_id: int) -> dict[int, int]:
+        """Every ancestor with its depth: one Query."""
+        return self._closure(keys.lineage_upstream(project, address_id))
+
+    def downstream(self, project: str, address_id: int) -> dict[int, int]:
+        """Every descendant with its depth: one Query."""
+        return self._closure(keys.lineage_downstream(project, address_id))
+
+    def _closure(self, partition: str) -> dict[int, int]:
+        items = self.table.query_all(partition, consistent=True)
+        return {int(i["address_id"]): int(i["depth"]) for i in items}
+
+    def apply_closure(self, project: str, rows: list[ClosureRow]) -> None:
+        """Each closure fact is stored twice, under the address (upstream) and under its ancestor
+        (downstream), so both directions are a single Query."""
+        puts = []
+        deletes = []
+        for row in rows:
+            up = (keys.lineage_upstream(project, row.address), keys.pad(row.ancestor))
+            down = (keys.lineage_downstream(project, row.ancestor), keys.pad(row.address))
+            if row.depth is None:
+                deletes += [up, down]
+                continue
+            common = {"kind": "lineage_closure", "depth": row.depth}
+            puts.append({"PK": up[0], "SK": up[1], "address_id": row.ancestor, **common})
+            puts.append({"PK": down[0], "SK": down[1], "address_id": row.address, **common})
+        self.table.batch_write(puts=puts, deletes=deletes)
+
+    # -- the project's lineage lease ----------------------------------------------------------------
+    def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool:
+        """Take the lease if it is free or expired. `expires_at` is also the table's TTL attribute,
+        so a lease left by a crashed holder disappears by itself as well."""
+        pk, sk = keys.lineage_lock(project)
+        item = {"PK": pk, "SK": sk, "kind": "lease", "owner": owner, "expires_at": now + lease_seconds}
+        free = Condition(
+            "attribute_not_exists(PK) OR #expires < :now",
+            names={"#expires": "expires_at"},
+            values={":now": now},
+        )
+        try:
+            self.table.put(item, free)
+        except ConditionFailed:
+            return False
+        return True
+
+    def release_lock(self, project: str, owner: str) -> None:
+        pk, sk = keys.lineage_lock(project)
+        mine = Condition("#owner = :me", names={"#owner": "owner"}, values={":me": owner})
+        # If the lease expired and another request holds it now, it is not ours to drop.
+        with contextlib.suppress(ConditionFailed):
+            self.table.delete(pk, sk, mine)

@@ -1,0 +1,231 @@
+"""The lineage closure, without AWS: pure computation, incremental updates, and the lease."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.domain.lineage import (
+    ClosureRow,
+    Edge,
+    LineageService,
+    affected_addresses,
+    ancestors,
+    closure_changes,
+    cross_product,
+    full_closure,
+    memoized,
+    plan_closure,
+    sources_index,
+)
+from sluice.errors import Conflict
+
+
+class MemoryLineage:
+    """An in-memory LineageStore with the repository's contract."""
+
+    def __init__(self) -> None:
+        self.edges: dict[int, set[Edge]] = {}
+        self.up: dict[int, dict[int, int]] = {}
+        self.down: dict[int, dict[int, int]] = {}
+        self.lease: tuple[str, int] | None = None
+        self.rows_written = 0
+        self.reads: list[int] = []
+
+    def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]:
+        return set(self.edges.get(pipeline_id, set()))
+
+    def sources_of(self, project: str, address_id: int) -> set[int]:
+        self.reads.append(address_id)
+        return {s for edges in self.edges.values() for s, t in edges if t == address_id}
+
+    def upstream(self, project: str, address_id: int) -> dict[int, int]:
+        return dict(self.up.get(address_id, {}))
+
+    def downstream(self, project: str, address_id: int) -> dict[int, int]:
+        return dict(self.down.get(address_id, {}))
+
+    def write_pipeline_edges(
+        self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
+    ) -> None:
+        current = self.edges.setdefault(pipeline_id, set())
+        current |= added
+        current -= removed
+
+    def apply_closure(self, project: str, rows: list[ClosureRow]) -> None:
+        for row in rows:
+            self.rows_written += 1
+            if row.depth is None:
+                self.up.get(row.address, {}).pop(row.ancestor, None)
+                self.down.get(row.ancestor, {}).pop(row.address, None)
+            else:
+                self.up.setdefault(row.address, {})[row.ancestor] = row.depth
+                self.down.setdefault(row.ancestor, {})[row.address] = row.depth
+
+    def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool:
+        if self.lease is not None and self.lease[1] >= now:
+            return False
+        self.lease = (owner, now + lease_seconds)
+        return True
+
+    def release_lock(self, project: str, owner: str) -> None:
+        if self.lease and self.lease[0] == owner:
+            self.lease = None
+
+    # what the store holds, in full_closure's shape
+    def closure(self) -> dict[int, dict[int, int]]:
+        return {a: dict(found) for a, found in self.up.items() if found}
+
+    def mirrored(self) -> dict[int, dict[int, int]]:
+        flipped: dict[int, dict[int, int]] = {}
+        for ancestor, found in self.down.items():
+            for address, depth in found.items():
+                flipped.setdefault(address, {})[ancestor] = depth
+        return flipped
+
+
+def service(store: MemoryLineage) -> LineageService:
+    return LineageService(store, registry=None, clock=lambda: 1000.0, sleep=lambda _s: None)  # type: ignore[arg-type]
+
+
+def all_edges(store: MemoryLineage) -> set[Edge]:
+    return {e for edges in store.edges.values() for e in edges}
+
+
+# -- pure functions --------------------------------------------------------------------------------
+def test_cross_product_pairs_every_source_with_every_target():
+    assert cross_product([1, 2, 2], [3, 4]) == {(1, 3), (1, 4), (2, 3), (2, 4)}
+    assert cross_product([], [3]) == set()
+
+
+def test_ancestors_have_their_shortest_depth():
+    index = sources_index({(1, 2), (2, 3), (1, 3), (3, 4)})
+    assert ancestors(4, lambda n: index.get(n, ())) == {3: 1, 2: 2, 1: 2}
+
+
+def test_cycles_end_and_an_address_is_never_its_own_ancestor():
+    index = sources_index({(1, 2), (2, 3), (3, 1), (4, 4)})
+    assert ancestors(1, lambda n: index.get(n, ())) == {3: 1, 2: 2}
+    assert ancestors(4, lambda n: index.get(n, ())) == {}
+
+
+def test_closure_changes_write_only_what_differs():
+    rows = closure_changes(9, stored={1: 1, 2: 3, 5: 1}, wanted={1: 1, 2: 2, 7: 4})
+    assert rows == [ClosureRow(9, 2, 2), ClosureRow(9, 7, 4), ClosureRow(9, 5, None)]
+    assert closure_changes(9, {1: 1}, {1: 1}) == []
+
+
+def test_affected_addresses_are_targets_and_their_descendants():
+    below = {2: {3: 1, 4: 2}, 5: {}}
+    assert affected_addresses({2, 5}, lambda a: below.get(a, {})) == {2, 3, 4, 5}
+
+
+def test_plan_closure_recomputes_only_what_it_is_given():
+    index = sources_index({(1, 2), (2, 3)})
+    rows = plan_closure({3}, lambda n: index.get(n, ()), lambda _a: {})
+    assert rows == [ClosureRow(3, 1, 2), ClosureRow(3, 2, 1)]
+
+
+def test_memoized_reads_each_address_once():
+    calls: list[int] = []
+    read = memoized(lambda a: calls.append(a) or {a})
+    assert read(1) == {1} and read(1) == {1}
+    assert calls == [1]
+
+
+def test_full_closure_of_a_chain():
+    assert full_closure({(1, 2), (2, 3)}) == {2: {1: 1}, 3: {2: 1, 1: 2}}
+
+
+# -- incremental updates through the service ---------------------------------------------------------
+def test_replacing_a_pipelines_edges_updates_upstream_and_downstream():
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_pipeline_edges("p", 1, {(1, 2)})
+    lineage.replace_pipeline_edges("p", 2, {(2, 3)})
+    assert store.up == {2: {1: 1}, 3: {2: 1, 1: 2}}
+    assert store.down[1] == {2: 1, 3: 2}
+    lineage.replace_pipeline_edges("p", 1, {(4, 2)})  # 1 no longer feeds 2
+    assert store.closure() == {2: {4: 1}, 3: {2: 1, 4: 2}}
+    assert store.down.get(1) == {}
+
+
+def test_an_edge_stays_while_any_pipeline_declares_it():
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_pipeline_edges("p", 1, {(1, 2)})
+    lineage.replace_pipeline_edges("p", 2, {(1, 2)})
+    lineage.replace_pipeline_edges("p", 1, set())
+    assert store.closure() == {2: {1: 1}}
+    lineage.replace_pipeline_edges("p", 2, set())
+    assert store.closure() == {}
+
+
+def test_repeating_the_same_edges_writes_nothing():
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_pipeline_edges("p", 1, {(1, 2), (2, 3)})
+    written = store.rows_written
+    lineage.replace_pipeline_edges("p", 1, {(1, 2), (2, 3)})
+    assert store.rows_written == written
+
+
+def test_unrelated_addresses_are_not_recomputed():
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_pipeline_edges("p", 1, {(10, 11), (11, 12)})
+    lineage.replace_pipeline_edges("p", 2, {(1, 2)})
+    store.reads.clear()
+    lineage.replace_pipeline_edges("p", 2, {(1, 3)})
+    assert not {10, 11, 12} & set(store.reads)
+
+
+def test_a_cycle_across_pipelines_is_recorded_without_looping():
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_pipeline_edges("p", 1, {(1, 2)})
+    lineage.replace_pipeline_edges("p", 2, {(2, 1)})
+    assert store.closure() == {1: {2: 1}, 2: {1: 1}}
+
+
+pipelines = st.integers(min_value=1, max_value=3)
+edge_sets = st.sets(st.tuples(st.integers(1, 6), st.integers(1, 6)), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(pipelines, edge_sets), min_size=1, max_size=8))
+def test_incremental_closure_always_equals_a_full_recompute(replacements):
+    store = MemoryLineage()
+    lineage = service(store)
+    for pipeline_id, edges in replacements:
+        lineage.replace_pipeline_edges("p", pipeline_id, edges)
+        expected = full_closure(all_edges(store))
+        assert store.closure() == expected
+        assert {a: f for a, f in store.mirrored().items() if f} == expected
+
+
+# -- the lease ------------------------------------------------------------------------------------------
+def test_a_held_lease_is_waited_for_then_refused_with_409():
+    store = MemoryLineage()
+    store.lease = ("someone-else", 10_000)
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    lineage = LineageService(store, registry=None, clock=lambda: now[0], sleep=sleep)  # type: ignore[arg-type]
+    with pytest.raises(Conflict, match="retry"):
+        lineage.replace_pipeline_edges("p", 1, {(1, 2)})
+    assert slept and store.edges == {}
+    assert store.lease == ("someone-else", 10_000)
+
+
+def test_an_expired_lease_is_taken_over_and_released_after_use():
+    store = MemoryLineage()
+    store.lease = ("crashed", 999)
+    service(store).replace_pipeline_edges("p", 1, {(1, 2)})
+    assert store.lease is None
+    assert store.closure() == {2: {1: 1}}

@@ -1,0 +1,125 @@
+"""Lineage area, Watcher's surface (seed 004): `/address`, `/address_type`, `/address_lineage`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+
+from sluice.auth.principal import Principal
+from sluice.domain.lineage import LineageService
+from sluice.domain.registry import (
+    AddressLineageRequest,
+    AddressPatch,
+    AddressTypePatch,
+    AddressTypeUpsert,
+    AddressUpsert,
+    Registry,
+)
+from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
+from sluice.store.lineage import LineageRepository
+from sluice.store.registry import (
+    AddressRepository,
+    AddressTypeRepository,
+    PipelineRepository,
+    PipelineTypeRepository,
+)
+from sluice.store.table import Table
+
+router = APIRouter()
+
+
+def registry(table: Table | None = None) -> Registry:
+    table = table or Table()
+    return Registry(
+        PipelineRepository(table),
+        PipelineTypeRepository(table),
+        AddressRepository(table),
+        AddressTypeRepository(table),
+    )
+
+
+def lineage() -> LineageService:
+    table = Table()
+    return LineageService(LineageRepository(table), registry(table))
+
+
+def _status(response: Response, created: bool) -> None:
+    response.status_code = 201 if created else 200
+
+
+# -- addresses ----------------------------------------------------------------------------------
+@router.post("/address")
+def post_address(
+    response: Response,
+    caller: Principal = Depends(editor),
+    body: AddressUpsert = Depends(json_body(AddressUpsert)),
+) -> dict:
+    result, created = registry().upsert_address(caller.project, body)
+    _status(response, created)
+    return result
+
+
+@router.get("/address")
+def get_addresses(caller: Principal = Depends(viewer)) -> list[dict]:
+    return registry().list_addresses(caller.project)
+
+
+@router.get("/address/{address_id}")
+def get_address(address_id: int, caller: Principal = Depends(viewer)) -> dict:
+    return registry().get_address(caller.project, address_id)
+
+
+@router.patch("/address")
+def patch_address(
+    caller: Principal = Depends(editor), body: AddressPatch = Depends(json_body(AddressPatch))
+) -> dict:
+    return registry().update_address(caller.project, body)
+
+
+# -- address types ------------------------------------------------------------------------------
+@router.post("/address_type")
+def post_address_type(
+    response: Response,
+    caller: Principal = Depends(editor),
+    body: AddressTypeUpsert = Depends(json_body(AddressTypeUpsert)),
+) -> dict:
+    result, created = registry().upsert_address_type(caller.project, body)
+    _status(response, created)
+    return result
+
+
+@router.get("/address_type")
+def get_address_types(caller: Principal = Depends(viewer)) -> list[dict]:
+    return registry().list_address_types(caller.project)
+
+
+@router.get("/address_type/{address_type_id}")
+def get_address_type(address_type_id: int, caller: Principal = Depends(viewer)) -> dict:
+    return registry().get_address_type(caller.project, address_type_id)
+
+
+@router.patch("/address_type")
+def patch_address_type(
+    caller: Principal = Depends(editor), body: AddressTypePatch = Depends(json_body(AddressTypePatch))
+) -> dict:
+    return registry().update_address_type(caller.project, body)
+
+
+# -- lineage --------------------------------------------------------------------------------------
+@router.post("/address_lineage")
+def post_address_lineage(
+    response: Response,
+    caller: Principal = Depends(editor),
+    body: AddressLineageRequest = Depends(json_body(AddressLineageRequest)),
+) -> dict:
+    result, created = lineage().record_address_lineage(caller.project, body)
+    _status(response, created)
+    return result
+
+
+@router.get("/address_lineage/{address_id}")
+def get_address_lineage(address_id: int, caller: Principal = Depends(viewer)) -> dict:
+    return lineage().lineage_of(caller.project, address_id)
+
+
+app = create_app("lineage", [router])
+handler = lambda_handler(app, "lineage")

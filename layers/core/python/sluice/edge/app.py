@@ -7,6 +7,7 @@ is listed as public; the handler wraps Mangum with Powertools logging, metrics a
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -168,17 +169,17 @@ def create_app(area: str, routers: Iterable[Any]) -> FastAPI:
     return app
 
 
+def tracing_enabled() -> bool:
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in ("1", "true", "yes")
+
+
 def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
     """The Lambda entry point of an area: Mangum under Powertools Logger, Metrics and Tracer."""
     area_logger = Logger(service=area)
     metrics = Metrics(namespace="Sluice", service=area)
-    tracer = Tracer(service=area)
     adapter = Mangum(app, lifespan="off")
 
-    @area_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-    @metrics.log_metrics
-    @tracer.capture_lambda_handler(capture_response=False)
-    def handler(event: dict, context: Any) -> dict:
+    def serve(event: dict, context: Any) -> dict:
         started = time.perf_counter()
         response = adapter(event, context)
         status = int(response.get("statusCode", 500))
@@ -190,5 +191,11 @@ def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
             metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
         return response
 
+    if tracing_enabled():
+        # Only when tracing is on: the X-Ray SDK costs ~100 ms of import (docs/performance.md).
+        serve = Tracer(service=area).capture_lambda_handler(capture_response=False)(serve)
+    handler = area_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)(
+        metrics.log_metrics(serve)
+    )
     handler.app = app  # type: ignore[attr-defined]  # in-process callers (benchmarks) reach the app
     return handler

@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from sluice import aws
 from sluice.config import settings
 from sluice.errors import ValidationFailed
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class ConditionFailed(Exception):
@@ -36,34 +32,71 @@ class TransactionCancelled(Exception):
         self.reasons = reasons
 
 
-def _to_dynamo(value: Any) -> Any:
+def _attribute(value: Any) -> dict[str, Any]:
+    """One Python value as a DynamoDB AttributeValue (floats become exact decimal strings)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
     if isinstance(value, float):
-        return Decimal(repr(value))
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("DynamoDB cannot store NaN or infinity")
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
     if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
+        return {"M": {str(k): _attribute(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
-        return [_to_dynamo(v) for v in value]
-    return value
+        return {"L": [_attribute(v) for v in value]}
+    if isinstance(value, set | frozenset):
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        return {"NS": sorted(str(v) for v in value)}
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
 
 
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    if isinstance(value, set):
-        return {_from_dynamo(v) for v in value}
-    return value
+def _number(text: str) -> int | float:
+    number = Decimal(text)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _value(attribute: dict[str, Any]) -> Any:
+    ((kind, raw),) = attribute.items()
+    if kind == "S":
+        return raw
+    if kind == "N":
+        return _number(raw)
+    if kind == "BOOL":
+        return raw
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _value(v) for k, v in raw.items()}
+    if kind == "L":
+        return [_value(v) for v in raw]
+    if kind == "B":
+        return raw
+    if kind == "SS":
+        return set(raw)
+    if kind == "NS":
+        return {_number(v) for v in raw}
+    if kind == "BS":
+        return set(raw)
+    raise TypeError(f"unknown DynamoDB attribute type {kind}")
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+    """A Python dict as a DynamoDB item; None values are left out (absent means null)."""
+    return {k: _attribute(v) for k, v in item.items() if v is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    """A DynamoDB item as a Python dict: numbers become int or float, never Decimal."""
+    return {k: _value(v) for k, v in item.items()}
 
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:

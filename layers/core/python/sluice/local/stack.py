@@ -219,7 +219,7 @@ class LocalStack:
 
     # ---------------------------------------------------------------- building the stack
     def _parameters(self) -> dict[str, str]:
-        parameters = {"Stage": "local", "LogLevel": self.options.log_level}
+        parameters = {"Stage": "local", "LogLevel": self.options.log_level, "EnableTracing": "false"}
         if os.environ.get("SLUICE_JWT_SECRET"):
             parameters["JwtSecret"] = os.environ["SLUICE_JWT_SECRET"]
         parameters.update(self.options.parameters)

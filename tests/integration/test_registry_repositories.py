@@ -139,3 +139,20 @@ def test_concurrent_creators_of_one_name_end_with_one_object(pipelines):
     # Then exactly one object holds the name
     assert sorted(outcomes) == ["created"] + ["taken"] * 7
     assert len(pipelines.list("acme")) == 1
+
+
+def test_delete_removes_the_object_and_frees_its_name(table, pipelines):
+    pipelines.create("acme", {"name": "gone", "pipeline_type_id": 1})
+    assert pipelines.delete("acme", 1)["name"] == "gone"
+    assert pipelines.get("acme", 1) is None
+    assert table.get(*keys.name_claim("acme", "pipeline", "gone")) is None
+    assert pipelines.create("acme", {"name": "GONE", "pipeline_type_id": 1})["id"] == 2
+    with pytest.raises(NotFound):
+        pipelines.delete("acme", 1)
+
+
+def test_list_skips_other_kinds_of_items_under_the_same_prefix(table, pipelines):
+    pipelines.create("acme", {"name": "p", "pipeline_type_id": 1})
+    pk, sk = keys.pipeline("acme", 1)
+    table.put({"PK": pk, "SK": sk + "#REV#000001", "kind": "pipeline_revision"})
+    assert [p["name"] for p in pipelines.list("acme")] == ["p"]

@@ -408,6 +408,15 @@ def test_posting_an_existing_pipeline_type_changes_nothing(registry):
     assert registry.get_pipeline_type("acme", 1)["freshness_number"] == 1
 
 
+def test_a_new_pipeline_type_mutes_nothing_unless_told(registry):
+    body = PipelineTypeUpsert.model_validate({"name": "t", "mute_freshness_check": None})
+    registry.upsert_pipeline_type("acme", body)
+    stored = registry.get_pipeline_type("acme", 1)
+    assert (stored["mute_freshness_check"], stored["mute_timeliness_check"]) == (False, False)
+    registry.upsert_pipeline_type("acme", PipelineTypeUpsert(name="u", mute_timeliness_check=True))
+    assert registry.get_pipeline_type("acme", 2)["mute_timeliness_check"] is True
+
+
 def test_posting_an_existing_address_type_changes_nothing(registry):
     registry.upsert_address_type("acme", AddressTypeUpsert(name="pg", group_name="database"))
     assert registry.upsert_address_type("acme", AddressTypeUpsert(name="pg", group_name="files")) == (

@@ -131,15 +131,14 @@ class PipelineTypeUpsert(WatcherRequest):
     name: Name
     freshness_number: Interval | None = None
     freshness_datepart: Datepart | None = None
-    mute_freshness_check: bool = False
+    mute_freshness_check: bool | None = None
     timeliness_number: Interval | None = None
     timeliness_datepart: Datepart | None = None
-    mute_timeliness_check: bool = False
+    mute_timeliness_check: bool | None = None
 
     @model_validator(mode="after")
     def _valid(self) -> PipelineTypeUpsert:
         self._check_pairs()
-        self._check_not_null("mute_freshness_check", "mute_timeliness_check")
         return self
 
 
@@ -289,8 +288,8 @@ PIPELINE_FIELDS = (
     "created_at",
     "updated_at",
 )
-PIPELINE_DEFAULTS = {"mute_freshness_check": False, "mute_timeliness_check": False}
-PIPELINE_DEFAULTS |= {"load_lineage": True, "active": True}
+MUTE_DEFAULTS = {"mute_freshness_check": False, "mute_timeliness_check": False}
+PIPELINE_DEFAULTS = {**MUTE_DEFAULTS, "load_lineage": True, "active": True}
 PIPELINE_TYPE_FIELDS = (
     "id",
     "name",
@@ -328,7 +327,7 @@ def pipeline_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def pipeline_type_view(record: dict[str, Any]) -> dict[str, Any]:
-    return _view(record, PIPELINE_TYPE_FIELDS, PIPELINE_DEFAULTS)
+    return _view(record, PIPELINE_TYPE_FIELDS, MUTE_DEFAULTS)
 
 
 def address_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -387,7 +386,7 @@ class Registry:
             self.pipeline_types,
             project,
             body.name,
-            _present(body.model_dump(exclude={"name"})),
+            {**MUTE_DEFAULTS, **_present(body.model_dump(exclude={"name"}))},
             "Pipeline type",
         )
         return {"id": record["id"]}, created
@@ -568,8 +567,6 @@ def _get_or_create(
 def _apply(store: NamedStore, project: str, record: dict, changes: dict[str, Any]) -> dict:
     """Write only what differs from the record; nothing differing means no write (updated_at kept)."""
     differing = {k: v for k, v in changes.items() if record.get(k) != v}
-    if "name" in differing and differing["name"] == record.get("name"):
-        differing.pop("name")
     if not differing:
         return record
     return store.update(project, record["id"], differing)

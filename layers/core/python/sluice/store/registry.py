@@ -55,7 +55,8 @@ class NamedRepository:
     def list(self, project: str) -> list[dict[str, Any]]:
         """Every object of the project in id order (one Query on the kind's partition)."""
         items = self.table.query_all(self.partition(project), begins_with=self.sort_prefix, consistent=True)
-        return [self._record(item) for item in items]
+        # Other surfaces may keep sub-items (revisions...) under the same prefix; list objects only.
+        return [self._record(item) for item in items if item.get("kind") == self.kind]
 
     def find_by_name(self, project: str, name: str) -> dict[str, Any] | None:
         """The object holding `name` in any letter case, through its name claim."""
@@ -143,6 +144,35 @@ class NamedRepository:
                 raise NameTaken(self._taken(new_name)) from exc
             return False
         return True
+
+    def delete(self, project: str, object_id: int) -> dict[str, Any]:
+        """Remove the object and free its name in one transaction; returns what was removed.
+
+        Callers remove what hangs off the object (a pipeline's runs, its lineage edges) themselves.
+        """
+        for _attempt in range(4):
+            current = self.get(project, object_id)
+            if current is None:
+                raise NotFound(f"{self.label} {object_id} not found.")
+            pk, sk = self.key(project, object_id)
+            claim_pk, claim_sk = keys.name_claim(project, self.kind, current["name"])
+            still_named = Condition(
+                "attribute_exists(PK) AND #name = :name",
+                names={"#name": "name"},
+                values={":name": current["name"]},
+            )
+            owned = Condition("#owner = :id", names={"#owner": "owner_id"}, values={":id": object_id})
+            try:
+                self._transact(
+                    [
+                        self.table.delete_op(pk, sk, condition=still_named),
+                        self.table.delete_op(claim_pk, claim_sk, condition=owned),
+                    ]
+                )
+            except TransactionCancelled:
+                continue  # renamed or removed meanwhile: look again
+            return current
+        raise Conflict(f"{self.label} {object_id} was changed by another request meanwhile; retry.")
 
     # -- internals ---------------------------------------------------------------------------------
     def _transact(self, operations: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from sluice import __version__
 from sluice.auth.principal import Principal
 from sluice.domain.access import create_api_key
-from sluice.edge.app import admin, create_app, lambda_handler
+from sluice.edge.app import admin, create_app, json_body, lambda_handler
 from sluice.store.api_keys import ApiKeyRepository
 from sluice.store.table import Table
 
@@ -32,7 +32,9 @@ def health() -> dict:
 
 
 @router.post("/api/v1/api-keys", status_code=201)
-def post_api_key(body: ApiKeyRequest, caller: Principal = Depends(admin)) -> dict:
+def post_api_key(
+    caller: Principal = Depends(admin), body: ApiKeyRequest = Depends(json_body(ApiKeyRequest))
+) -> dict:
     return create_api_key(caller, body.name.strip(), body.role, ApiKeyRepository(Table()))
 
 

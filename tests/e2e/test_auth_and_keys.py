@@ -158,3 +158,11 @@ def test_key_secrets_are_stored_only_as_hashes(stack, project_admin):
             dump += json.dumps(page["Items"])
     assert secret not in dump and stack.admin_key not in dump
     assert secret not in "".join(stack.output)
+
+
+def test_authentication_is_checked_before_the_body(stack):
+    with stack.client() as anonymous:
+        response = anonymous.post(
+            "/api/v1/api-keys", content="{not json", headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 401

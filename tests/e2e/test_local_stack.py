@@ -12,7 +12,9 @@ def test_restart_keeps_data_and_ctrl_c_exits_cleanly(tmp_path):
         with first.admin as admin:
             created = admin.post("/api/v1/api-keys", json={"name": "survivor", "role": "editor"})
             assert created.status_code == 201
-            pipeline = admin.post("/pipeline", json={"name": "Nightly Load", "pipeline_type_name": "extraction"})
+            pipeline = admin.post(
+                "/pipeline", json={"name": "Nightly Load", "pipeline_type_name": "extraction"}
+            )
             assert pipeline.status_code == 201, pipeline.text
     finally:
         assert first.stop() == 0

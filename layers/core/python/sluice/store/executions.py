@@ -1,0 +1,447 @@
+"""Runs (Watcher executions) in the table: the run item, its ancestry closure, the time indexes,
+and read-only views of the registry's pipelines that executions and checks act on."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pendulum
+
+from sluice import timeutil
+from sluice.domain.executions import (
+    ConcurrentEnd,
+    PipelineAdvance,
+    Run,
+    WatchedPipeline,
+    WatchedPipelineType,
+)
+from sluice.errors import Conflict, NotFound
+from sluice.store import keys
+from sluice.store.table import Condition, Table, TransactionCancelled
+
+MAX_TRANSACTION_ITEMS = 100
+PURGE_WORKERS = 16
+RETRYABLE = ("ConditionalCheckFailed", "TransactionConflict")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ProjectRegistry:
+    """The PROJECTS partition: every project that has data, for jobs that visit each tenant."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def register(self, project: str) -> None:
+        pk, sk = keys.project_registry(project)
+        # Same attributes as the registry writes; if_not_exists keeps whichever came first.
+        self.table.update(
+            pk,
+            sk,
+            set_if_absent={"kind": "project", "project": project, "created_at": timeutil.iso(timeutil.now())},
+        )
+
+    def all(self) -> list[str]:
+        return [item["SK"] for item in self.table.query_all(keys.PROJECTS)]
+
+    def first(self) -> str | None:
+        page = self.table.query(keys.PROJECTS, limit=1, consistent=True)
+        return page.items[0]["SK"] if page.items else None
+
+    def after(self, project: str) -> str | None:
+        page = self.table.query(keys.PROJECTS, after=project, limit=1, consistent=True)
+        return page.items[0]["SK"] if page.items else None
+
+
+class RunRepository:
+    def __init__(self, table: Table):
+        self.table = table
+
+    # -- create and read ----------------------------------------------------------------------------
+    def next_run_id(self, project: str) -> int:
+        run_id = self.table.next_number(*keys.counter(project, "run"))
+        if run_id == 1:
+            ProjectRegistry(self.table).register(project)
+        return run_id
+
+    def create(self, project: str, run: Run) -> None:
+        """The run, its month in the month registry, and one closure row per ancestor, atomically
+        (closure rows past DynamoDB's 100-item transaction follow in batches)."""
+        month_pk, month_sk = keys.run_months(project), _month(run.start_date)
+        operations = [
+            self.table.put_op(run_item(project, run), Condition("attribute_not_exists(PK)")),
+            self.table.update_op(month_pk, month_sk, set_if_absent={"kind": "run_month", "month": month_sk}),
+        ]
+        if run.parent_id is not None:
+            operations.append(
+                self.table.check_op(*keys.run(project, run.parent_id), Condition("attribute_exists(PK)"))
+            )
+        closure = [
+            _closure_item(project, ancestor, depth, run.id) for depth, ancestor in enumerate(run.ancestors, 1)
+        ]
+        room = MAX_TRANSACTION_ITEMS - len(operations)
+        operations += [self.table.put_op(item) for item in closure[:room]]
+        try:
+            self.table.transact(operations)
+        except TransactionCancelled as exc:
+            if run.parent_id is not None and exc.reasons[2] == "ConditionalCheckFailed":
+                raise NotFound(f"Parent execution {run.parent_id} not found.") from exc
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                raise Conflict(f"Pipeline execution {run.id} already exists.") from exc
+            raise
+        if closure[room:]:
+            self.table.batch_write(puts=closure[room:])
+
+    def get(self, project: str, run_id: int) -> Run | None:
+        item = self.table.get(*keys.run(project, run_id))
+        return run_from_item(item) if item else None
+
+    def children(self, project: str, run_id: int) -> list[Run]:
+        return self._runs(project, self._descendant_ids(project, run_id, keys.run_descendants_at(1)))
+
+    def descendants(self, project: str, run_id: int) -> list[tuple[int, int]]:
+        """(descendant id, depth) of every run below this one, nearest levels first; one Query."""
+        partition = keys.run_partition(project, run_id)
+        return [
+            (int(item["descendant_id"]), int(item["depth"]))
+            for item in self.table.query_all(
+                partition, begins_with=keys.RUN_DESCENDANT_PREFIX, consistent=True
+            )
+        ]
+
+    def _descendant_ids(self, project: str, run_id: int, prefix: str) -> list[int]:
+        partition = keys.run_partition(project, run_id)
+        return [
+            int(item["descendant_id"])
+            for item in self.table.query_all(partition, begins_with=prefix, consistent=True)
+        ]
+
+    def _runs(self, project: str, run_ids: list[int]) -> list[Run]:
+        found = self.table.batch_get([keys.run(project, i) for i in run_ids], consistent=True)
+        return sorted((run_from_item(item) for item in found), key=lambda r: r.id)
+
+    # -- end -----------------------------------------------------------------------------------------
+    def record_end(
+        self, project: str, ended: Run, seen_end_count: int, advance: PipelineAdvance | None
+    ) -> None:
+        """Write the end and its pipeline effects in one transaction, on condition that no other
+        end was recorded since `seen_end_count` was read (else ConcurrentEnd: re-read and retry)."""
+        pk, sk = keys.run(project, ended.id)
+        if seen_end_count:
+            guard = Condition(
+                "attribute_exists(PK) AND #ec = :seen", {"#ec": "end_count"}, {":seen": seen_end_count}
+            )
+        else:
+            guard = Condition(
+                "attribute_exists(PK) AND (attribute_not_exists(#ec) OR #ec = :seen)",
+                {"#ec": "end_count"},
+                {":seen": 0},
+            )
+        run_changes = {name: value for name, value in run_item(project, ended).items() if name in _END_FIELDS}
+        run_changes.update({name: None for name in _END_FIELDS if name not in run_changes})
+        operations = [self.table.update_op(pk, sk, set_=run_changes, condition=guard)]
+        if advance is not None and advance.changes_anything:
+            operations.append(self._advance_op(project, advance, ended.updated_at or timeutil.now()))
+        try:
+            self.table.transact(operations)
+        except TransactionCancelled as exc:
+            if any(reason in RETRYABLE for reason in exc.reasons):
+                raise ConcurrentEnd(f"Pipeline execution {ended.id} was ended concurrently.") from exc
+            raise
+
+    def _advance_op(self, project: str, advance: PipelineAdvance, now: _dt.datetime) -> dict[str, Any]:
+        changes: dict[str, Any] = {
+            name: timeutil.iso(moment) for name, moment in advance.target_times.items()
+        }
+        changes["updated_at"] = timeutil.iso(now)
+        if advance.next_watermark is not None:
+            changes["watermark"] = advance.next_watermark
+            # Only if next_watermark is still what we read; otherwise re-read and retry.
+            condition = Condition(
+                "attribute_exists(PK) AND #nw = :nw",
+                {"#nw": "next_watermark"},
+                {":nw": advance.next_watermark},
+            )
+        else:
+            condition = Condition("attribute_exists(PK)")
+        return self.table.update_op(
+            *keys.pipeline(project, advance.pipeline_id), set_=changes, condition=condition
+        )
+
+    # -- time indexes ---------------------------------------------------------------------------------
+    def successful_in_hour(self, project: str, pipeline_id: int, hour: int, since: _dt.datetime) -> list[Run]:
+        """The pipeline's successful runs of one start hour that ended at or after `since` (GSI1)."""
+        bucket = keys.run_hour_bucket(project, pipeline_id, hour)
+        return [
+            run_from_item(i)
+            for i in self.table.query_all(bucket, index="GSI1", after=timeutil.sortable(since))
+        ]
+
+    def started_between(self, project: str, since: _dt.datetime, until: _dt.datetime) -> list[Run]:
+        """Runs whose start lies in [since, until], month shard by month shard (GSI2)."""
+        low, high = timeutil.sortable(since), timeutil.sortable(until) + "~"
+        found = []
+        for month in _months(since, until):
+            partition = keys.run_start_month(project, month)
+            found += [
+                run_from_item(i) for i in self.table.query_all(partition, index="GSI2", between=(low, high))
+            ]
+        return found
+
+    # -- retention -------------------------------------------------------------------------------------
+    def run_months(self, project: str, until_month: str) -> list[str]:
+        return [
+            i["SK"]
+            for i in self.table.query_all(keys.run_months(project), before=until_month + "~", consistent=True)
+        ]
+
+    def expired_runs(
+        self, project: str, month: str, cutoff: _dt.datetime, limit: int, after: str | None
+    ) -> tuple[list[Run], str | None, bool]:
+        """Up to `limit` runs of one start month that started before `cutoff`, after the start key
+        `after`; returns them, the last start key read, and whether the month is exhausted."""
+        partition = keys.run_start_month(project, month)
+        upper = timeutil.sortable(cutoff)
+        if after is None:
+            page = self.table.query(partition, index="GSI2", before=upper, limit=limit)
+        else:
+            # Start keys are fixed width, so key + "~" sorts after the key and before the next one.
+            page = self.table.query(partition, index="GSI2", between=(after + "~", upper), limit=limit)
+        last = page.items[-1]["GSI2SK"] if page.items else after
+        return [run_from_item(i) for i in page.items], last, page.cursor is None
+
+    def purge_runs(self, project: str, runs: list[Run]) -> dict[str, int]:
+        """Delete the runs with everything kept about them, counting only what this call deleted.
+
+        Closure rows below a run go first (counted as parent rows), then the run's rows in its
+        ancestors' partitions (child rows), then results and records, the run item last, so an
+        interrupted purge is finished by the next one (the run is still found on the index).
+        """
+        if not runs:
+            return {}
+        partitions = in_parallel(
+            lambda r: list(self.table.query_all(keys.run_partition(project, r.id), consistent=True)), runs
+        )
+        below, results, records, items = [], [], [], []
+        for run, partition in zip(runs, partitions, strict=True):
+            for item in partition:
+                sk = item["SK"]
+                key = (item["PK"], sk)
+                if sk.startswith(keys.RUN_DESCENDANT_PREFIX):
+                    below.append(key)
+                elif sk.startswith(keys.RUN_ANOMALY_PREFIX):
+                    results.append(key)
+                elif sk == keys.RUN_TIMELINESS:
+                    records.append(key)
+            items.append(keys.run(project, run.id))
+        above = [
+            keys.run_descendant(project, ancestor, depth, run.id)
+            for run in runs
+            for depth, ancestor in enumerate(run.ancestors, 1)
+        ]
+        return {
+            "total_pipeline_execution_closure_parent_deleted": self._delete(below),
+            "total_pipeline_execution_closure_child_deleted": self._delete(above),
+            "total_anomaly_detection_results_deleted": self._delete(results),
+            "total_timeliness_pipeline_execution_logs_deleted": self._delete(records),
+            "total_pipeline_executions_deleted": self._delete(items),
+        }
+
+    def _delete(self, item_keys: list[tuple[str, str]]) -> int:
+        """Delete each key; an item counts only if it existed when this call deleted it."""
+        return sum(in_parallel(lambda key: self.table.delete(*key) is not None, item_keys))
+
+
+class WatchedPipelines:
+    """Read-only view of the registry's pipeline and pipeline-type items (the shared contract)."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def get(self, project: str, pipeline_id: int) -> WatchedPipeline | None:
+        item = self.table.get(*keys.pipeline(project, pipeline_id))
+        return pipeline_from_item(item) if item else None
+
+    def get_type(self, project: str, type_id: int) -> WatchedPipelineType | None:
+        item = self.table.get(*keys.pipeline_type(project, type_id))
+        return pipeline_type_from_item(item) if item else None
+
+    def all(self, project: str) -> list[WatchedPipeline]:
+        items = self.table.query_all(keys.pipelines(project), begins_with="PL#")
+        return [pipeline_from_item(i) for i in items]
+
+    def types(self, project: str) -> dict[int, WatchedPipelineType]:
+        items = self.table.query_all(keys.pipeline_types(project), begins_with="PT#")
+        found = (pipeline_type_from_item(i) for i in items)
+        return {t.id: t for t in found}
+
+
+# -- items ---------------------------------------------------------------------------------------------
+_END_FIELDS = (
+    "status",
+    "end_date",
+    "completed_successfully",
+    "duration_seconds",
+    "throughput",
+    "total_rows",
+    "inserts",
+    "updates",
+    "soft_deletes",
+    "execution_metadata",
+    "end_count",
+    "updated_at",
+    "GSI1PK",
+    "GSI1SK",
+)
+
+
+def run_item(project: str, run: Run) -> dict[str, Any]:
+    pk, sk = keys.run(project, run.id)
+    start = run.start_date
+    item: dict[str, Any] = {
+        "PK": pk,
+        "SK": sk,
+        "kind": "run",
+        "project": project,
+        "id": run.id,
+        "pipeline_id": run.pipeline_id,
+        "status": run.status,
+        "origin": run.origin,
+        "parent_id": run.parent_id,
+        "ancestors": list(run.ancestors),
+        "start_date": timeutil.iso(start),
+        "date_recorded": run.date_recorded,
+        "hour_recorded": run.hour_recorded,
+        "end_date": timeutil.iso(run.end_date),
+        "completed_successfully": run.completed_successfully,
+        "duration_seconds": run.duration_seconds,
+        "throughput": run.throughput,
+        "total_rows": run.total_rows,
+        "inserts": run.inserts,
+        "updates": run.updates,
+        "soft_deletes": run.soft_deletes,
+        "watermark": run.watermark,
+        "next_watermark": run.next_watermark,
+        "execution_metadata": json.dumps(run.execution_metadata)
+        if run.execution_metadata is not None
+        else None,
+        "anomaly_flags": dict(run.anomaly_flags),
+        "end_count": run.end_count,
+        "created_at": timeutil.iso(run.created_at),
+        "updated_at": timeutil.iso(run.updated_at),
+        "GSI2PK": keys.run_start_month(project, _month(start)),
+        "GSI2SK": keys.run_start_key(timeutil.sortable(start), run.id),
+    }
+    if run.succeeded and run.end_date is not None:
+        item["GSI1PK"] = keys.run_hour_bucket(project, run.pipeline_id, run.hour_recorded)
+        item["GSI1SK"] = keys.run_end_key(timeutil.sortable(run.end_date), run.id)
+    return item
+
+
+def run_from_item(item: dict[str, Any]) -> Run:
+    metadata = item.get("execution_metadata")
+    throughput = item.get("throughput")
+    return Run(
+        id=int(item["id"]),
+        pipeline_id=int(item["pipeline_id"]),
+        status=item.get("status", "running"),
+        start_date=timeutil.from_stored(item["start_date"]),
+        parent_id=item.get("parent_id"),
+        ancestors=tuple(int(a) for a in item.get("ancestors") or ()),
+        end_date=timeutil.from_stored(item.get("end_date")),
+        completed_successfully=item.get("completed_successfully"),
+        duration_seconds=item.get("duration_seconds"),
+        total_rows=item.get("total_rows"),
+        inserts=item.get("inserts"),
+        updates=item.get("updates"),
+        soft_deletes=item.get("soft_deletes"),
+        throughput=float(throughput) if throughput is not None else None,
+        watermark=item.get("watermark"),
+        next_watermark=item.get("next_watermark"),
+        execution_metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
+        anomaly_flags={k: bool(v) for k, v in (item.get("anomaly_flags") or {}).items()},
+        end_count=int(item.get("end_count") or 0),
+        origin=item.get("origin", "watcher"),
+        created_at=timeutil.from_stored(item.get("created_at")),
+        updated_at=timeutil.from_stored(item.get("updated_at")),
+    )
+
+
+def _closure_item(project: str, ancestor_id: int, depth: int, descendant_id: int) -> dict[str, Any]:
+    pk, sk = keys.run_descendant(project, ancestor_id, depth, descendant_id)
+    return {
+        "PK": pk,
+        "SK": sk,
+        "kind": "run_descendant",
+        "ancestor_id": ancestor_id,
+        "descendant_id": descendant_id,
+        "depth": depth,
+    }
+
+
+def pipeline_from_item(item: dict[str, Any]) -> WatchedPipeline:
+    return WatchedPipeline(
+        id=int(item["id"]),
+        name=item.get("name", ""),
+        pipeline_type_id=_int_or_none(item.get("pipeline_type_id")),
+        watermark=item.get("watermark"),
+        next_watermark=item.get("next_watermark"),
+        last_target_insert=_instant(item.get("last_target_insert")),
+        last_target_update=_instant(item.get("last_target_update")),
+        last_target_soft_delete=_instant(item.get("last_target_soft_delete")),
+        freshness_number=_int_or_none(item.get("freshness_number")),
+        freshness_datepart=item.get("freshness_datepart"),
+        mute_freshness_check=bool(item.get("mute_freshness_check", False)),
+        timeliness_number=_int_or_none(item.get("timeliness_number")),
+        timeliness_datepart=item.get("timeliness_datepart"),
+        mute_timeliness_check=bool(item.get("mute_timeliness_check", False)),
+        active=bool(item.get("active", True)),
+    )
+
+
+def pipeline_type_from_item(item: dict[str, Any]) -> WatchedPipelineType:
+    return WatchedPipelineType(
+        id=int(item["id"]),
+        name=item.get("name", ""),
+        freshness_number=_int_or_none(item.get("freshness_number")),
+        freshness_datepart=item.get("freshness_datepart"),
+        mute_freshness_check=bool(item.get("mute_freshness_check", False)),
+        timeliness_number=_int_or_none(item.get("timeliness_number")),
+        timeliness_datepart=item.get("timeliness_datepart"),
+        mute_timeliness_check=bool(item.get("mute_timeliness_check", False)),
+    )
+
+
+def _instant(text: str | None) -> pendulum.DateTime | None:
+    return timeutil.from_stored(text) if text else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _month(moment: _dt.datetime) -> str:
+    return pendulum.instance(moment).in_timezone("UTC").format("YYYY-MM")
+
+
+def _months(since: _dt.datetime, until: _dt.datetime) -> list[str]:
+    first = pendulum.instance(since).in_timezone("UTC").start_of("month")
+    last = pendulum.instance(until).in_timezone("UTC")
+    months = []
+    while first <= last:
+        months.append(first.format("YYYY-MM"))
+        first = first.add(months=1)
+    return months
+
+
+def in_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    items = list(items)
+    if len(items) <= 1:
+        return [work(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(PURGE_WORKERS, len(items))) as pool:
+        return list(pool.map(work, items))

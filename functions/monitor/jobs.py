@@ -1,0 +1,168 @@
+"""Monitor jobs outside HTTP: anomaly detection on "execution ended", queued checks from the check
+queue, and the scheduled timeliness, freshness, queue-monitor and log-cleanup jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from sluice import timeutil
+from sluice.domain.alerts import Alerting
+from sluice.domain.anomalies import detect_anomalies
+from sluice.domain.monitoring import (
+    DEFAULT_LOOKBACK_MINUTES,
+    CheckMessage,
+    check_freshness,
+    check_timeliness,
+    cleanup_batch,
+    monitor_queue,
+)
+from sluice.events import EventBridgePublisher, SqsQueueDepth
+from sluice.notify import configured_notifier
+from sluice.store.alerts import AlertRepository
+from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
+from sluice.store.checks import CheckRepository
+from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
+from sluice.store.table import Table
+
+logger = Logger(service="monitor")
+
+
+def _alerting(table: Table) -> Alerting:
+    return Alerting(AlertRepository(table), EventBridgePublisher(), configured_notifier())
+
+
+def _settings_of(event: Any) -> dict[str, Any]:
+    """Overrides of a scheduled job: an EventBridge event's `detail`, or the input itself (a
+    schedule target's constant Input, or a Step Functions state)."""
+    if not isinstance(event, dict):
+        return {}
+    if "detail-type" in event:
+        detail = event.get("detail")
+        return detail if isinstance(detail, dict) else {}
+    return event
+
+
+# -- event-driven ---------------------------------------------------------------------------------------
+@logger.inject_lambda_context
+def on_execution_ended(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge target of `execution.ended`: judge the run against its pipeline's rules."""
+    detail = event.get("detail") or {}
+    try:
+        project, execution_id = str(detail["project"]), int(detail["execution_id"])
+    except (KeyError, TypeError, ValueError):
+        logger.error("execution.ended event without project and execution_id", extra={"detail": detail})
+        return {"anomalies": []}
+    table = Table()
+    found = detect_anomalies(
+        project,
+        execution_id,
+        RunRepository(table),
+        RuleRepository(table),
+        AnomalyResultRepository(table),
+        _alerting(table),
+        timeutil.now(),
+    )
+    if found:
+        logger.info(
+            "anomalies found",
+            extra={"execution_id": execution_id, "metrics": [r.metric_field for r in found]},
+        )
+    return {"anomalies": [result.view() for result in found]}
+
+
+@logger.inject_lambda_context
+def on_check_requested(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS consumer of the check queue; failed messages are reported for redelivery, malformed
+    ones are logged and dropped (they would never succeed)."""
+    failures = []
+    for record in event.get("Records") or []:
+        try:
+            message = CheckMessage.model_validate(json.loads(record.get("body") or ""))
+        except (ValueError, ValidationError) as exc:
+            logger.error(
+                "malformed check request dropped", extra={"body": record.get("body"), "reason": str(exc)}
+            )
+            continue
+        try:
+            _run_check(message)
+        except Exception:
+            logger.exception("check failed", extra={"check": message.check, "project": message.project})
+            failures.append({"itemIdentifier": record.get("messageId")})
+    return {"batchItemFailures": failures}
+
+
+def _run_check(message: CheckMessage) -> int:
+    table = Table()
+    now = timeutil.now()
+    if message.check == "timeliness":
+        found = check_timeliness(
+            message.project,
+            message.lookback_minutes,
+            now,
+            RunRepository(table),
+            WatchedPipelines(table),
+            CheckRepository(table),
+            _alerting(table),
+        )
+    else:
+        found = check_freshness(
+            message.project, now, WatchedPipelines(table), CheckRepository(table), _alerting(table)
+        )
+    return len(found)
+
+
+# -- schedules ----------------------------------------------------------------------------------------------
+@logger.inject_lambda_context
+def scheduled_timeliness(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    lookback = int(_settings_of(event).get("lookback_minutes", DEFAULT_LOOKBACK_MINUTES))
+    return _for_every_project(
+        lambda project: _run_check(
+            CheckMessage(check="timeliness", project=project, lookback_minutes=lookback)
+        )
+    )
+
+
+@logger.inject_lambda_context
+def scheduled_freshness(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _for_every_project(lambda project: _run_check(CheckMessage(check="freshness", project=project)))
+
+
+@logger.inject_lambda_context
+def scheduled_queue_monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    table = Table()
+    return monitor_queue(ProjectRegistry(table).all(), SqsQueueDepth(), _alerting(table), timeutil.now())
+
+
+@logger.inject_lambda_context
+def scheduled_log_cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One step of the cleanup loop: {retention_days, batch_size, cursor?, totals?} in, the same
+    with the new cursor and totals and `done` out."""
+    table = Table()
+    return cleanup_batch(
+        _settings_of(event),
+        timeutil.now(),
+        ProjectRegistry(table),
+        RunRepository(table),
+        CheckRepository(table),
+    )
+
+
+def _for_every_project(check: Any) -> dict[str, Any]:
+    """Run a check in each registered project; one project's failure does not stop the others,
+    but fails the invocation at the end so the scheduler retries (checks are idempotent)."""
+    projects = ProjectRegistry(Table()).all()
+    found, failed = 0, []
+    for project in projects:
+        try:
+            found += check(project)
+        except Exception:
+            logger.exception("scheduled check failed", extra={"project": project})
+            failed.append(project)
+    summary = {"projects": len(projects), "recorded": found, "failed_projects": failed}
+    if failed:
+        raise RuntimeError(f"check failed in {len(failed)} of {len(projects)} projects: {', '.join(failed)}")
+    return summary

@@ -106,11 +106,80 @@ def start_stack(*args: str, env: dict[str, str] | None = None, port: int | None 
     return stack
 
 
+class WebhookReceiver:
+    """A Slack-style incoming webhook on loopback that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                received.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, project: str, kind: str | None = None, pipeline_id: int | None = None) -> list[str]:
+        texts = [m.get("text", "") for m in list(self.received)]
+        texts = [t for t in texts if f" in project {project}" in t]
+        if kind:
+            texts = [t for t in texts if f"Sluice {kind} alert" in t]
+        if pipeline_id is not None:
+            texts = [t for t in texts if f"(pipeline {pipeline_id})" in t]
+        return texts
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def eventually(check, timeout: float = 15, interval: float = 0.1):
+    """Poll `check` until it returns something truthy; fail with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"condition not met within {timeout}s (last value {value!r})"
+            return value
+        time.sleep(interval)
+
+
 @pytest.fixture(scope="session")
-def stack():
-    running = start_stack("--ephemeral")
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stack(webhook):
+    running = start_stack("--ephemeral", "--param", f"AlertWebhookUrl={webhook.url}")
     yield running
     running.stop()
+
+
+def moto_client(stack: RunningStack, service: str):
+    """A boto3 client on the running stack's moto (to look behind the API in tests)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=stack.moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -213,7 +214,10 @@ class LocalStack:
 
     def _start_execution(self, arn: str, event: Any) -> None:
         try:
-            aws.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(event))
+            # moto's interpreter names an unnamed execution "None"; AWS would make a unique name.
+            aws.client("stepfunctions").start_execution(
+                stateMachineArn=arn, name=str(uuid.uuid4()), input=json.dumps(event)
+            )
         except Exception:
             log.exception("starting %s failed", arn)
 

@@ -1,0 +1,91 @@
+"""The template's schedules fire in the local stack: timeliness, freshness, queue monitor and the
+log-cleanup state machine all run with nobody calling them (schedules shortened to seconds)."""
+
+from __future__ import annotations
+
+import pendulum
+
+from tests.e2e.conftest import WebhookReceiver, eventually, jwt_for, moto_client, start_stack
+
+
+def iso(moment: pendulum.DateTime) -> str:
+    return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss") + "Z"
+
+
+def test_scheduled_jobs_fire_without_being_called():
+    receiver = WebhookReceiver()
+    stack = start_stack(
+        "--ephemeral",
+        "--param",
+        f"AlertWebhookUrl={receiver.url}",
+        "--param",
+        "TimelinessSchedule=rate(2 seconds)",
+        "--param",
+        "FreshnessSchedule=rate(2 seconds)",
+        "--param",
+        "QueueMonitorSchedule=rate(2 seconds)",
+        "--param",
+        "LogCleanupSchedule=rate(2 seconds)",
+    )
+    sqs = moto_client(stack, "sqs")
+    try:
+        project = "scheduled"
+        with stack.client(jwt_for(project, "editor")) as editor:
+            now = pendulum.now("UTC")
+            late = editor.post(
+                "/pipeline",
+                json={
+                    "name": "late",
+                    "pipeline_type_name": "t",
+                    "timeliness_number": 1,
+                    "timeliness_datepart": "minute",
+                },
+            ).json()["id"]
+            editor.post(
+                "/start_pipeline_execution",
+                json={"pipeline_id": late, "start_date": iso(now.subtract(minutes=10))},
+            )
+
+            stale = editor.post(
+                "/pipeline",
+                json={
+                    "name": "stale",
+                    "pipeline_type_name": "t",
+                    "freshness_number": 1,
+                    "freshness_datepart": "hour",
+                },
+            ).json()["id"]
+            old = editor.post(
+                "/start_pipeline_execution",
+                json={"pipeline_id": stale, "start_date": iso(now.subtract(days=100))},
+            )
+            editor.post(
+                "/end_pipeline_execution",
+                json={
+                    "id": old.json()["id"],
+                    "end_date": iso(now.subtract(days=100).add(minutes=1)),
+                    "completed_successfully": True,
+                    "inserts": 3,
+                },
+            )
+
+            (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if "RunQueue" in u]
+            for batch in range(6):
+                sqs.send_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[{"Id": str(i), "MessageBody": "{}"} for i in range(10 * batch, 10 * batch + 10)],
+                )
+
+            # Then, with no request from us, each job does its work
+            eventually(lambda: receiver.alerts(project, "timeliness", late), timeout=30)
+            eventually(lambda: receiver.alerts(project, "freshness", stale), timeout=30)
+            eventually(lambda: receiver.alerts(project, "queue"), timeout=30)
+            eventually(
+                lambda: editor.get(f"/pipeline_execution/{old.json()['id']}").status_code == 404, timeout=30
+            )
+            # The schedules keep firing, but each late run / stale load is alerted once
+            assert len(receiver.alerts(project, "timeliness", late)) == 1
+            assert len(receiver.alerts(project, "freshness", stale)) == 1
+    finally:
+        stack.stop()
+        receiver.close()

@@ -246,3 +246,31 @@ def freshness_record(project_id: str, last_dml_sortable: str, pipeline_id: int) 
 def freshness_records_of_pipeline(project_id: str, pipeline_id: int) -> str:
     """GSI1 partition of one pipeline's freshness records; GSI1SK = last DML time."""
     return f"{project(project_id)}#FRESHNESS#PL#{pad(pipeline_id)}"
+
+
+# -- catalog: connectors, schemas, variables (seed 003's references, seed 001's variables) -------
+# Names are unique per project through name_claim(project, "connector"|"schema", name).
+def connectors(project_id: str) -> str:
+    return f"{project(project_id)}#CONNECTORS"
+
+
+def connector(project_id: str, connector_id: int) -> tuple[str, str]:
+    return connectors(project_id), f"CN#{pad(connector_id)}"
+
+
+def schemas(project_id: str) -> str:
+    return f"{project(project_id)}#SCHEMAS"
+
+
+def schema(project_id: str, schema_id: int) -> tuple[str, str]:
+    return schemas(project_id), f"SC#{pad(schema_id)}"
+
+
+def variables(project_id: str) -> str:
+    """A project's variables; SK = variable(...), so a Query lists them in key order."""
+    return f"{project(project_id)}#VARIABLES"
+
+
+def variable(project_id: str, key: str) -> tuple[str, str]:
+    # Variable keys are case-sensitive (`${var.KEY}` is matched as written).
+    return variables(project_id), f"VAR#{key}"

@@ -45,6 +45,8 @@ class Scheduler:
         overrides: dict[str, str] | None = None,
     ):
         self.events = boto3.client("events", endpoint_url=endpoint)
+        self.scheduler = boto3.client("scheduler", endpoint_url=endpoint)
+        self._schedule_details: dict[str, tuple[Any, dict[str, Any]]] = {}  # name -> (modified, schedule)
         self.dispatch = dispatch
         self.tick_seconds = tick_seconds
         self.overrides = overrides or {}  # rule name -> expression to use instead of the rule's own
@@ -88,6 +90,63 @@ class Scheduler:
                 else schedule.next_after(now)
             )
             self._fire(rule, due)
+            fired += 1
+        return fired + self._tick_schedules(now)
+
+    # -- EventBridge Scheduler (pipeline cron schedules) ------------------------------------------
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every enabled EventBridge Scheduler schedule, with its expression and target."""
+        found, token = [], None
+        while True:
+            page = self.scheduler.list_schedules(**({"NextToken": token} if token else {}))
+            for summary in page.get("Schedules", []):
+                key = f"{summary.get('GroupName', 'default')}/{summary['Name']}"
+                cached = self._schedule_details.get(key)
+                if cached is None or cached[0] != summary.get("LastModificationDate"):
+                    detail = self.scheduler.get_schedule(
+                        Name=summary["Name"], GroupName=summary.get("GroupName", "default")
+                    )
+                    cached = (summary.get("LastModificationDate"), detail)
+                    self._schedule_details[key] = cached
+                    self._next.pop(f"schedule:{key}", None)
+                if cached[1].get("State", "ENABLED") == "ENABLED":
+                    found.append({**cached[1], "_key": key})
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def _tick_schedules(self, now: pendulum.DateTime) -> int:
+        fired = 0
+        for schedule in self.schedules():
+            name = f"schedule:{schedule['_key']}"
+            expression = schedule["ScheduleExpression"]
+            if expression.startswith("at("):
+                moment = pendulum.parse(
+                    expression[3:-1], tz=schedule.get("ScheduleExpressionTimezone") or "UTC"
+                )
+                if self.fired.get(name) or now < moment:
+                    continue
+                due = moment
+            else:
+                parsed = parse_eventbridge(expression)
+                due = self._next.get(name)
+                if due is None:
+                    due = (
+                        parsed.next_after(now, anchor=self._started)
+                        if isinstance(parsed, Rate)
+                        else parsed.next_after(now)
+                    )
+                    self._next[name] = due
+                if now < due:
+                    continue
+                self._next[name] = (
+                    parsed.next_after(now, anchor=self._started)
+                    if isinstance(parsed, Rate)
+                    else parsed.next_after(now)
+                )
+            self.fired[name] = self.fired.get(name, 0) + 1
+            target = schedule["Target"]
+            self.dispatch(target["Arn"], json.loads(target["Input"]) if target.get("Input") else {})
             fired += 1
         return fired
 

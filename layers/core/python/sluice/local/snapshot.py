@@ -41,6 +41,8 @@ class Snapshot:
         self.buckets = buckets
         self._dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         self._s3 = boto3.client("s3", endpoint_url=endpoint)
+        self._secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
+        self._scheduler = boto3.client("scheduler", endpoint_url=endpoint)
         self._lock = threading.Lock()
 
     # -- save -----------------------------------------------------------------------------------
@@ -50,6 +52,7 @@ class Snapshot:
                 self._save_table(logical, name)
             for logical, name in self.buckets.items():
                 self._save_bucket(logical, name)
+            self._save_runtime()
 
     def _save_table(self, logical: str, name: str) -> None:
         lines = []
@@ -79,9 +82,63 @@ class Snapshot:
         for gone in set(previous) - set(current):
             _object_file(root, gone).unlink(missing_ok=True)
 
+    def _save_runtime(self) -> None:
+        """Objects Sluice creates at run time rather than from the template: secrets, schedules.
+
+        They are the local stand-in for a real account's, so they are kept like the table is
+        (the file is readable by its owner only)."""
+        secrets = []
+        for page in self._secrets.get_paginator("list_secrets").paginate():
+            for entry in page.get("SecretList", []):
+                value = self._secrets.get_secret_value(SecretId=entry["ARN"])
+                secrets.append({"Name": entry["Name"], "SecretString": value.get("SecretString", "")})
+        schedules = []
+        token = None
+        while True:
+            page = self._scheduler.list_schedules(**({"NextToken": token} if token else {}))
+            for summary in page.get("Schedules", []):
+                detail = self._scheduler.get_schedule(
+                    Name=summary["Name"], GroupName=summary.get("GroupName", "default")
+                )
+                schedules.append(
+                    {
+                        key: detail[key]
+                        for key in (
+                            "Name",
+                            "GroupName",
+                            "ScheduleExpression",
+                            "ScheduleExpressionTimezone",
+                            "State",
+                            "Target",
+                            "FlexibleTimeWindow",
+                            "Description",
+                        )
+                        if key in detail
+                    }
+                )
+            token = page.get("NextToken")
+            if not token:
+                break
+        path = self.directory / "runtime.json"
+        _atomic_write(path, json.dumps({"secrets": secrets, "schedules": schedules}, default=str).encode())
+        os.chmod(path, 0o600)
+
+    def _restore_runtime(self) -> int:
+        path = self.directory / "runtime.json"
+        if not path.exists():
+            return 0
+        saved = json.loads(path.read_text())
+        for secret in saved.get("secrets", []):
+            self._secrets.create_secret(Name=secret["Name"], SecretString=secret["SecretString"])
+        for schedule in saved.get("schedules", []):
+            target = dict(schedule["Target"])
+            target.pop("RetryPolicy", None)
+            self._scheduler.create_schedule(**{**schedule, "Target": target})
+        return len(saved.get("secrets", [])) + len(saved.get("schedules", []))
+
     # -- restore ----------------------------------------------------------------------------------
     def restore(self) -> dict[str, int]:
-        counts = {"items": 0, "objects": 0}
+        counts = {"items": 0, "objects": 0, "runtime": self._restore_runtime()}
         for logical, name in self.tables.items():
             path = self.directory / "dynamodb" / f"{logical}.jsonl"
             if not path.exists():

@@ -41,7 +41,18 @@ log = logging.getLogger("sluice.local")
 STACK_NAME = "sluice-local"
 ARTIFACTS_BUCKET = "sluice-local-artifacts"
 SUB_MINUTE_RATE = re.compile(r"rate\(\s*\d+\s+seconds?\s*\)")
-WRITE_PREFIXES = ("Put", "Update", "Delete", "BatchWrite", "TransactWrite", "Copy", "CompleteMultipart")
+WRITE_PREFIXES = (
+    "Create",
+    "Put",
+    "Update",
+    "Delete",
+    "BatchWrite",
+    "TransactWrite",
+    "Copy",
+    "CompleteMultipart",
+    "Restore",
+)
+WATCHED_SERVICES = ("dynamodb", "s3", "secretsmanager", "scheduler")
 
 
 @dataclass
@@ -364,7 +375,7 @@ class LocalStack:
         self._threads.append(thread)
 
     def _watch_writes(self, service: str, client: Any) -> None:
-        if service not in ("dynamodb", "s3"):
+        if service not in WATCHED_SERVICES:
             return
 
         def mark(model: Any, **_: Any) -> None:

@@ -274,3 +274,8 @@ def variables(project_id: str) -> str:
 def variable(project_id: str, key: str) -> tuple[str, str]:
     # Variable keys are case-sensitive (`${var.KEY}` is matched as written).
     return variables(project_id), f"VAR#{key}"
+
+
+def catalog_lease(project_id: str, kind: str, ident: str) -> tuple[str, str]:
+    """A short lease on one connector or variable while its secret and its item change together."""
+    return f"{project(project_id)}#LEASES", f"{kind}#{ident}"

@@ -15,6 +15,7 @@ class Settings:
     check_queue_url: str
     jwt_secret: str
     stage: str
+    secrets_prefix: str = ""  # names of Sluice's secrets start with it ("sluice/<stage>/")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,6 +28,7 @@ class Settings:
             check_queue_url=env.get("CHECK_QUEUE_URL", ""),
             jwt_secret=env.get("SLUICE_JWT_SECRET", ""),
             stage=env.get("SLUICE_STAGE", "dev"),
+            secrets_prefix=env.get("SECRETS_PREFIX") or f"sluice/{env.get('SLUICE_STAGE', 'dev')}/",
         )
 
 

@@ -21,6 +21,10 @@ class NameTaken(Conflict):
     """A uniquely named object (pipeline, type, address) already holds that name in the project."""
 
 
+class InUse(Conflict):
+    """An object that others still reference (a connector or schema a pipeline uses)."""
+
+
 class InvalidRequest(SluiceError):
     """A well-formed request that cannot be carried out (documented 400 cases)."""
 

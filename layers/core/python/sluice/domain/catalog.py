@@ -32,7 +32,7 @@ def _name(value: Any) -> Any:
         raise PydanticCustomError(
             "name_length", f"A name is 1 to {MAX_NAME_CHARS} characters (spaces trimmed)."
         )
-    if not NAME_PATTERN.match(text):
+    if not NAME_PATTERN.fullmatch(text):
         raise PydanticCustomError(
             "name_characters",
             "A name starts with a letter, digit or '_' and holds only letters, digits, spaces, '_', '.' and '-'.",

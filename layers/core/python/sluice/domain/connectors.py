@@ -18,12 +18,14 @@ from pydantic_core import PydanticCustomError
 from sluice.domain import ids
 from sluice.domain.catalog import CatalogName, CatalogStore, PlainText
 from sluice.domain.secrets import (
+    MASK,
     SecretFields,
     SecretMissing,
     SecretVault,
     SplitConfig,
     check_config_shape,
     mask,
+    references,
     reveal,
     split_secrets,
 )
@@ -38,7 +40,7 @@ logger = Logger(service="sluice")
 
 
 def _connector_type(value: str) -> str:
-    if not TYPE_PATTERN.match(value):
+    if not TYPE_PATTERN.fullmatch(value):
         raise PydanticCustomError(
             "connector_type",
             "type is 1-64 characters: a letter, then letters, digits, '_', '.', '+' or '-' (e.g. postgres).",
@@ -149,6 +151,7 @@ class Connectors:
 
     def update(self, project: str, connector_id: str | int, body: ConnectorUpdate) -> dict[str, Any]:
         number = ids.parse(KIND, connector_id)
+        self._precheck(project, number, body)
         with self.store.lease(project, number):
             current = self._require(project, number)
             if body.name is not None and _other_owner(self.store.find_by_name(project, body.name), number):
@@ -211,6 +214,17 @@ class Connectors:
         if record is None:
             raise NotFound(f"Connector {ids.render(KIND, number)} not found.")
         return record
+
+    def _precheck(self, project: str, number: int, body: ConnectorUpdate) -> None:
+        """Refuse what can be refused before taking the lease and reading the secret: an unknown
+        connector, a taken name, a mask where no secret is stored."""
+        current = self._require(project, number)
+        if body.name is not None and _other_owner(self.store.find_by_name(project, body.name), number):
+            raise NameTaken(f"Connector name '{body.name}' is already taken in this project.")
+        if body.config is not None:
+            stored = dict.fromkeys(references(current.get("config") or {}), MASK)
+            fields = body.secret_fields if body.secret_fields is not None else current.get("secret_fields")
+            split_secrets(body.config, SecretFields.of(fields), kept=stored)
 
     def _secrets_of(self, project: str, record: dict[str, Any]) -> dict[str, Any]:
         version = record.get("secret_version")

@@ -25,6 +25,6 @@ def parse(kind: str, text: str | int) -> int:
     else:
         raw = str(text).strip()
         digits = raw[len(kind) + 1 :] if raw.lower().startswith(f"{kind}-") else raw
-    if _DIGITS.match(digits) and 0 < int(digits) <= MAX_ID:
+    if _DIGITS.fullmatch(digits) and 0 < int(digits) <= MAX_ID:
         return int(digits)
     raise ValidationFailed(f"'{text}' is not a {kind} id; give {kind}-<n> or the number <n>.")

@@ -73,7 +73,7 @@ def _column_type(value: str) -> str:
     text = value.strip()
     if text.lower() in COLUMN_TYPES:
         return text.lower()
-    if len(text) <= 200 and _TYPE_CHARACTERS.match(text) and _balanced(text) and duckdb_knows(text):
+    if len(text) <= 200 and _TYPE_CHARACTERS.fullmatch(text) and _balanced(text) and duckdb_knows(text):
         return text
     raise PydanticCustomError(
         "column_type",

@@ -7,8 +7,9 @@ the run engine puts the values back (`reveal`).
 
 A value is secret when (documented in docs/api.md):
 - its key matches the secret-key pattern (`is_secret_key`) at any depth, and the value is a
-  non-empty string, object or array (numbers, booleans and null configure, they do not
-  authenticate);
+  non-empty string (numbers, booleans and null configure, they do not authenticate); an object
+  or array under such a key is secret as a whole unless secret values can be found inside it,
+  which are then hidden one by one;
 - its key or path is listed in `secretFields` (then any non-null value is secret);
 - it is a string that carries credentials: a URL with a password (`postgres://u:p@host/db`) or a
   connection string with `password=` / `pwd=`.
@@ -163,23 +164,31 @@ class _Splitter:
                 )
             self.secrets[where] = self.kept[where]
             return {SECRET_REF: where}
-        if self._is_secret(value, path):
-            if _holds_mask(value):
-                raise ValidationFailed(
-                    f"{display(path)} is secret as a whole; send all of it, not '{MASK}' inside it."
-                )
-            self.secrets[where] = value
-            return {SECRET_REF: where}
+        if value is None:
+            return None
+        if self.secret_fields.match(path):
+            return self._hide(value, path)
+        if isinstance(path[-1], str) and is_secret_key(path[-1]) and _hideable(value):
+            if isinstance(value, str):
+                return self._hide(value, path)
+            # An object or array under a secret-looking key keeps its shape when its own secret
+            # values can be told apart (`auth: {type, client_id, client_secret}`); when none can
+            # (`credentials: {"u": ..., "p": ...}`), all of it is secret.
+            found = len(self.secrets)
+            walked = self.walk(value, path)
+            return walked if len(self.secrets) > found else self._hide(value, path)
+        if isinstance(value, str) and carries_credentials(value):
+            return self._hide(value, path)
         return self.walk(value, path)
 
-    def _is_secret(self, value: Any, path: Path) -> bool:
-        if value is None:
-            return False
-        if self.secret_fields.match(path):
-            return True
-        if isinstance(path[-1], str) and is_secret_key(path[-1]) and _hideable(value):
-            return True
-        return isinstance(value, str) and carries_credentials(value)
+    def _hide(self, value: Any, path: Path) -> dict[str, str]:
+        if _holds_mask(value):
+            raise ValidationFailed(
+                f"{display(path)} is secret as a whole; send all of it, not '{MASK}' inside it."
+            )
+        where = pointer(path)
+        self.secrets[where] = value
+        return {SECRET_REF: where}
 
 
 def _hideable(value: Any) -> bool:

@@ -53,7 +53,7 @@ def _value(value: Any) -> str:
 
 
 def check_key(key: str) -> str:
-    if not KEY_PATTERN.match(key or ""):
+    if not KEY_PATTERN.fullmatch(key or ""):
         raise ValidationFailed(
             f"Variable key '{key[:140]}' is not valid: 1-128 characters, letters, digits and '_', "
             "not starting with a digit."
@@ -108,7 +108,7 @@ def substitute_variables(
             key = found.group(2)
             if found.group(1):
                 return "${var." + key + "}"
-            if not KEY_PATTERN.match(key):
+            if not KEY_PATTERN.fullmatch(key):
                 raise ValidationFailed(
                     f"{display(path, where)} has a malformed variable reference '${{var.{key[:140]}}}'; "
                     "keys are letters, digits and '_', not starting with a digit."
@@ -156,16 +156,15 @@ class Variables:
     def put(self, project: str, key: str, body: VariableWrite) -> tuple[dict[str, Any], bool]:
         """Create (True) or replace (False) the variable; a secret value is written first."""
         check_key(key)
+        if body.value == MASK:
+            _check_mask(body, self.store.get(project, key))  # refuse before taking the lease
         with self.store.lease(project, key):
             current = self.store.get(project, key)
             was_secret = bool(current and current.get("secret"))
             secret = body.secret if body.secret is not None else was_secret
-            keep_secret = body.value == MASK and secret and was_secret
-            if body.value == MASK and not keep_secret:
-                raise ValidationFailed(
-                    f"'{MASK}' is the mask of a secret value; send the value itself"
-                    + (" to make this variable plain." if was_secret else ".")
-                )
+            keep_secret = body.value == MASK
+            if keep_secret:
+                _check_mask(body, current)
             attributes: dict[str, Any] = {"key": key, "secret": secret}
             if body.description is not None:
                 attributes["description"] = body.description
@@ -238,6 +237,16 @@ class Variables:
             self.vault.delete(name)
         except SluiceError:
             logger.warning("could not delete an unreferenced secret", extra={"secret_name": name})
+
+
+def _check_mask(body: VariableWrite, current: dict[str, Any] | None) -> None:
+    """`********` keeps a secret variable's value; anywhere else it is refused."""
+    was_secret = bool(current and current.get("secret"))
+    if not was_secret or body.secret is False:
+        raise ValidationFailed(
+            f"'{MASK}' is the mask of a secret value; send the value itself"
+            + (" to make this variable plain." if was_secret else ".")
+        )
 
 
 def resolve_variables(project: str, variables: Variables | None = None) -> dict[str, str]:

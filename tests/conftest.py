@@ -46,3 +46,23 @@ def table(aws, monkeypatch):
     boto3.client("dynamodb").create_table(TableName=name, **table_definition(load_template()))
     monkeypatch.setenv("TABLE_NAME", name)
     return Table(name)
+
+
+@pytest.fixture
+def atomic_writes(table, monkeypatch):
+    """moto checks a transaction's conditions and applies it without a lock, so two threads can
+    both pass; DynamoDB serialises writes to an item. Give moto that guarantee, nothing more."""
+    import threading
+
+    from sluice import aws as sluice_aws
+
+    client = sluice_aws.client("dynamodb")
+    lock = threading.Lock()
+    for name in ("transact_write_items", "update_item", "put_item", "delete_item"):
+        original = getattr(client, name)
+
+        def serialised(*args, _original=original, **kwargs):
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(client, name, serialised)

@@ -10,7 +10,6 @@ import boto3
 import pendulum
 import pytest
 
-from sluice import aws
 from sluice.auth.principal import Principal, Role
 from sluice.domain.executions import ConcurrentEnd, EndExecution, end_execution
 from sluice.events import RecordingPublisher
@@ -300,22 +299,6 @@ def test_an_unreachable_bus_does_not_fail_the_end(api, table, monkeypatch):
     put_pipeline(table)
 
     assert end(api, start(api, start_date=START))[0] == 204
-
-
-@pytest.fixture
-def atomic_writes(table, monkeypatch):
-    """moto checks a transaction's conditions and applies it without a lock, so two threads can
-    both pass; DynamoDB serialises writes to an item. Give moto that guarantee, nothing more."""
-    client = aws.client("dynamodb")
-    lock = threading.Lock()
-    for name in ("transact_write_items", "update_item", "put_item", "delete_item"):
-        original = getattr(client, name)
-
-        def serialised(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(client, name, serialised)
 
 
 def test_concurrent_ends_leave_one_consistent_result(api, table, atomic_writes):

@@ -15,7 +15,7 @@ import boto3
 import pendulum
 import pytest
 
-from sluice import aws, timeutil
+from sluice import timeutil
 from sluice.auth.principal import Principal, Role
 from sluice.domain.alerts import Alerting
 from sluice.domain.anomalies import AnomalyResult, Verdict, detect_anomalies
@@ -81,21 +81,6 @@ def queues(table, monkeypatch):
     monkeypatch.setenv("RUN_QUEUE_URL", run_queue)
     monkeypatch.setenv("CHECK_QUEUE_URL", check_queue)
     return {"runs": run_queue, "checks": check_queue}
-
-
-@pytest.fixture
-def atomic_writes(table, monkeypatch):
-    """moto applies writes without a lock; DynamoDB serialises writes to one item. Give moto that."""
-    client = aws.client("dynamodb")
-    lock = threading.Lock()
-    for name in ("transact_write_items", "update_item", "put_item", "delete_item"):
-        original = getattr(client, name)
-
-        def serialised(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(client, name, serialised)
 
 
 def drain(queue_url: str) -> list[dict]:

@@ -1,0 +1,123 @@
+"""Execution slots and the run-engine state of a run (its plan, cancel flag, node runs).
+
+A project may have at most `max_concurrent_runs` runs `running`. The count is one counter item
+per project; a run takes a slot in the same transaction that moves it from pending to running
+and marks it `slot_held`, and gives the slot back in the transaction that clears that mark, so a
+slot is released exactly once however often finishing is retried or a reconciler steps in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice import timeutil
+from sluice.store import keys
+from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
+
+DEFAULT_MAX_CONCURRENT_RUNS = 5
+
+
+def slots_key(project: str) -> tuple[str, str]:
+    return keys.project(project), "SLOTS"
+
+
+def settings_key(project: str) -> tuple[str, str]:
+    return keys.project(project), "SETTINGS"
+
+
+class SlotsFull(Exception):
+    """Every execution slot of the project is taken; the run stays pending in the queue."""
+
+
+class NotPending(Exception):
+    """The run is no longer pending (already dispatched, cancelled or gone)."""
+
+
+class RunControl:
+    def __init__(self, table: Table):
+        self.table = table
+
+    def max_concurrent_runs(self, project: str) -> int:
+        found = self.table.get(*settings_key(project), consistent=False) or {}
+        return int(found.get("max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS))
+
+    def running_count(self, project: str) -> int:
+        found = self.table.get(*slots_key(project)) or {}
+        return int(found.get("running", 0))
+
+    def claim_slot(self, project: str, run_id: int, execution_name: str) -> None:
+        """pending -> running and one slot taken, atomically; SlotsFull or NotPending otherwise."""
+        limit = self.max_concurrent_runs(project)
+        pk, sk = keys.run(project, run_id)
+        now = timeutil.iso(timeutil.now())
+        operations = [
+            self.table.update_op(
+                *slots_key(project),
+                add={"running": 1},
+                condition=Condition(
+                    "attribute_not_exists(#r) OR #r < :limit",
+                    names={"#r": "running"},
+                    values={":limit": limit},
+                ),
+            ),
+            self.table.update_op(
+                pk,
+                sk,
+                set_={
+                    "status": "running",
+                    "slot_held": True,
+                    "execution_name": execution_name,
+                    "running_at": now,
+                },
+                condition=Condition("#s = :pending", names={"#s": "status"}, values={":pending": "pending"}),
+            ),
+        ]
+        try:
+            self.table.transact(operations)
+        except TransactionCancelled as cancelled:
+            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
+                raise SlotsFull(f"{limit} runs are already running in project {project}") from cancelled
+            raise NotPending(f"run {run_id} is not pending") from cancelled
+
+    def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool:
+        """Give back the run's slot if it holds one; True when this call released it."""
+        pk, sk = keys.run(project, run_id)
+        changes: dict[str, Any] = {"status": "pending"} if back_to_pending else {}
+        try:
+            self.table.transact(
+                [
+                    self.table.update_op(
+                        pk,
+                        sk,
+                        set_=changes or None,
+                        remove=["slot_held"],
+                        condition=Condition("#h = :yes", names={"#h": "slot_held"}, values={":yes": True}),
+                    ),
+                    self.table.update_op(
+                        *slots_key(project),
+                        add={"running": -1},
+                        condition=Condition("#r > :zero", names={"#r": "running"}, values={":zero": 0}),
+                    ),
+                ]
+            )
+        except TransactionCancelled:
+            return False
+        return True
+
+    def request_cancel(self, project: str, run_id: int) -> str:
+        """Flag a pending or running run as cancelled-on-request; returns its status then."""
+        pk, sk = keys.run(project, run_id)
+        try:
+            updated = self.table.update(
+                pk,
+                sk,
+                set_={"cancel_requested": True},
+                condition=Condition(
+                    "#s IN (:pending, :running)",
+                    names={"#s": "status"},
+                    values={":pending": "pending", ":running": "running"},
+                ),
+            )
+        except ConditionFailed:
+            return ""
+        return str(updated.get("status", ""))

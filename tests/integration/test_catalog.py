@@ -195,6 +195,33 @@ def test_a_failed_item_write_deletes_the_secret_it_created(api, table, monkeypat
     ]
 
 
+def test_a_failed_update_deletes_the_secret_it_created_and_keeps_the_old_config(api, monkeypatch):
+    # Given a connector without secrets, and an item write that fails after the secret is written
+    invoke(api, "POST", "/api/v1/connectors", connector_body(config={"host": "h"}), EDITOR)
+
+    def lost_race(*_args: Any) -> None:
+        raise Conflict("Connector connector-1 was changed by another request meanwhile; retry.")
+
+    monkeypatch.setattr(ConnectorRepository, "change", lost_race)
+    status, _ = invoke(
+        api, "PUT", "/api/v1/connectors/1", {"config": {"host": "h2", "password": "x"}}, EDITOR
+    )
+    assert status == 409
+    assert secrets() == {}
+    assert resolve_connector_config("acme", 1) == {"host": "h"}
+
+
+def test_a_failed_variable_write_deletes_the_secret_it_created(api, monkeypatch):
+    from sluice.store.catalog import VariableRepository
+
+    def lost_race(*_args: Any) -> None:
+        raise Conflict("Variable 'K' was changed by another request meanwhile; retry.")
+
+    monkeypatch.setattr(VariableRepository, "put", lost_race)
+    status, _ = invoke(api, "PUT", "/api/v1/variables/K", {"value": "v", "secret": True}, EDITOR)
+    assert status == 409 and secrets() == {}
+
+
 def test_secret_store_down_answers_503_and_writes_no_item(api, table, monkeypatch):
     def down(*_args: Any) -> None:
         raise Unavailable("The secret store could not write a secret (ServiceUnavailable); retry shortly.")

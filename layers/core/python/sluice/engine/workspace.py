@@ -1,0 +1,161 @@
+"""A node invocation's private scratch space: a temporary folder and one sandboxed DuckDB in it.
+
+DuckDB here has no httpfs (and Lambda no network for extensions), so objects are moved with boto3
+into this folder and DuckDB reads and writes files only inside it: `allowed_directories` plus
+`enable_external_access=false`, locked, so a pipeline's SQL cannot read `/proc/self/environ` (the
+Lambda's credentials) or another file on the machine. `memory_limit` and `temp_directory` bound a
+large job: past the limit DuckDB spills to the folder instead of growing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sluice.engine.errors import NodeFailed
+
+DEFAULT_MEMORY_LIMIT = "1GB"
+# DuckDB's share of a Lambda's memory; the rest is Python, boto3 transfers and result rendering.
+LAMBDA_MEMORY_SHARE = 0.6
+
+
+def memory_limit() -> str:
+    """SLUICE_ENGINE_MEMORY_LIMIT if set, else a share of the Lambda's memory, else 1GB."""
+    configured = os.environ.get("SLUICE_ENGINE_MEMORY_LIMIT")
+    if configured:
+        return configured
+    lambda_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    if lambda_mb and lambda_mb.isdigit():
+        return f"{int(int(lambda_mb) * LAMBDA_MEMORY_SHARE)}MB"
+    return DEFAULT_MEMORY_LIMIT
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "type": self.type}
+
+
+class Workspace:
+    """Use as a context manager: the folder and the connection are gone when the node ends."""
+
+    def __init__(self, *, memory: str | None = None, threads: int | None = None):
+        self.root = Path(tempfile.mkdtemp(prefix="sluice-node-")).resolve()
+        (self.root / "spill").mkdir()
+        self._origins: dict[str, str] = {}
+        self._counter = 0
+        config: dict[str, Any] = {
+            "memory_limit": memory or memory_limit(),
+            "temp_directory": str(self.root / "spill"),
+            "threads": threads or max(1, os.cpu_count() or 1),
+        }
+        self.connection = duckdb.connect(":memory:", config=config)
+        self.connection.execute(f"SET allowed_directories = [{quote_literal(str(self.root) + '/')}]")
+        self.connection.execute("SET enable_external_access = false")
+        self.connection.execute("SET lock_configuration = true")
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def new_path(self, folder: str, name: str, *, origin: str | None = None) -> Path:
+        """A fresh file path in `folder`; `origin` (an s3:// URI, an artifact key) replaces the local
+        path in any error message, since the path means nothing to the pipeline's author."""
+        self._counter += 1
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-80:] or "file"
+        directory = self.root / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self._counter:05d}-{safe}"
+        if origin:
+            self._origins[str(path)] = origin
+        return path
+
+    def explain(self, message: str) -> str:
+        """A DuckDB message with local paths put back as the objects they came from."""
+        for local, origin in sorted(self._origins.items(), key=lambda item: -len(item[0])):
+            message = message.replace(local, origin)
+        return message.replace(str(self.root) + "/", "")
+
+    def execute(self, sql: str, *, compiled_sql: str | None = None) -> list[tuple[Any, ...]]:
+        """Run SQL and fetch all of its rows; a DuckDB error becomes NodeFailed with DuckDB's message.
+
+        Fetching everything is deliberate: DuckDB 2 refuses new work on a connection whose last
+        result was not read to the end.
+        """
+        try:
+            return self.connection.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            raise NodeFailed(self.explain(str(exc)), compiled_sql=compiled_sql) from exc
+
+    def value(self, sql: str) -> Any:
+        """The first column of the first row (None for no rows)."""
+        rows = self.execute(sql)
+        return rows[0][0] if rows else None
+
+    def record(self, sql: str) -> dict[str, Any]:
+        """The first row as {column: value}."""
+        try:
+            cursor = self.connection.execute(sql)
+            names = [item[0] for item in cursor.description]
+            rows = cursor.fetchall()
+        except duckdb.Error as exc:
+            raise NodeFailed(self.explain(str(exc))) from exc
+        return dict(zip(names, rows[0], strict=True)) if rows else {}
+
+    def create_view(self, name: str, query: str) -> None:
+        self.execute(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {query}")
+
+    def parquet_view(self, name: str, paths: list[Path]) -> None:
+        self.create_view(name, f"SELECT * FROM {read_parquet(paths)}")
+
+    def columns(self, query: str) -> list[Column]:
+        rows = self.execute(f"DESCRIBE {query}")
+        return [Column(str(row[0]), str(row[1])) for row in rows]
+
+    def write_parquet(
+        self, query: str, path: Path, *, limit: int | None = None, compiled_sql: str | None = None
+    ) -> int:
+        """Materialise a query (its first `limit` rows) as one Parquet file; the number of rows written.
+
+        Through DuckDB's relation API rather than COPY: an error then quotes the author's query, not
+        a COPY statement wrapped around it.
+        """
+        try:
+            relation = self.connection.sql(query)
+            if limit is not None:
+                relation = relation.limit(int(limit))
+            relation.to_parquet(str(path))
+        except duckdb.Error as exc:
+            raise NodeFailed(self.explain(str(exc)), compiled_sql=compiled_sql) from exc
+        return int(self.value(f"SELECT count(*) FROM {read_parquet([path])}"))
+
+
+def read_parquet(paths: list[Path]) -> str:
+    files = ", ".join(quote_literal(str(path)) for path in paths)
+    return f"read_parquet([{files}], union_by_name = true)"

@@ -173,3 +173,36 @@ def parse_eventbridge(expression: str) -> Cron | Rate:
         weekdays_restricted=weekday not in ("*", "?"),
         years=None if year in ("*", "?") else _parse_field(year, 1970, 2199, None, "year"),
     )
+
+
+# -- 5-field cron -> EventBridge Scheduler ---------------------------------------------------------
+EVENTBRIDGE_DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # index = cron number
+
+
+def to_eventbridge_cron(expression: str) -> str:
+    """A 5-field cron as EventBridge's `cron(min hour day-of-month month day-of-week year)`.
+
+    EventBridge wants `?` in one of the two day fields and names (or 1-7 from Sunday) for days of
+    the week, without steps there; days of the week are written out as names. Classic cron fires
+    when EITHER restricted day field matches, which EventBridge cannot say: 422.
+    """
+    cron = parse_cron(expression)
+    minute, hour, day, month, weekday = (f.replace("?", "*") for f in expression.split())
+    if cron.days_restricted and cron.weekdays_restricted:
+        raise ValidationFailed(
+            f"schedule '{expression}' restricts both day-of-month and day-of-week; EventBridge Scheduler "
+            "cannot express that (classic cron fires when either matches). Restrict only one of them."
+        )
+    if cron.weekdays_restricted:
+        day, weekday = "?", ",".join(EVENTBRIDGE_DAY_NAMES[d] for d in sorted(cron.weekdays))
+    else:
+        weekday = "?"
+    return f"cron({minute} {hour} {day} {month.upper()} {weekday} *)"
+
+
+def check_schedule(expression: str) -> Cron:
+    """A pipeline schedule: a 5-field cron that fires within five years and EventBridge can run."""
+    cron = parse_cron(expression)
+    to_eventbridge_cron(expression)
+    cron.next_after(pendulum.now("UTC"))  # "0 0 30 2 *" parses but never fires: 422
+    return cron

@@ -76,6 +76,7 @@ class RunRepository:
         operations = [
             self.table.put_op(run_item(project, run), Condition("attribute_not_exists(PK)")),
             self.table.update_op(month_pk, month_sk, set_if_absent={"kind": "run_month", "month": month_sk}),
+            self.table.put_op(run_index_item(project, run)),
         ]
         if run.parent_id is not None:
             operations.append(
@@ -89,7 +90,7 @@ class RunRepository:
         try:
             self.table.transact(operations)
         except TransactionCancelled as exc:
-            if run.parent_id is not None and exc.reasons[2] == "ConditionalCheckFailed":
+            if run.parent_id is not None and exc.reasons[3] == "ConditionalCheckFailed":
                 raise NotFound(f"Parent execution {run.parent_id} not found.") from exc
             if exc.reasons[0] == "ConditionalCheckFailed":
                 raise Conflict(f"Pipeline execution {run.id} already exists.") from exc
@@ -244,13 +245,17 @@ class RunRepository:
             for run in runs
             for depth, ancestor in enumerate(run.ancestors, 1)
         ]
-        return {
+        counts = {
             "total_pipeline_execution_closure_parent_deleted": self._delete(below),
             "total_pipeline_execution_closure_child_deleted": self._delete(above),
             "total_anomaly_detection_results_deleted": self._delete(results),
             "total_timeliness_pipeline_execution_logs_deleted": self._delete(records),
             "total_pipeline_executions_deleted": self._delete(items),
         }
+        # Last, each run's entry in its pipeline's run index (how pipeline deletion finds a run it
+        # has not finished deleting); not one of Watcher's counts.
+        self._delete([run_index_key(project, run) for run in runs])
+        return counts
 
     def _delete(self, item_keys: list[tuple[str, str]]) -> int:
         """Delete each key; an item counts only if it existed when this call deleted it."""
@@ -341,6 +346,17 @@ def run_item(project: str, run: Run) -> dict[str, Any]:
         item["GSI1PK"] = keys.run_hour_bucket(project, run.pipeline_id, run.hour_recorded)
         item["GSI1SK"] = keys.run_end_key(timeutil.sortable(run.end_date), run.id)
     return item
+
+
+def run_index_key(project: str, run: Run) -> tuple[str, str]:
+    return keys.pipeline_run(project, run.pipeline_id, timeutil.sortable(run.start_date), run.id)
+
+
+def run_index_item(project: str, run: Run) -> dict[str, Any]:
+    """The run's entry in its pipeline's run index (written with the run; read by pipeline
+    definitions for `last_run` and by pipeline deletion)."""
+    pk, sk = run_index_key(project, run)
+    return {"PK": pk, "SK": sk, "kind": "pipeline_run", "run_id": run.id, "pipeline_id": run.pipeline_id}
 
 
 def run_from_item(item: dict[str, Any]) -> Run:

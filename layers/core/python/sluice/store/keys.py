@@ -67,6 +67,44 @@ def address_type(project_id: str, type_id: int) -> tuple[str, str]:
     return address_types(project_id), f"AT#{pad(type_id)}"
 
 
+# -- pipeline definitions (SPEC 3): what hangs off a pipeline item ------------------------------
+def pipelines_with_status(project_id: str, status: str) -> str:
+    """GSI1 partition of a project's pipelines in one status; GSI1SK = the pipeline's SK."""
+    return f"{pipelines(project_id)}#STATUS#{status}"
+
+
+def pipeline_counts(project_id: str) -> tuple[str, str]:
+    """A project's pipeline counts (`total` and one per status), moved by every create, delete and
+    status change in the same transaction, so list totals never count items."""
+    return project(project_id), "STATS#pipelines"
+
+
+def pipeline_revisions(project_id: str, pipeline_id: int) -> str:
+    return f"{project(project_id)}#PL#{pad(pipeline_id)}#REVISIONS"
+
+
+def pipeline_revision(project_id: str, pipeline_id: int, revision: int) -> tuple[str, str]:
+    return pipeline_revisions(project_id, pipeline_id), f"REV#{pad(revision)}"
+
+
+def pipeline_runs(project_id: str, pipeline_id: int) -> str:
+    """A pipeline's runs by start (SK = run_start_key): its last run and its whole history are Queries."""
+    return f"{project(project_id)}#PL#{pad(pipeline_id)}#RUNS"
+
+
+def pipeline_run(project_id: str, pipeline_id: int, start_sortable: str, run_id: int) -> tuple[str, str]:
+    return pipeline_runs(project_id, pipeline_id), run_start_key(start_sortable, run_id)
+
+
+def pipeline_firings(project_id: str, pipeline_id: int) -> str:
+    """Times a pipeline's schedule fired; SK = the scheduled minute (a repeated delivery is one item)."""
+    return f"{project(project_id)}#PL#{pad(pipeline_id)}#FIRINGS"
+
+
+def pipeline_firing(project_id: str, pipeline_id: int, scheduled_sortable: str) -> tuple[str, str]:
+    return pipeline_firings(project_id, pipeline_id), scheduled_sortable
+
+
 # -- address lineage ----------------------------------------------------------------------------
 def lineage_edges_of_pipeline(project_id: str, pipeline_id: int) -> str:
     """Direct edges a pipeline declared; SK = edge(source, target)."""

@@ -22,6 +22,7 @@ from sluice.store.table import Condition, ConditionFailed, Table, TransactionCan
 _FAILED = "ConditionalCheckFailed"
 _BUSY = "TransactionConflict"  # another transaction held one of the items: retry shortly
 _KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+DEFAULT_STATUS = "active"  # a pipeline without a status (Watcher's surface sets none) is active
 
 
 class NamedRepository:
@@ -80,11 +81,13 @@ class NamedRepository:
             "kind": self.kind,
             "id": object_id,
             "created_at": timeutil.iso(timeutil.now()),
+            **self._index_keys(project, object_id, attributes),
         }
         claim = self._claim(project, name, object_id)
         absent = Condition("attribute_not_exists(PK)")
+        operations = [self.table.put_op(item, absent), self.table.put_op(claim, absent)]
         try:
-            self._transact([self.table.put_op(item, absent), self.table.put_op(claim, absent)])
+            self._transact([*operations, *self._companion_operations(project, item, 1)])
         except TransactionCancelled as exc:
             if exc.reasons[1] == _FAILED:
                 raise NameTaken(self._taken(name)) from exc
@@ -167,12 +170,23 @@ class NamedRepository:
                     [
                         self.table.delete_op(pk, sk, condition=still_named),
                         self.table.delete_op(claim_pk, claim_sk, condition=owned),
+                        *self._companion_operations(project, current, -1),
                     ]
                 )
             except TransactionCancelled:
                 continue  # renamed or removed meanwhile: look again
             return current
         raise Conflict(f"{self.label} {object_id} was changed by another request meanwhile; retry.")
+
+    # -- hooks: kinds whose create and delete move other items in the same transaction ------------
+    def _index_keys(self, project: str, object_id: int, attributes: dict[str, Any]) -> dict[str, str]:
+        """GSI keys a new item carries."""
+        return {}
+
+    def _companion_operations(self, project: str, record: dict[str, Any], sign: int) -> list[dict[str, Any]]:
+        """Writes that go with creating (sign 1) or deleting (sign -1) the object; they must not fail
+        on a condition of their own when the caller cannot cause it (the create maps its failures)."""
+        return []
 
     # -- internals ---------------------------------------------------------------------------------
     def _transact(self, operations: list[dict[str, Any]]) -> None:
@@ -241,6 +255,45 @@ class PipelineRepository(NamedRepository):
 
     def partition(self, project: str) -> str:
         return keys.pipelines(project)
+
+    # Every pipeline, whichever surface made it, is in its status's index and the project's counts.
+    def _index_keys(self, project: str, object_id: int, attributes: dict[str, Any]) -> dict[str, str]:
+        return self.status_index(project, object_id, attributes.get("status"))
+
+    def _companion_operations(self, project: str, record: dict[str, Any], sign: int) -> list[dict[str, Any]]:
+        status = record.get("status") or DEFAULT_STATUS
+        return [
+            self.counts_op(project, {"total": sign, status: sign}),
+            *self.reference_ops(project, record, sign),
+        ]
+
+    def status_index(self, project: str, object_id: int, status: str | None) -> dict[str, str]:
+        return {
+            "GSI1PK": keys.pipelines_with_status(project, status or DEFAULT_STATUS),
+            "GSI1SK": self.key(project, object_id)[1],
+        }
+
+    def counts_op(self, project: str, moves: dict[str, int]) -> dict[str, Any]:
+        """ADD to the project's pipeline counts (the item appears with the first pipeline)."""
+        moves = {name: step for name, step in moves.items() if step}
+        return self.table.update_op(
+            *keys.pipeline_counts(project), add=moves, set_={"kind": "pipeline_counts"}
+        )
+
+    def reference_ops(self, project: str, record: dict[str, Any], sign: int) -> list[dict[str, Any]]:
+        """ref_count of the connector and schema the pipeline names, up or down by one; each must
+        exist (a referenced one cannot be deleted, so on a delete it always does)."""
+        operations = []
+        for field, key in (("connector_id", keys.connector), ("schema_id", keys.schema)):
+            if record.get(field) is not None:
+                operations.append(
+                    self.table.update_op(
+                        *key(project, int(record[field])),
+                        add={"ref_count": sign},
+                        condition=Condition("attribute_exists(PK)"),
+                    )
+                )
+        return operations
 
 
 class PipelineTypeRepository(NamedRepository):

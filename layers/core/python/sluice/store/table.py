@@ -384,6 +384,32 @@ class Table:
                 return
             cursor = page.cursor
 
+    def skip(self, pk: str, count: int, *, index: str | None = None, consistent: bool = False) -> str | None:
+        """The sort key of the `count`-th item of a partition, for page-number lists: a page read
+        after it skips `count` items. Counts with Select=COUNT, so no item crosses the wire.
+        None when the partition holds no item past the first `count`."""
+        pk_attr, sk_attr = ("PK", "SK") if index is None else (f"{index}PK", f"{index}SK")
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": f"{pk_attr} = :pk",
+            "ExpressionAttributeValues": serialize({":pk": pk}),
+            "Select": "COUNT",
+        }
+        if index is not None:
+            params["IndexName"] = index
+        elif consistent:
+            params["ConsistentRead"] = True
+        remaining = count
+        while remaining > 0:
+            result = self.client.query(**params, Limit=remaining)
+            remaining -= int(result.get("Count", 0))
+            last = result.get("LastEvaluatedKey")
+            if not last:
+                return None
+            params["ExclusiveStartKey"] = last
+        last_key = params.get("ExclusiveStartKey")
+        return deserialize(last_key)[sk_attr] if last_key else None
+
     # -- multi-item writes --------------------------------------------------------------------
     def transact(self, operations: list[dict[str, Any]]) -> None:
         """TransactWriteItems; operations are built with put_op/update_op/delete_op/check_op."""

@@ -1,12 +1,23 @@
-"""Pipelines area, Watcher's surface (seed 004): `/pipeline` and `/pipeline_type`."""
+"""Pipelines area: Watcher's `/pipeline` and `/pipeline_type` (seed 004), pipeline definitions on
+`/api/v1/pipelines` (seeds 001 and 003), and the catalog (connectors, schemas, variables)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from sluice.auth.principal import Principal
 from sluice.domain.catalog import DEFAULT_PAGE, MAX_PAGE, page_view
 from sluice.domain.connectors import ConnectorCreate, Connectors, ConnectorUpdate
+from sluice.domain.lineage import LineageService
+from sluice.domain.pipelines import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    REVISIONS_PAGE_SIZE,
+    DefinitionRequest,
+    PipelineDefinitions,
+)
 from sluice.domain.registry import (
     PipelinePatch,
     PipelineTypePatch,
@@ -17,7 +28,13 @@ from sluice.domain.registry import (
 from sluice.domain.schemas import SchemaCreate, Schemas, SchemaUpdate
 from sluice.domain.variables import Variables, VariableWrite
 from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
+from sluice.edge.documents import document_body
+from sluice.errors import ValidationFailed
+from sluice.schedules_port import configured_schedules
 from sluice.store.catalog import ConnectorRepository, SchemaRepository, VariableRepository
+from sluice.store.executions import RunRepository
+from sluice.store.lineage import LineageRepository
+from sluice.store.pipelines import PipelineDefinitionRepository, StaleDefinition
 from sluice.store.registry import (
     AddressRepository,
     AddressTypeRepository,
@@ -100,6 +117,103 @@ def patch_pipeline_type(
     caller: Principal = Depends(editor), body: PipelineTypePatch = Depends(json_body(PipelineTypePatch))
 ) -> dict:
     return registry().update_pipeline_type(caller.project, body)
+
+
+# -- pipeline definitions: seeds 001 and 003 (SPEC 3) --------------------------------------------
+# docs/api.md "Pipeline definitions". Bodies are JSON or YAML; single objects come as {"data": {...}}.
+definitions = APIRouter(prefix="/api/v1/pipelines")
+
+
+def definition_service() -> PipelineDefinitions:
+    table = Table()
+    return PipelineDefinitions(
+        PipelineDefinitionRepository(table),
+        RunRepository(table),
+        configured_schedules(),
+        LineageService(LineageRepository(table), registry()),
+        stale=StaleDefinition,
+    )
+
+
+@definitions.get("")
+def list_definitions(
+    caller: Principal = Depends(viewer),
+    status: Literal["active", "paused", "error", "draft"] | None = None,
+    page: int | None = Query(None, ge=1),
+    per_page: int | None = Query(None, ge=1, le=MAX_PAGE_SIZE),
+    limit: int | None = Query(None, ge=1, le=MAX_PAGE_SIZE),
+    cursor: str | None = None,
+) -> dict:
+    keyset = limit is not None or cursor is not None
+    if keyset and (page is not None or per_page is not None):
+        raise ValidationFailed(
+            "Page with page/per_page (seed 001) or with limit/cursor (seed 003), not both."
+        )
+    if keyset:
+        return definition_service().list_cursor(caller.project, status, limit or DEFAULT_PAGE_SIZE, cursor)
+    return definition_service().list_pages(caller.project, status, page or 1, per_page or DEFAULT_PAGE_SIZE)
+
+
+@definitions.post("", status_code=201)
+def create_definition(
+    caller: Principal = Depends(editor),
+    body: DefinitionRequest = Depends(document_body(DefinitionRequest)),
+) -> dict:
+    return {"data": definition_service().create(caller.project, body, caller.subject)}
+
+
+@definitions.put("")
+def update_definition_by_id(
+    caller: Principal = Depends(editor),
+    body: DefinitionRequest = Depends(document_body(DefinitionRequest)),
+) -> dict:
+    service = definition_service()
+    pipeline_id = service.locate_by_id(caller.project, body.id)
+    return {"data": service.update(caller.project, pipeline_id, body, caller.subject)}
+
+
+@definitions.delete("", status_code=204)
+def delete_definition_by_id(
+    caller: Principal = Depends(editor), pipeline_id: str | None = Query(None, alias="id")
+) -> Response:
+    service = definition_service()
+    service.delete(caller.project, service.locate_by_id(caller.project, pipeline_id))
+    return Response(status_code=204)
+
+
+@definitions.get("/{name}")
+def get_definition(name: str, caller: Principal = Depends(viewer)) -> dict:
+    return {"data": definition_service().get(caller.project, name)}
+
+
+@definitions.put("/{name}")
+def update_definition(
+    name: str,
+    caller: Principal = Depends(editor),
+    body: DefinitionRequest = Depends(document_body(DefinitionRequest)),
+) -> dict:
+    return {"data": definition_service().update(caller.project, name, body, caller.subject)}
+
+
+@definitions.delete("/{name}", status_code=204)
+def delete_definition(name: str, caller: Principal = Depends(editor)) -> Response:
+    definition_service().delete(caller.project, name)
+    return Response(status_code=204)
+
+
+@definitions.get("/{name}/revisions")
+def list_revisions(
+    name: str,
+    caller: Principal = Depends(viewer),
+    limit: int = Query(REVISIONS_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+    before: int | None = Query(None, ge=1),
+) -> dict:
+    return definition_service().revisions(caller.project, name, limit, before)
+
+
+@definitions.get("/{name}/revisions/{revision}")
+def get_revision(name: str, revision: int, caller: Principal = Depends(viewer)) -> dict:
+    return {"data": definition_service().revision(caller.project, name, revision)}
 
 
 # -- catalog: connectors, schemas, variables ------------------------------------------------------
@@ -228,5 +342,5 @@ def delete_variable(key: str, caller: Principal = Depends(editor)) -> Response:
 # -- end of catalog ---------------------------------------------------------------------------------
 
 
-app = create_app("pipelines", [router, catalog])
+app = create_app("pipelines", [router, definitions, catalog])
 handler = lambda_handler(app, "pipelines")

@@ -130,6 +130,28 @@ def test_s3_csv_source_and_parquet_target(runner, s3):
     ]
 
 
+def test_a_single_parquet_object_is_kept_as_the_output_unchanged(runner, s3, tmp_path):
+    path = tmp_path / "sales.parquet"
+    duckdb.sql(f"COPY (SELECT range AS id, range % 7 AS k FROM range(5000)) TO '{path}' (FORMAT parquet)")
+    s3.upload_file(str(path), "landing-zone", "sales.parquet")
+
+    source = runner.run(
+        "raw", "source", {"kind": "s3", "uri": "s3://landing-zone/sales.parquet", "format": "parquet"}
+    )
+    limited = runner.run(
+        "raw",
+        "source",
+        {"kind": "s3", "uri": "s3://landing-zone/sales.parquet", "format": "parquet"},
+        row_limit=5,
+        run_id="r2",
+    )
+
+    stored = s3.get_object(Bucket=BUCKET, Key=source.output.key)["Body"].read()
+    assert stored == path.read_bytes() and source.row_count == 5000
+    assert any("copied inside S3" in line.message for line in source.logs)
+    assert limited.row_count == 5 and not any("copied inside S3" in line.message for line in limited.logs)
+
+
 def test_s3_json_and_jsonl_sources_and_a_prefix_of_several_objects(runner, s3):
     s3.put_object(
         Bucket="landing-zone", Key="api/users.json", Body=json.dumps({"id": 1, "name": "ada"}).encode()

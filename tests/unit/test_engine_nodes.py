@@ -514,6 +514,29 @@ def test_profile_describes_every_column(runner, orders):
     assert (profile["day"]["min"], profile["day"]["max"]) == ("2024-01-01", "2024-01-03")
 
 
+def test_profile_of_a_large_output_estimates_distinct_and_samples_top_values(runner, monkeypatch):
+    from sluice.engine import profile as profiling
+
+    monkeypatch.setattr(profiling, "EXACT_PROFILE_ROWS", 100)
+    monkeypatch.setattr(profiling, "SAMPLE_ROWS", 200)
+    source = runner.run("src", "source", {"kind": "inline", "rows": [{"n": 1}]})
+    many = runner.run(
+        "many", "transform", {"sql": "SELECT i, i % 3 AS k FROM range(1000) t(i)"}, {"src": source}
+    )
+
+    columns = {column["name"]: column for column in many.profile["columns"]}
+    assert many.profile["approximate"] == {
+        "distinct": "HyperLogLog estimate",
+        "top_values": "counts in a random sample of about 200 rows",
+    }
+    assert (columns["i"]["count"], columns["i"]["min"], columns["i"]["max"]) == (1000, 0, 999)  # exact
+    assert columns["i"]["mean"] == 499.5
+    assert 900 <= columns["i"]["distinct"] <= 1000 and columns["k"]["distinct"] == 3
+    assert {top["value"] for top in columns["k"]["top_values"]} == {0, 1, 2}
+    assert sum(top["count"] for top in columns["k"]["top_values"]) < 1000
+    assert source.profile["approximate"] is None
+
+
 def test_artifacts_are_stored_beside_the_output(runner, storage, orders):
     assert read_preview(storage, "acme", "run-1", "orders") == orders.preview
     assert read_profile(storage, "acme", "run-1", "orders") == orders.profile

@@ -54,6 +54,7 @@ class StorageFailed(Exception):
 class StoredObject:
     key: str
     size: int
+    etag: str = ""
 
 
 class ObjectStore(Protocol):
@@ -71,7 +72,8 @@ class ObjectStore(Protocol):
 
     def upload(self, path: Path, bucket: str, key: str) -> None: ...
 
-    def copy(self, bucket: str, source_key: str, key: str) -> None: ...
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *, if_match: str = "") -> None:
+        """Server-side copy; WriteConflict when the source's ETag is no longer `if_match`."""
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]: ...
 
@@ -138,11 +140,15 @@ class S3ObjectStore:
         except Exception as exc:
             raise self._translate(exc, bucket, key) from exc
 
-    def copy(self, bucket: str, source_key: str, key: str) -> None:
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *, if_match: str = "") -> None:
+        # One CopyObject (objects up to 5 GB); the caller falls back to an upload past that.
+        condition = {"CopySourceIfMatch": if_match} if if_match else {}
         try:
-            self._client().copy({"Bucket": bucket, "Key": source_key}, bucket, key)
+            self._client().copy_object(
+                CopySource={"Bucket": source_bucket, "Key": source_key}, Bucket=bucket, Key=key, **condition
+            )
         except Exception as exc:
-            raise self._translate(exc, bucket, source_key) from exc
+            raise self._translate(exc, source_bucket, source_key) from exc
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         found: list[StoredObject] = []
@@ -150,7 +156,8 @@ class S3ObjectStore:
             pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for page in pages:
                 found.extend(
-                    StoredObject(item["Key"], int(item["Size"])) for item in page.get("Contents", [])
+                    StoredObject(item["Key"], int(item["Size"]), item.get("ETag", ""))
+                    for item in page.get("Contents", [])
                 )
         except Exception as exc:
             raise self._translate(exc, bucket, prefix) from exc
@@ -218,8 +225,10 @@ class LocalObjectStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 
-    def copy(self, bucket: str, source_key: str, key: str) -> None:
-        self.download(bucket, source_key, self._ensure_parent(bucket, key))
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *, if_match: str = "") -> None:
+        if if_match and self.read(source_bucket, source_key)[1] != if_match:
+            raise WriteConflict(f"s3://{source_bucket}/{source_key} changed since it was read")
+        self.download(source_bucket, source_key, self._ensure_parent(bucket, key))
 
     def _ensure_parent(self, bucket: str, key: str) -> Path:
         target = self._path(bucket, key)
@@ -235,7 +244,7 @@ class LocalObjectStore:
             if path.is_file() and not path.name.endswith(".partial"):
                 key = path.relative_to(base).as_posix()
                 if key.startswith(prefix):
-                    found.append(StoredObject(key, path.stat().st_size))
+                    found.append(StoredObject(key, path.stat().st_size, self._etag(path.read_bytes())))
         return found
 
     def delete(self, bucket: str, key: str) -> None:
@@ -275,8 +284,8 @@ class ScratchObjectStore:
     def upload(self, path: Path, bucket: str, key: str) -> None:
         self.scratch.upload(path, bucket, key)
 
-    def copy(self, bucket: str, source_key: str, key: str) -> None:
-        self.download(bucket, source_key, self.scratch._ensure_parent(bucket, key))
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *, if_match: str = "") -> None:
+        self.download(source_bucket, source_key, self.scratch._ensure_parent(bucket, key))
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         merged = {item.key: item for item in self.base.list(bucket, prefix)}

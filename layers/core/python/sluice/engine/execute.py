@@ -26,7 +26,7 @@ from sluice.engine.artifacts import (
 )
 from sluice.engine.errors import NodeFailed
 from sluice.engine.logs import NodeLog
-from sluice.engine.nodes import NodeContext, NodeResult, NodeRun, Outcome
+from sluice.engine.nodes import NodeContext, NodeResult, NodeRun, ObjectCopy, Outcome
 from sluice.engine.profile import preview, profile
 from sluice.engine.sources import read_source
 from sluice.engine.targets import write_target
@@ -70,7 +70,7 @@ def execute_node(run: NodeRun, storage: Storage) -> NodeResult:
             columns = workspace.columns(f"SELECT * FROM {read_parquet([path])}")
             shown = preview(workspace, path, columns)
             described = profile(workspace, path, columns, rows)
-            _store(storage, run, path, shown, described)
+            _store(storage, run, outcome, shown, described, log)
             finished = timeutil.now()
             elapsed = time.perf_counter() - clock
             rate = f" ({rows / elapsed:,.0f} rows/sec)" if elapsed > 0 else ""
@@ -122,13 +122,28 @@ def _describe(run: NodeRun) -> str:
     return f"{run.node.type} {kind}".strip() + mode
 
 
-def _store(storage: Storage, run: NodeRun, output, shown: dict, described: dict) -> None:
+def _store(
+    storage: Storage, run: NodeRun, outcome: Outcome, shown: dict, described: dict, log: NodeLog
+) -> None:
     def key(artifact: str) -> str:
         return node_artifact_key(run.project, run.run_id, run.node.id, artifact)
 
-    storage.objects.upload(output, storage.bucket, key(OUTPUT))
+    if outcome.copy_of is None or not _copied(storage, outcome.copy_of, key(OUTPUT), log):
+        storage.objects.upload(outcome.output.path, storage.bucket, key(OUTPUT))
     storage.objects.write(storage.bucket, key(PREVIEW), json.dumps(shown).encode("utf-8"))
     storage.objects.write(storage.bucket, key(PROFILE), json.dumps(described).encode("utf-8"))
+
+
+def _copied(storage: Storage, source: ObjectCopy, output_key: str, log: NodeLog) -> bool:
+    """Copy an unchanged source object to the output key inside S3; False when the object changed
+    since it was read or is too big for one copy, and the local file (what was read and profiled)
+    must be uploaded instead."""
+    try:
+        storage.objects.copy(source.bucket, source.key, storage.bucket, output_key, if_match=source.etag)
+    except (WriteConflict, StorageFailed, ObjectMissing):
+        return False
+    log.info(f"Kept s3://{source.bucket}/{source.key} as the output unchanged (copied inside S3)")
+    return True
 
 
 def _store_logs(storage: Storage, run: NodeRun, log: NodeLog) -> None:

@@ -199,6 +199,17 @@ class Materialized:
     rows: int
 
 
+@dataclass(frozen=True)
+class ObjectCopy:
+    """An S3 object that is, unchanged, the node's output (local copy at `path`): stored with a
+    server-side copy guarded by its ETag instead of an upload."""
+
+    bucket: str
+    key: str
+    etag: str
+    path: Path
+
+
 @dataclass
 class Outcome:
     """What a node kind hands back to execute_node, which adds timing, preview and profile."""
@@ -207,6 +218,7 @@ class Outcome:
     compiled_sql: str | None = None
     watermark: Any = None
     written: TargetWrite | None = None
+    copy_of: ObjectCopy | None = None
 
 
 class NodeContext:

@@ -15,13 +15,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sluice.engine import formats
-from sluice.engine.artifacts import ObjectMissing, StorageFailed, check_user_object, parse_s3_uri
+from sluice.engine.artifacts import (
+    ObjectMissing,
+    StorageFailed,
+    StoredObject,
+    check_user_object,
+    parse_s3_uri,
+)
 from sluice.engine.errors import NodeFailed
-from sluice.engine.nodes import NodeContext, Outcome
+from sluice.engine.nodes import Materialized, NodeContext, ObjectCopy, Outcome
 from sluice.engine.profile import render_value
 from sluice.engine.workspace import quote_identifier, read_parquet
 
@@ -33,19 +40,32 @@ DOWNLOAD_THREADS = 8
 SOURCE_VIEW = "__source_rows"
 
 
+@dataclass(frozen=True)
+class SourceRead:
+    """The relation a source kind produced; `whole_object` when it is one Parquet object read as it
+    is, which then becomes the node's output without re-encoding, copied inside S3."""
+
+    relation: str
+    whole_object: ObjectCopy | None = None
+
+
 def read_source(ctx: NodeContext) -> Outcome:
     kind = ctx.config.choice("kind", SOURCE_KINDS)
-    reader: Callable[[NodeContext], str] = {
+    reader: Callable[[NodeContext], SourceRead] = {
         "inline": _inline_rows,
         "s3": _s3_objects,
         "http": _http_records,
         "dataset": _dataset_rows,
     }[kind]
-    ctx.workspace.create_view(SOURCE_VIEW, f"SELECT * FROM {reader(ctx)}")
+    read = reader(ctx)
+    ctx.workspace.create_view(SOURCE_VIEW, f"SELECT * FROM {read.relation}")
     column = ctx.config.get("watermark_column")
-    if column is None:
-        return Outcome(ctx.materialize(f"SELECT * FROM {SOURCE_VIEW}"))
-    return _incremental(ctx, column)
+    if column is not None:
+        return _incremental(ctx, column)
+    if read.whole_object is not None and ctx.options.effective_row_limit is None:
+        rows = int(ctx.workspace.value(f"SELECT count(*) FROM {SOURCE_VIEW}"))
+        return Outcome(Materialized(read.whole_object.path, rows), copy_of=read.whole_object)
+    return Outcome(ctx.materialize(f"SELECT * FROM {SOURCE_VIEW}"))
 
 
 # -- incremental reads ----------------------------------------------------------------------------
@@ -108,12 +128,12 @@ def _records_file(ctx: NodeContext, records: list[Any], origin: str) -> str:
     return formats.reader([path], "jsonl")
 
 
-def _inline_rows(ctx: NodeContext) -> str:
+def _inline_rows(ctx: NodeContext) -> SourceRead:
     rows = ctx.config.get("rows")
     if not isinstance(rows, list):
         raise ctx.config.fail("config 'rows' must be a list of objects")
     ctx.log.info(f"Read {len(rows)} inline rows")
-    return _records_file(ctx, rows, "the inline rows")
+    return SourceRead(_records_file(ctx, rows, "the inline rows"))
 
 
 # -- s3 -------------------------------------------------------------------------------------------
@@ -125,7 +145,7 @@ def _is_data_object(key: str, prefix: str) -> bool:
     return not name.startswith(("_", "."))
 
 
-def _s3_objects(ctx: NodeContext) -> str:
+def _s3_objects(ctx: NodeContext) -> SourceRead:
     uri = ctx.config.text("uri")
     declared = ctx.config.choice("format", formats.FORMATS)
     try:
@@ -133,7 +153,8 @@ def _s3_objects(ctx: NodeContext) -> str:
         check_user_object(ctx.storage, ctx.run.project, bucket, key, writing=False)
     except ValueError as exc:
         raise ctx.config.fail(str(exc)) from exc
-    keys = _object_keys(ctx, bucket, key, uri)
+    objects = _data_objects(ctx, bucket, key, uri)
+    keys = [item.key for item in objects]
     paths: list[Path] = []
     for object_key in keys:
         origin = f"s3://{bucket}/{object_key}"
@@ -158,30 +179,33 @@ def _s3_objects(ctx: NodeContext) -> str:
         ctx.workspace.execute(f"SELECT * FROM {relation} LIMIT 0")
     except NodeFailed as exc:
         raise NodeFailed(f"could not read {uri} as {declared}: {exc.detail}") from exc
-    return relation
+    if declared == "parquet" and len(objects) == 1:
+        return SourceRead(relation, ObjectCopy(bucket, objects[0].key, objects[0].etag, paths[0]))
+    return SourceRead(relation)
 
 
-def _object_keys(ctx: NodeContext, bucket: str, key: str, uri: str) -> list[str]:
+def _data_objects(ctx: NodeContext, bucket: str, key: str, uri: str) -> list[StoredObject]:
     """The object itself, or every data object under the prefix (a key ending in '/' is a prefix)."""
     try:
         listed = ctx.storage.objects.list(bucket, key)
     except ObjectMissing as exc:
         raise NodeFailed(str(exc)) from exc
-    if key and not key.endswith("/") and any(item.key == key for item in listed):
-        return [key]
+    exact = [item for item in listed if item.key == key]
+    if key and not key.endswith("/") and exact:
+        return exact
     prefix = key if not key or key.endswith("/") else key + "/"
-    keys = [
-        item.key
+    found = [
+        item
         for item in listed
         if item.key.startswith(prefix) and item.size > 0 and _is_data_object(item.key, prefix)
     ]
-    if not keys:
+    if not found:
         raise NodeFailed(f"{uri} names no object, and no data objects are under it")
-    return sorted(keys)
+    return sorted(found, key=lambda item: item.key)
 
 
 # -- http -----------------------------------------------------------------------------------------
-def _http_records(ctx: NodeContext) -> str:
+def _http_records(ctx: NodeContext) -> SourceRead:
     url = ctx.config.text("url")
     if not url.lower().startswith(("http://", "https://")):
         raise ctx.config.fail(f"url '{url}' must be http:// or https://")
@@ -201,7 +225,7 @@ def _http_records(ctx: NodeContext) -> str:
     records_path = ctx.config.get("records_path")
     records = records_at(document, records_path, url)
     ctx.log.info(f"GET {url}: {len(records)} records" + (f" at '{records_path}'" if records_path else ""))
-    return _records_file(ctx, records, f"the answer of GET {url}")
+    return SourceRead(_records_file(ctx, records, f"the answer of GET {url}"))
 
 
 def fetch_json(url: str, headers: dict[str, str], timeout: float) -> Any:
@@ -265,6 +289,5 @@ def records_at(document: Any, path: Any, url: str) -> list[Any]:
 
 
 # -- dataset --------------------------------------------------------------------------------------
-def _dataset_rows(ctx: NodeContext) -> str:
-    name = ctx.config.text("name")
-    return ctx.use_dataset(name)
+def _dataset_rows(ctx: NodeContext) -> SourceRead:
+    return SourceRead(ctx.use_dataset(ctx.config.text("name")))

@@ -1,0 +1,167 @@
+"""Engine throughput (issue 6): a 1,000,000-row Parquet source -> SQL transform (a filter and a group
+by) -> dataset target through execute_node on moto S3, one node per call as the state machine runs
+them, against the floor: the same SQL in one DuckDB process on the same local file. Also the peak
+memory (ru_maxrss) of the process running the nodes.
+
+    .venv/bin/python -m tests.perf.bench_engine_throughput [--rows N] [--repeat K]
+
+Self-contained (no shared harness): prints a markdown table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_DISABLED="true",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+import duckdb  # noqa: E402
+
+BUCKET = "sluice-perf-data"
+LANDING = "sluice-perf-landing"
+SQL = (
+    "SELECT region, count(*) AS orders, sum(amount) AS revenue, avg(amount) AS average "
+    "FROM {table} WHERE status = 'paid' AND amount > 10 GROUP BY region ORDER BY region"
+)
+
+
+def make_parquet(path: Path, rows: int) -> None:
+    duckdb.sql(
+        f"""
+        COPY (
+            SELECT i AS id,
+                   'region-' || (i % 20) AS region,
+                   ['paid', 'open', 'void'][1 + (i % 3)] AS status,
+                   round((i * 7919 % 100000) / 100.0, 2) AS amount,
+                   TIMESTAMP '2024-01-01' + to_seconds(i) AS sold_at
+            FROM range({rows}) t(i)
+        ) TO '{path}' (FORMAT parquet)
+        """
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def floor_seconds(path: Path, repeat: int) -> tuple[float, float]:
+    """(the query alone, the query writing its result as Parquet), medians, in a fresh DuckDB."""
+    connection = duckdb.connect()
+    query = SQL.format(table=f"read_parquet('{path}')")
+    connection.execute(query).fetchall()  # warm: the file in the page cache, as it is for the engine
+    alone, written = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        connection.execute(query).fetchall()
+        alone.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        connection.execute(
+            f"COPY ({query}) TO '{path.parent / 'floor-out.parquet'}' (FORMAT parquet)"
+        ).fetchall()
+        written.append(time.perf_counter() - started)
+    connection.close()
+    return statistics.median(alone), statistics.median(written)
+
+
+def engine_seconds(path: Path, repeat: int) -> dict[str, float]:
+    import boto3
+    from moto import mock_aws
+
+    from sluice import aws
+    from sluice.engine import Node, NodeRun, RunOptions, Storage, execute_node
+
+    aws.reset_clients()
+    timings: dict[str, list[float]] = {"source": [], "transform": [], "target": [], "total": []}
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.create_bucket(Bucket=LANDING)
+        s3.upload_file(str(path), LANDING, "sales/sales.parquet")
+        storage = Storage.s3(BUCKET)
+
+        def run(run_id, node_id, node_type, config, inputs=None):
+            node = Node.from_dict({"id": node_id, "nodeType": node_type, "config": config})
+            started = time.perf_counter()
+            result = execute_node(NodeRun("perf", run_id, node, inputs or {}, RunOptions()), storage)
+            timings[node_type].append(time.perf_counter() - started)
+            return result
+
+        for attempt in range(repeat):
+            run_id = f"run-{attempt}"
+            started = time.perf_counter()
+            source = run(
+                run_id,
+                "sales",
+                "source",
+                {"kind": "s3", "uri": f"s3://{LANDING}/sales/sales.parquet", "format": "parquet"},
+            )
+            summary = run(
+                run_id, "summary", "transform", {"sql": SQL.format(table="sales")}, {"sales": source.output}
+            )
+            target = run(
+                run_id,
+                "out",
+                "target",
+                {"kind": "dataset", "name": "region_revenue"},
+                {"summary": summary.output},
+            )
+            timings["total"].append(time.perf_counter() - started)
+            assert source.row_count > 0 and target.written.rows_written == summary.row_count
+    aws.reset_clients()
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
+        path = Path(folder) / "sales.parquet"
+        make_parquet(path, args.rows)
+        size_mb = path.stat().st_size / 1e6
+        floor, floor_written = floor_seconds(path, args.repeat)
+        rss_before = peak_rss_mb()
+        engine = engine_seconds(path, args.repeat)
+        rss_after = peak_rss_mb()
+    result = {
+        "rows": args.rows,
+        "parquet_mb": round(size_mb, 1),
+        "floor_s": round(floor, 4),
+        "floor_written_s": round(floor_written, 4),
+        "engine_source_s": round(engine["source"], 3),
+        "engine_transform_s": round(engine["transform"], 3),
+        "engine_target_s": round(engine["target"], 3),
+        "engine_total_s": round(engine["total"], 3),
+        "engine_rows_per_s": round(args.rows / engine["total"]),
+        "floor_rows_per_s": round(args.rows / floor),
+        "ratio_to_floor": round(engine["total"] / floor, 1),
+        "ratio_transform_node_to_floor": round(engine["transform"] / floor, 1),
+        "peak_rss_mb_before_engine": round(rss_before),
+        "peak_rss_mb": round(rss_after),
+        "duckdb_memory_limit": os.environ.get("SLUICE_ENGINE_MEMORY_LIMIT", "1GB (default)"),
+    }
+    print("| figure | value |\n|---|---|")
+    for name, value in result.items():
+        print(f"| {name} | {value} |")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

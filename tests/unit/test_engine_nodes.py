@@ -159,6 +159,13 @@ def test_http_source_errors_say_what_the_server_did(runner):
             )
 
 
+def test_http_source_keeps_tokens_out_of_messages_and_logs(runner):
+    with json_server({}) as base, pytest.raises(NodeFailed) as failure:
+        runner.run("api", "source", {"kind": "http", "url": f"{base}/missing?token=s3cr3t&page=2"})
+    assert "s3cr3t" not in failure.value.detail and "token=***&page=***" in failure.value.detail
+    assert all("s3cr3t" not in line.message for line in failure.value.logs)
+
+
 def test_http_source_on_an_unreachable_port_fails_fast(runner):
     with Stopwatch() as clock, pytest.raises(NodeFailed, match="failed: .*refused"):
         runner.run("api", "source", {"kind": "http", "url": f"http://127.0.0.1:{free_port()}/x"})
@@ -398,6 +405,25 @@ def test_append_adds_rows_and_refuses_other_columns(runner, orders):
         runner.run("out", "target", {"kind": "dataset", "name": "log", "mode": "append"}, {"other": other})
 
 
+def test_appends_compact_the_file_list_once_it_grows(runner, storage, orders, monkeypatch):
+    from sluice.engine import Datasets
+    from sluice.engine import datasets as datasets_module
+
+    monkeypatch.setattr(datasets_module, "COMPACT_AT", 3)
+    for run in range(4):
+        runner.run(
+            "out",
+            "target",
+            {"kind": "dataset", "name": "log", "mode": "append"},
+            {"orders": orders},
+            run_id=f"r{run}",
+        )
+
+    version, _ = Datasets(storage, "acme").current("log")
+    assert (version.version, version.row_count, len(version.files)) == (4, 16, 2)
+    assert runner.run("src", "source", {"kind": "dataset", "name": "log"}).row_count == 16
+
+
 def test_merge_upserts_by_key_and_counts_inserts_and_updates(runner, orders):
     runner.run(
         "out",
@@ -596,6 +622,18 @@ def test_a_missing_upstream_output_fails_naming_the_node(runner, orders):
         runner.run(
             "f", "filter", {"condition": "true"}, {"orders": ArtifactRef("projects/acme/runs/x/nope.parquet")}
         )
+
+
+def test_nodes_run_concurrently_on_threads_of_one_process(runner, orders):
+    """The local stack runs a Map state's nodes on threads: each has its own DuckDB and folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def filtered(n: int):
+        return runner.run(f"f{n}", "filter", {"condition": f"id > {n}"}, {"orders": orders})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(filtered, range(4)))
+    assert [result.row_count for result in results] == [4, 3, 2, 1]
 
 
 def test_ids_with_slashes_stay_inside_their_folder(runner):

@@ -22,7 +22,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sluice import timeutil
 from sluice.engine.artifacts import (
@@ -151,7 +150,7 @@ class Datasets:
         incoming_count = int(workspace.value(f"SELECT count(*) FROM {read_parquet([rows])}"))
         if mode == "merge":
             _check_merge_key(workspace, rows, incoming_columns, key or [])
-        uploaded: dict[tuple[str, ...], str] = {}
+        uploaded: dict[tuple[str, ...], tuple[str, int]] = {}
         for _attempt in range(WRITE_ATTEMPTS):
             current, etag = self.current(name)
             if current is not None and mode != "overwrite":
@@ -190,18 +189,18 @@ class Datasets:
         workspace: Workspace,
         name: str,
         query: str,
-        uploaded: dict[tuple[str, ...], str],
+        uploaded: dict[tuple[str, ...], tuple[str, int]],
         memo: tuple[str, ...],
-    ) -> str:
-        """Write `query` as a new data file (once per distinct `memo`) and return its key."""
-        if memo in uploaded:
-            return uploaded[memo]
-        path = workspace.new_path("dataset-out", f"{name}.parquet")
-        workspace.write_parquet(query, path)
-        file_key = dataset_file_key(self.project, name, uuid.uuid4().hex)
-        self.storage.objects.upload(path, self.storage.bucket, file_key)
-        uploaded[memo] = file_key
-        return file_key
+    ) -> tuple[str, int]:
+        """Write `query` as a new data file, once per distinct `memo` (a retry after a lost manifest
+        swap reuses what it can); its key and row count."""
+        if memo not in uploaded:
+            path = workspace.new_path("dataset-out", f"{name}.parquet")
+            rows = workspace.write_parquet(query, path)
+            file_key = dataset_file_key(self.project, name, uuid.uuid4().hex)
+            self.storage.objects.upload(path, self.storage.bucket, file_key)
+            uploaded[memo] = (file_key, rows)
+        return uploaded[memo]
 
     def _next_files(
         self,
@@ -212,21 +211,27 @@ class Datasets:
         incoming_count: int,
         current: DatasetVersion | None,
         key: list[str],
-        uploaded: dict[tuple[str, ...], str],
+        uploaded: dict[tuple[str, ...], tuple[str, int]],
     ) -> tuple[list[str], int, int, int]:
         """(files, row_count, inserts, updates) of the next version."""
         target_columns = list(current.columns) if current and mode != "overwrite" else None
         incoming = _conformed(rows, target_columns)
         if mode == "overwrite" or current is None:
-            file_key = self._upload(workspace, name, incoming, uploaded, ("incoming", repr(target_columns)))
+            file_key, _ = self._upload(
+                workspace, name, incoming, uploaded, ("incoming", repr(target_columns))
+            )
             return [file_key], incoming_count, incoming_count, 0
         if mode == "append":
             if len(current.files) + 1 >= COMPACT_AT:
                 existing = read_parquet(self._download(workspace, current))
                 everything = f"SELECT * FROM {existing} UNION ALL {incoming}"
-                file_key = self._upload(workspace, name, everything, uploaded, ("compacted", *current.files))
-                return [file_key], current.row_count + incoming_count, incoming_count, 0
-            file_key = self._upload(workspace, name, incoming, uploaded, ("incoming", repr(target_columns)))
+                file_key, total = self._upload(
+                    workspace, name, everything, uploaded, ("compacted", *current.files)
+                )
+                return [file_key], total, incoming_count, 0
+            file_key, _ = self._upload(
+                workspace, name, incoming, uploaded, ("incoming", repr(target_columns))
+            )
             return [*current.files, file_key], current.row_count + incoming_count, incoming_count, 0
         existing = read_parquet(self._download(workspace, current))
         using = ", ".join(quote_identifier(column) for column in key)
@@ -236,8 +241,7 @@ class Datasets:
             workspace.value(f"SELECT count(*) FROM __incoming SEMI JOIN __existing USING ({using})")
         )
         merged = f"SELECT * FROM __existing ANTI JOIN __incoming USING ({using}) UNION ALL SELECT * FROM __incoming"
-        file_key = self._upload(workspace, name, merged, uploaded, ("merged", *current.files))
-        total = int(workspace.value(f"SELECT count(*) FROM ({merged})"))
+        file_key, total = self._upload(workspace, name, merged, uploaded, ("merged", *current.files))
         return [file_key], total, incoming_count - updates, updates
 
 
@@ -289,14 +293,3 @@ def _check_merge_key(workspace: Workspace, rows: Path, columns: list[Column], ke
             ", ".join(str(value) for value in row[:-1]) + f" ({row[-1]} rows)" for row in duplicates
         )
         raise NodeFailed(f"merge key ({', '.join(key)}) is not unique in the rows: {shown}")
-
-
-def describe_version(version: DatasetVersion) -> dict[str, Any]:
-    """The manifest as the orchestration layer shows it (no file keys)."""
-    return {
-        "name": version.name,
-        "version": version.version,
-        "row_count": version.row_count,
-        "schema": [column.to_dict() for column in version.columns],
-        "updated_at": version.updated_at,
-    }

@@ -62,9 +62,12 @@ def execute_node(run: NodeRun, storage: Storage) -> NodeResult:
         storage = storage.scratch(throwaway)
     compiled_sql: str | None = None
     try:
+        kind = _NODE_KINDS.get(node.type)
+        if kind is None:
+            raise NodeFailed(f"node '{node.id}' has type {node.type!r}; Sluice runs {', '.join(_NODE_KINDS)}")
         with Workspace() as workspace:
             ctx = NodeContext(run, storage, workspace, log)
-            outcome = _NODE_KINDS[node.type](ctx)
+            outcome = kind(ctx)
             compiled_sql = outcome.compiled_sql
             path, rows = outcome.output.path, outcome.output.rows
             columns = workspace.columns(f"SELECT * FROM {read_parquet([path])}")

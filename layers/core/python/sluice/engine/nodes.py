@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluice.engine.artifacts import OUTPUT, ArtifactRef, ObjectMissing, Storage, node_artifact_key
+from sluice.engine.artifacts import OUTPUT, ArtifactRef, ObjectMissing, Storage
 from sluice.engine.datasets import Datasets, DatasetWrite
 from sluice.engine.errors import NodeFailed
 from sluice.engine.logs import LogLine, NodeLog
@@ -293,9 +293,6 @@ class NodeContext:
             query, path, limit=self.options.effective_row_limit, compiled_sql=compiled_sql
         )
         return Materialized(path, rows)
-
-    def output_key(self) -> str:
-        return node_artifact_key(self.run.project, self.run.run_id, self.node.id, OUTPUT)
 
 
 _MISSING = object()

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from sluice.engine import formats
 from sluice.engine.artifacts import (
@@ -208,7 +209,7 @@ def _data_objects(ctx: NodeContext, bucket: str, key: str, uri: str) -> list[Sto
 def _http_records(ctx: NodeContext) -> SourceRead:
     url = ctx.config.text("url")
     if not url.lower().startswith(("http://", "https://")):
-        raise ctx.config.fail(f"url '{url}' must be http:// or https://")
+        raise ctx.config.fail(f"url '{shown_url(url)}' must be http:// or https://")
     headers = ctx.config.get("headers") or {}
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise ctx.config.fail("config 'headers' must be an object of strings")
@@ -224,14 +225,29 @@ def _http_records(ctx: NodeContext) -> SourceRead:
     document = fetch_json(url, headers, float(timeout))
     records_path = ctx.config.get("records_path")
     records = records_at(document, records_path, url)
-    ctx.log.info(f"GET {url}: {len(records)} records" + (f" at '{records_path}'" if records_path else ""))
-    return SourceRead(_records_file(ctx, records, f"the answer of GET {url}"))
+    shown = shown_url(url)
+    ctx.log.info(f"GET {shown}: {len(records)} records" + (f" at '{records_path}'" if records_path else ""))
+    return SourceRead(_records_file(ctx, records, f"the answer of GET {shown}"))
+
+
+def shown_url(url: str) -> str:
+    """A URL fit for log lines and errors: `${var.KEY}` substitution may have put a token in its
+    password or query, and node logs are readable by every viewer of the project."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{name}=***" if value else name for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def fetch_json(url: str, headers: dict[str, str], timeout: float) -> Any:
     """GET a JSON document. `timeout` bounds connecting and each read; the whole request gets twice
     that, on a thread, so neither a slow name lookup nor a server trickling bytes can hang a node."""
     outcome: dict[str, Any] = {}
+    shown = shown_url(url)
 
     def get() -> None:
         request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
@@ -240,28 +256,28 @@ def fetch_json(url: str, headers: dict[str, str], timeout: float) -> Any:
                 body = response.read(HTTP_MAX_BYTES + 1)
             outcome["body"] = body
         except urllib.error.HTTPError as exc:
-            outcome["error"] = f"GET {url} answered {exc.code} {exc.reason}"
+            outcome["error"] = f"GET {shown} answered {exc.code} {exc.reason}"
         except urllib.error.URLError as exc:
-            outcome["error"] = f"GET {url} failed: {getattr(exc, 'reason', exc)}"
+            outcome["error"] = f"GET {shown} failed: {getattr(exc, 'reason', exc)}"
         except TimeoutError:
-            outcome["error"] = f"GET {url} did not answer within {timeout:g} s"
+            outcome["error"] = f"GET {shown} did not answer within {timeout:g} s"
         except (OSError, ValueError) as exc:
-            outcome["error"] = f"GET {url} failed: {exc}"
+            outcome["error"] = f"GET {shown} failed: {exc}"
 
     worker = threading.Thread(target=get, name="sluice-http-source", daemon=True)
     worker.start()
     worker.join(timeout * 2)
     if worker.is_alive():
-        raise NodeFailed(f"GET {url} did not finish within {timeout * 2:g} s")
+        raise NodeFailed(f"GET {shown} did not finish within {timeout * 2:g} s")
     if "error" in outcome:
         raise NodeFailed(outcome["error"])
     body = outcome["body"]
     if len(body) > HTTP_MAX_BYTES:
-        raise NodeFailed(f"GET {url} answered more than {HTTP_MAX_BYTES // (1024 * 1024)} MB")
+        raise NodeFailed(f"GET {shown} answered more than {HTTP_MAX_BYTES // (1024 * 1024)} MB")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise NodeFailed(f"GET {url} did not answer JSON: {exc}") from exc
+        raise NodeFailed(f"GET {shown} did not answer JSON: {exc}") from exc
 
 
 def records_at(document: Any, path: Any, url: str) -> list[Any]:
@@ -279,12 +295,14 @@ def records_at(document: Any, path: Any, url: str) -> list[Any]:
             else:
                 at = ".".join(walked) or "the top"
                 keys = ", ".join(map(str, found)) if isinstance(found, dict) else type(found).__name__
-                raise NodeFailed(f"the answer of GET {url} has no '{path}' (at {at}: {keys})")
+                raise NodeFailed(f"the answer of GET {shown_url(url)} has no '{path}' (at {at}: {keys})")
             walked.append(part)
     if isinstance(found, dict):
         return [found]
     if not isinstance(found, list):
-        raise NodeFailed(f"the records of GET {url} are a {type(found).__name__}, not a list of objects")
+        raise NodeFailed(
+            f"the records of GET {shown_url(url)} are a {type(found).__name__}, not a list of objects"
+        )
     return found
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,10 +192,22 @@ def relations_read(tree: exp.Expression) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+_parsers = threading.local()
+
+
+def _parser() -> duckdb.DuckDBPyConnection:
+    # A connection per thread: the local stack runs a Map state's nodes on threads of one process,
+    # and a DuckDB connection is not to be shared between threads.
+    connection = getattr(_parsers, "connection", None)
+    if connection is None:
+        connection = _parsers.connection = duckdb.connect(":memory:")
+    return connection
+
+
 def _check_one_select(sql: str) -> None:
     """DuckDB's parser has the last word: exactly one statement, and a query."""
     try:
-        statements = duckdb.extract_statements(sql)
+        statements = _parser().extract_statements(sql)
     except duckdb.Error as exc:
         raise NodeFailed(str(exc)) from exc
     if len(statements) != 1:

@@ -5,11 +5,13 @@ the rows it would have written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sluice.engine import formats
 from sluice.engine.artifacts import check_user_object, parse_s3_uri
 from sluice.engine.datasets import MODES
 from sluice.engine.errors import NodeFailed
-from sluice.engine.nodes import NodeContext, Outcome, TargetWrite
+from sluice.engine.nodes import Materialized, NodeContext, Outcome, TargetWrite
 from sluice.engine.workspace import quote_literal, read_parquet
 
 TARGET_KINDS = ("dataset", "s3")
@@ -25,7 +27,7 @@ def write_target(ctx: NodeContext) -> Outcome:
     return Outcome(output, written=written)
 
 
-def _write_dataset(ctx: NodeContext, rows_path, rows: int) -> TargetWrite:
+def _write_dataset(ctx: NodeContext, rows_path: Path, rows: int) -> TargetWrite:
     name = ctx.config.text("name")
     mode = ctx.config.choice("mode", MODES, default="overwrite")
     key = ctx.config.names("key") if mode == "merge" else None
@@ -46,7 +48,7 @@ def _write_dataset(ctx: NodeContext, rows_path, rows: int) -> TargetWrite:
     return TargetWrite.of_dataset(write)
 
 
-def _write_object(ctx: NodeContext, output) -> TargetWrite:
+def _write_object(ctx: NodeContext, output: Materialized) -> TargetWrite:
     uri = ctx.config.text("uri")
     declared = ctx.config.choice("format", formats.FORMATS)
     try:

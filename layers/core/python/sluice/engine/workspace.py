@@ -67,10 +67,14 @@ class Workspace:
             "temp_directory": str(self.root / "spill"),
             "threads": threads or max(1, os.cpu_count() or 1),
         }
-        self.connection = duckdb.connect(":memory:", config=config)
-        self.connection.execute(f"SET allowed_directories = [{quote_literal(str(self.root) + '/')}]")
-        self.connection.execute("SET enable_external_access = false")
-        self.connection.execute("SET lock_configuration = true")
+        try:
+            self.connection = duckdb.connect(":memory:", config=config)
+            self.connection.execute(f"SET allowed_directories = [{quote_literal(str(self.root) + '/')}]")
+            self.connection.execute("SET enable_external_access = false")
+            self.connection.execute("SET lock_configuration = true")
+        except duckdb.Error as exc:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise NodeFailed(f"DuckDB could not start: {exc}") from exc
 
     def __enter__(self) -> Workspace:
         return self

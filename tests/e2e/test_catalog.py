@@ -53,16 +53,18 @@ def project_secrets(stack, project: str) -> dict[str, dict]:
     return found
 
 
-def add_references(stack, project: str, collection: str, sort_key: str, count: int) -> None:
-    """What a pipeline that names the object does to it (ADD ref_count in its transaction)."""
-    dynamodb = moto_client(stack, "dynamodb")
-    (name,) = [n for n in dynamodb.list_tables()["TableNames"]]
-    dynamodb.update_item(
-        TableName=name,
-        Key={"PK": {"S": f"P#{project}#{collection}"}, "SK": {"S": sort_key}},
-        UpdateExpression="ADD ref_count :n",
-        ExpressionAttributeValues={":n": {"N": str(count)}},
-    )
+def pipeline_using(connector_id: str, schema_id: str, name: str) -> dict:
+    """A seed-003 pipeline that names the connector and the schema."""
+    return {
+        "name": name,
+        "connectorId": connector_id,
+        "schemaId": schema_id,
+        "nodes": [
+            {"id": "src", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}]}},
+            {"id": "out", "nodeType": "target", "config": {"kind": "dataset", "name": f"{name}_out"}},
+        ],
+        "edges": [{"source": "src", "target": "out"}],
+    }
 
 
 def test_connector_crud_keeps_secrets_out_of_responses_logs_and_the_table(stack, project, editor, viewer):
@@ -164,22 +166,26 @@ def test_deleting_a_connector_or_schema_that_pipelines_use_is_409(stack, project
     schema = editor.post(
         "/api/v1/schemas", json={"name": "events", "columns": [{"name": "id", "type": "bigint"}]}
     ).json()["data"]
-    connector_n = int(connector["id"].split("-")[1])
-    schema_n = int(schema["id"].split("-")[1])
-    add_references(stack, project, "CONNECTORS", f"CN#{connector_n:012d}", 2)
-    add_references(stack, project, "SCHEMAS", f"SC#{schema_n:012d}", 1)
+    pipelines = []
+    for name in ("first", "second"):
+        created = editor.post("/api/v1/pipelines", json=pipeline_using(connector["id"], schema["id"], name))
+        assert created.status_code == 201, created.text
+        pipelines.append(created.json()["data"])
+    assert pipelines[0]["connector"] == {"id": connector["id"], "name": "api", "type": "http"}
+    assert pipelines[0]["schema"] == {"id": schema["id"], "name": "events", "displayName": "events"}
 
     refused = editor.delete(f"/api/v1/connectors/{connector['id']}")
     assert refused.status_code == 409
     assert refused.json()["detail"].startswith(f"connector {connector['id']} is used by 2 pipelines")
-    refused = editor.delete(f"/api/v1/schemas/{schema['id']}")
-    assert refused.status_code == 409
-    assert refused.json()["detail"].startswith(f"schema {schema['id']} is used by 1 pipeline;")
     assert editor.get(f"/api/v1/connectors/{connector['id']}").json()["data"]["pipelineCount"] == 2
     assert len(project_secrets(stack, project)) == 1  # the refused delete kept the secret
 
-    add_references(stack, project, "CONNECTORS", f"CN#{connector_n:012d}", -2)
-    add_references(stack, project, "SCHEMAS", f"SC#{schema_n:012d}", -1)
+    assert editor.delete("/api/v1/pipelines", params={"id": pipelines[0]["id"]}).status_code == 204
+    refused = editor.delete(f"/api/v1/schemas/{schema['id']}")
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith(f"schema {schema['id']} is used by 1 pipeline;")
+
+    assert editor.delete("/api/v1/pipelines", params={"id": pipelines[1]["id"]}).status_code == 204
     assert editor.delete(f"/api/v1/connectors/{connector['id']}").status_code == 204
     assert editor.delete(f"/api/v1/schemas/{schema['id']}").status_code == 204
     assert project_secrets(stack, project) == {}

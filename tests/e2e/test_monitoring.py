@@ -342,12 +342,20 @@ def test_queue_monitor_reports_depth_and_alerts_at_fifty(stack, editor, webhook,
     assert report["status"] == "success"
     assert report["total_pending"] == report["visible"] + report["in_flight"] + report["delayed"]
     sqs = moto_client(stack, "sqs")
-    (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if "RunQueue" in u]
+    (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-runs.fifo")]
     try:
         for batch in range(6):
             sqs.send_message_batch(
                 QueueUrl=queue_url,
-                Entries=[{"Id": str(i), "MessageBody": "{}"} for i in range(batch * 10, batch * 10 + 10)],
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": "{}",
+                        "MessageGroupId": "queue-depth-probe",
+                        "MessageDeduplicationId": f"probe-{batch}-{i}",
+                    }
+                    for i in range(batch * 10, batch * 10 + 10)
+                ],
             )
         deep = editor.post("/celery/monitor-queue").json()
         assert deep["total_pending"] >= 60

@@ -69,11 +69,19 @@ def test_scheduled_jobs_fire_without_being_called():
                 },
             )
 
-            (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if "RunQueue" in u]
+            (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-runs.fifo")]
             for batch in range(6):
                 sqs.send_message_batch(
                     QueueUrl=queue_url,
-                    Entries=[{"Id": str(i), "MessageBody": "{}"} for i in range(10 * batch, 10 * batch + 10)],
+                    Entries=[
+                        {
+                            "Id": str(i),
+                            "MessageBody": "{}",
+                            "MessageGroupId": "queue-depth-probe",
+                            "MessageDeduplicationId": f"probe-{batch}-{i}",
+                        }
+                        for i in range(10 * batch, 10 * batch + 10)
+                    ],
                 )
 
             # Then, with no request from us, each job does its work

@@ -88,6 +88,20 @@ def test_s3_source_reads_csv_json_and_jsonl(runner, storage):
     assert rows_of(jsonl) == [{"id": 1, "extra": None}, {"id": 2, "extra": True}]
 
 
+def test_gzipped_csv_and_jsonl_are_read_compressed(runner, storage):
+    import gzip
+
+    csv_uri = put_file(storage, "projects/acme/files/a.csv.gz", gzip.compress(b"id,name\n1,x\n"))
+    jsonl_uri = put_file(storage, "projects/acme/files/b.jsonl.gz", gzip.compress(b'{"id": 7}\n'))
+
+    assert rows_of(runner.run("a", "source", {"kind": "s3", "uri": csv_uri, "format": "csv"})) == [
+        {"id": 1, "name": "x"}
+    ]
+    assert rows_of(runner.run("b", "source", {"kind": "s3", "uri": jsonl_uri, "format": "jsonl"})) == [
+        {"id": 7}
+    ]
+
+
 def test_s3_prefix_reads_every_data_object_and_skips_markers(runner, storage):
     put_file(storage, "projects/acme/files/daily/2024-01-01.csv", "id\n1\n2\n")
     put_file(storage, "projects/acme/files/daily/2024-01-02.csv", "id\n3\n")

@@ -118,7 +118,7 @@ def test_each_kind_counts_its_own_ids(table):
     assert AddressTypeRepository(table).get("acme", 1)["group_name"] == "g"
 
 
-def test_concurrent_creators_of_one_name_end_with_one_object(pipelines):
+def test_concurrent_creators_of_one_name_end_with_one_object(pipelines, atomic_writes):
     # Given eight threads that create the same pipeline name at the same moment
     barrier = threading.Barrier(8)
     outcomes: list[str] = []

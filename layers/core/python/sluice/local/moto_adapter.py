@@ -1,13 +1,16 @@
 """The one place that touches moto's internals (pinned: moto 5.2.5).
 
 moto runs Lambda functions in Docker and leaves Lambda and Step Functions targets of EventBridge
-rules unimplemented. The local stack needs both to run Sluice's own handlers in this process, so
-this module patches exactly two moto methods:
+rules unimplemented, and its DynamoDB applies concurrent writes without a lock (a failed
+transaction restores a snapshot of whole tables, undoing writes made meanwhile). So this module
+patches:
 
 - `LambdaFunction._invoke_lambda`: runs the in-process handler (so a state machine's Task, or any
   `lambda:Invoke` against moto, executes the handler that template.yaml names);
 - `events.models.Rule.send_to_targets`: hands Lambda and Step Functions targets to the local
-  stack (asynchronously, as EventBridge does) and leaves every other target type to moto.
+  stack (asynchronously, as EventBridge does) and leaves every other target type to moto;
+- DynamoDB's write methods: serialised under one lock, as DynamoDB serialises writes to an item
+  (stricter than DynamoDB, which is fine for one developer's machine).
 
 Everything else the local stack does goes through moto's public HTTP API with boto3.
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 import requests
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventTemplateParser, Rule
 from moto.server import ThreadedMotoServer
 from moto.utilities.arns import parse_arn
@@ -36,6 +40,9 @@ TargetDispatcher = Callable[[str, Any], None]
 _original_invoke_lambda = LambdaFunction._invoke_lambda
 _original_send_to_targets = Rule.send_to_targets
 _lock = threading.Lock()
+_dynamodb_writes = threading.RLock()
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_original_dynamodb = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
 _invoker: LambdaInvoker | None = None
 _dispatcher: TargetDispatcher | None = None
 
@@ -123,14 +130,27 @@ def _send_to_targets(self: Rule, original_event: dict[str, Any], transform_input
             self.targets = saved
 
 
+def _serialised(name: str) -> Callable[..., Any]:
+    original = _original_dynamodb[name]
+
+    def write(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_writes:
+            return original(self, *args, **kwargs)
+
+    write.__name__ = name
+    return write
+
+
 def install(invoker: LambdaInvoker, dispatcher: TargetDispatcher) -> None:
-    """Route moto's Lambda invocations and rule targets to the local stack."""
+    """Route moto's Lambda invocations and rule targets to the local stack; serialise its writes."""
     global _invoker, _dispatcher
     check_version()
     with _lock:
         _invoker, _dispatcher = invoker, dispatcher
         LambdaFunction._invoke_lambda = _invoke_lambda
         Rule.send_to_targets = _send_to_targets
+        for name in DYNAMODB_WRITES:
+            setattr(DynamoDBBackend, name, _serialised(name))
 
 
 def uninstall() -> None:
@@ -139,3 +159,5 @@ def uninstall() -> None:
         _invoker, _dispatcher = None, None
         LambdaFunction._invoke_lambda = _original_invoke_lambda
         Rule.send_to_targets = _original_send_to_targets
+        for name, original in _original_dynamodb.items():
+            setattr(DynamoDBBackend, name, original)

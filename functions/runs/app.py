@@ -1,11 +1,19 @@
-"""Runs area: Watcher's execution reports (start, end, one execution with its children)."""
+"""Runs area: Watcher's execution reports (start, end, one execution with its children) and the
+Runs API of seeds 001 and 002 (trigger, read, cancel, resume, logs, preview, profile, dry run)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from sluice import timeutil
 from sluice.auth.principal import Principal
+from sluice.domain import ids
 from sluice.domain.executions import (
     EndExecution,
     StartExecution,
@@ -13,8 +21,20 @@ from sluice.domain.executions import (
     get_execution,
     start_execution,
 )
+from sluice.domain.run_engine import (
+    MAX_RUN_PAGE_SIZE,
+    RUN_PAGE_SIZE,
+    RunEngine,
+    RunRequest,
+    run_ref,
+    run_view,
+    v1_run_view,
+)
 from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
+from sluice.engine import Storage, read_logs, read_preview, read_profile
+from sluice.errors import NotFound, ValidationFailed
 from sluice.events import EventBridgePublisher
+from sluice.runs_port import EngineExecutor, project_variables, run_engine
 from sluice.store.executions import RunRepository, WatchedPipelines
 from sluice.store.table import Table
 
@@ -51,6 +71,296 @@ def post_end_pipeline_execution(
 @router.get("/pipeline_execution/{pipeline_execution_id}")
 def get_pipeline_execution(pipeline_execution_id: int, caller: Principal = Depends(viewer)) -> dict:
     return get_execution(caller.project, pipeline_execution_id, RunRepository(Table()))
+
+
+# -- the Runs API (seeds 001, 002) ---------------------------------------------------------------
+class TriggerBody(BaseModel):
+    """Seed 002's trigger; seed 001's fields are accepted too (one trigger, two spellings)."""
+
+    model_config = ConfigDict(extra="ignore")
+    params: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    full_refresh: bool = False
+    dry_run: bool = False
+
+
+def optional_body(model: type[BaseModel]):
+    """Like json_body, but an empty body is `{}` (002's curl examples post none to some routes)."""
+
+    async def dependency(request: Request) -> BaseModel:
+        raw = await request.body()
+        try:
+            data = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body",),
+                        "msg": "invalid JSON",
+                        "ctx": {"error": str(exc)},
+                    }
+                ]
+            ) from exc
+        if not isinstance(data, dict):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "dict_type",
+                        "loc": ("body",),
+                        "msg": "The body must be a JSON object.",
+                        "input": None,
+                    }
+                ]
+            )
+        try:
+            return model.model_validate(data)
+        except PydanticValidationError as exc:
+            raise RequestValidationError(
+                [
+                    {**e, "loc": ("body", *e.get("loc", ())), "msg": _sentence(e)}
+                    for e in exc.errors(include_url=False)
+                ]
+            ) from exc
+
+    dependency.__name__ = f"optional_body_{model.__name__}"
+    return dependency
+
+
+def _sentence(error: dict) -> str:
+    field = ".".join(str(p) for p in error.get("loc", ()))
+    if error.get("type") == "dict_type":
+        return f"{field} must be an object."
+    return f"{field}: {error.get('msg', 'invalid value')}"
+
+
+def _request(body: TriggerBody, trigger: str) -> RunRequest:
+    return RunRequest(
+        params=body.params, variables=body.variables, full_refresh=body.full_refresh, trigger=trigger
+    )
+
+
+def _dry_run(engine: RunEngine, project: str, record: dict, body: TriggerBody) -> dict:
+    return engine.dry_run(
+        project,
+        record,
+        body.params,
+        body.variables,
+        EngineExecutor(),
+        lambda: project_variables(project),
+        full_refresh=body.full_refresh,
+    )
+
+
+@router.post("/api/pipelines/{pipeline_id}/run", status_code=202)
+def post_pipeline_run(
+    pipeline_id: str,
+    response: Response,
+    caller: Principal = Depends(editor),
+    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict:
+    engine = run_engine()
+    record = engine.pipeline_by_id(caller.project, pipeline_id)
+    view, created = engine.trigger(
+        caller.project,
+        record,
+        _request(body, "api"),
+        lambda item: {"id": run_ref(int(item["id"])), "pipeline_id": record_ref(record), "status": "pending"},
+        _key(idempotency_key),
+        surface="002",
+    )
+    response.status_code = 202 if created else 200
+    return view
+
+
+@router.get("/api/pipelines/{pipeline_id}/runs")
+def get_pipeline_runs(
+    pipeline_id: str,
+    caller: Principal = Depends(viewer),
+    page: int = Query(1, ge=1, le=10_000),
+    per_page: int = Query(RUN_PAGE_SIZE, ge=1, le=MAX_RUN_PAGE_SIZE),
+) -> list[dict]:
+    engine = run_engine()
+    record = engine.pipeline_by_id(caller.project, pipeline_id)
+    return [run_view(item) for item in engine.list_runs(caller.project, int(record["id"]), page, per_page)]
+
+
+@router.post("/api/pipelines/{pipeline_id}/dry-run")
+def post_dry_run(
+    pipeline_id: str,
+    caller: Principal = Depends(editor),
+    body: TriggerBody = Depends(optional_body(TriggerBody)),
+) -> dict:
+    engine = run_engine()
+    record = engine.pipeline_by_id(caller.project, pipeline_id)
+    return _dry_run(engine, caller.project, record, body)
+
+
+@router.get("/api/runs/{run_id}")
+def get_run(run_id: str, caller: Principal = Depends(viewer)) -> dict:
+    return run_engine().get_run(caller.project, run_id)
+
+
+@router.post("/api/runs/{run_id}/cancel")
+def post_cancel(run_id: str, caller: Principal = Depends(editor)) -> dict:
+    return run_engine().cancel(caller.project, run_id)
+
+
+@router.post("/api/runs/{run_id}/resume", status_code=202)
+def post_resume(run_id: str, caller: Principal = Depends(editor)) -> dict:
+    def render(item: dict) -> dict:
+        return {
+            "id": run_ref(int(item["id"])),
+            "pipeline_id": ids.render("pipeline", int(item["pipeline_id"])),
+            "status": "pending",
+            "resumed_from": run_ref(int(item["resumed_from"])),
+        }
+
+    return run_engine().resume(caller.project, run_id, render)
+
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_lines(project: str, run_id: str, node_id: str | None, level: str | None) -> tuple[int, list[dict]]:
+    number, sources = run_engine().log_sources(project, run_id, node_id)
+    storage = Storage.s3()
+    lines: list[dict] = []
+    for folder, node in sources:
+        try:
+            found = read_logs(storage, project, folder, node)
+        except NotFound:
+            continue
+        lines += [
+            {"run_id": run_ref(number), "node_id": node, **line}
+            for line in found
+            if level is None or line.get("level") == level
+        ]
+    lines.sort(key=lambda line: line.get("timestamp") or "")
+    return number, lines
+
+
+@router.get("/api/runs/{run_id}/logs")
+def get_run_logs(
+    run_id: str,
+    caller: Principal = Depends(viewer),
+    node_id: str | None = None,
+    level: str | None = Query(None, pattern="^(debug|info|warning|error)$"),
+) -> list[dict]:
+    return _log_lines(caller.project, run_id, node_id, level)[1]
+
+
+@router.get("/api/runs/{run_id}/logs/export")
+def get_run_logs_export(
+    run_id: str,
+    request: Request,
+    caller: Principal = Depends(viewer),
+    node_id: str | None = None,
+    level: str | None = Query(None, pattern="^(debug|info|warning|error)$"),
+    format: str | None = Query(None, pattern="^(text|ndjson)$"),  # noqa: A002 - the query parameter's name
+) -> Response:
+    number, lines = _log_lines(caller.project, run_id, node_id, level)
+    wanted = format or ("ndjson" if "ndjson" in (request.headers.get("accept") or "") else "text")
+    if wanted == "ndjson":
+        body = "".join(json.dumps(line) + "\n" for line in lines)
+        media, suffix = "application/x-ndjson", "ndjson"
+    else:
+        body = "".join(
+            f"{line.get('timestamp')} [{str(line.get('level')).upper()}] {line['node_id']}: {line.get('message')}\n"
+            for line in lines
+        )
+        media, suffix = "text/plain; charset=utf-8", "log"
+    disposition = f'attachment; filename="{run_ref(number)}-logs.{suffix}"'
+    return Response(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+@router.get("/api/runs/{run_id}/nodes/{node_id}/preview")
+def get_node_preview(run_id: str, node_id: str, caller: Principal = Depends(viewer)) -> dict:
+    folder = run_engine().node_artifact_run(caller.project, run_id, node_id)
+    return read_preview(Storage.s3(), caller.project, folder, node_id)
+
+
+@router.get("/api/runs/{run_id}/nodes/{node_id}/profile")
+def get_node_profile(run_id: str, node_id: str, caller: Principal = Depends(viewer)) -> dict:
+    folder = run_engine().node_artifact_run(caller.project, run_id, node_id)
+    return read_profile(Storage.s3(), caller.project, folder, node_id)
+
+
+# -- seed 001: runs of a pipeline by name ----------------------------------------------------------
+@router.post("/api/v1/pipelines/{name}/runs", status_code=202)
+def post_v1_runs(
+    name: str,
+    response: Response,
+    caller: Principal = Depends(editor),
+    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict:
+    engine = run_engine()
+    record = engine.pipeline_by_name(caller.project, name)
+    if body.dry_run:
+        nodes = _dry_run(engine, caller.project, record, body)
+        failed = any(n["status"] == "failed" for n in nodes.values())
+        response.status_code = 200
+        return {
+            "data": {
+                "id": None,
+                "pipeline": record["name"],
+                "status": "failed" if failed else "success",
+                "dry_run": True,
+                "started_at": None,
+                "progress": {"stage": "done", "rows_processed": 0},
+                "nodes": nodes,
+            }
+        }
+    view, created = engine.trigger(
+        caller.project,
+        record,
+        _request(body, "api"),
+        lambda item: {"data": v1_run_view(item, record["name"])},
+        _key(idempotency_key),
+        surface="001",
+    )
+    response.status_code = 202 if created else 200
+    return view
+
+
+@router.get("/api/v1/pipelines/{name}/runs")
+def get_v1_runs(
+    name: str,
+    caller: Principal = Depends(viewer),
+    page: int = Query(1, ge=1, le=10_000),
+    per_page: int = Query(20, ge=1, le=MAX_RUN_PAGE_SIZE),
+) -> dict:
+    engine = run_engine()
+    record = engine.pipeline_by_name(caller.project, name)
+    items = engine.list_runs(caller.project, int(record["id"]), page, per_page)
+    return {"data": [v1_run_view(item, record["name"]) for item in items], "page": page, "per_page": per_page}
+
+
+@router.get("/api/v1/pipelines/{name}/runs/{run_id}")
+def get_v1_run(name: str, run_id: str, caller: Principal = Depends(viewer)) -> dict:
+    engine = run_engine()
+    record = engine.pipeline_by_name(caller.project, name)
+    item = engine.run_item(caller.project, run_id)
+    if int(item["pipeline_id"]) != int(record["id"]):
+        raise NotFound(f"Run {run_ref(int(item['id']))} is not a run of pipeline {record['name']}.")
+    view = v1_run_view(item, record["name"])
+    view["node_runs"] = run_engine().get_run(caller.project, run_id)["node_runs"]
+    return {"data": view}
+
+
+def record_ref(record: dict) -> str:
+    return ids.render("pipeline", int(record["id"]))
+
+
+def _key(header: str | None) -> str | None:
+    if header is None:
+        return None
+    key = header.strip()
+    if not key or len(key) > 255:
+        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters.")
+    return key
 
 
 app = create_app("runs", [router])

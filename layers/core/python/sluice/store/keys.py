@@ -317,3 +317,27 @@ def variable(project_id: str, key: str) -> tuple[str, str]:
 def catalog_lease(project_id: str, kind: str, ident: str) -> tuple[str, str]:
     """A short lease on one connector or variable while its secret and its item change together."""
     return f"{project(project_id)}#LEASES", f"{kind}#{ident}"
+
+
+# -- the run engine: node runs, active runs, trigger idempotency ---------------------------------
+RUN_NODE_PREFIX = "NODE#"
+
+
+def run_node(project_id: str, run_id: int, node_id: str) -> tuple[str, str]:
+    """A node run, in its run's partition (a run's node runs are one Query)."""
+    return run_partition(project_id, run_id), f"{RUN_NODE_PREFIX}{node_id}"
+
+
+def active_runs(project_id: str) -> str:
+    """A project's runs that are pending or running; SK = padded run id. The reconciler and the
+    active-run count read this partition instead of scanning runs."""
+    return f"{project(project_id)}#ACTIVE_RUNS"
+
+
+def active_run(project_id: str, run_id: int) -> tuple[str, str]:
+    return active_runs(project_id), pad(run_id)
+
+
+def run_trigger_claim(project_id: str, idempotency_key: str) -> tuple[str, str]:
+    """One run per (project, Idempotency-Key); holds the run id and the first response."""
+    return f"{project(project_id)}#RUN_TRIGGERS", idempotency_key

@@ -1,0 +1,63 @@
+"""The Run state machine's tasks (statemachines/run.asl.json): plan, next step, execute a node,
+finish; and the reconciler that finishes runs whose execution died."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from sluice.runs_port import EngineExecutor, StepFunctionsRuns, project_variables, run_engine
+from sluice.store.executions import ProjectRegistry
+from sluice.store.table import Table
+
+logger = Logger(service="runs")
+_executor = EngineExecutor()
+
+
+@logger.inject_lambda_context
+def plan_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_engine().plan(str(event["project"]), int(event["run_id"]))
+
+
+@logger.inject_lambda_context
+def next_step(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_engine().next_step(str(event["project"]), int(event["run_id"]), int(event.get("level") or 0))
+
+
+@logger.inject_lambda_context
+def execute_node(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Raises NodeFailed (the Lambda's errorType) when the node fails, which fails the run."""
+    project = str(event["project"])
+    return run_engine().execute(
+        project,
+        int(event["run_id"]),
+        str(event["node_id"]),
+        _executor,
+        lambda: project_variables(project),
+    )
+
+
+@logger.inject_lambda_context
+def finish_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = run_engine().finish(
+        str(event["project"]), int(event["run_id"]), str(event.get("outcome") or "failed"), event.get("error")
+    )
+    logger.info("run finished", extra=result)
+    return result
+
+
+@logger.inject_lambda_context
+def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled: every project's running runs whose execution is no longer RUNNING end failed."""
+    table = Table()
+    engine = run_engine(table)
+    machine = StepFunctionsRuns()
+    finished, failed = 0, []
+    for project in ProjectRegistry(table).all():
+        try:
+            finished += engine.reconcile(project, machine.status)
+        except Exception:
+            logger.exception("reconciling runs failed", extra={"project": project})
+            failed.append(project)
+    return {"finished": finished, "failed_projects": failed}

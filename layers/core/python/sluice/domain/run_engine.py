@@ -1,0 +1,939 @@
+"""The run engine's use cases: trigger, dispatch, plan, step, execute a node, finish, reconcile,
+and the Runs API reads and actions (cancel, resume, logs, preview, profile, dry run).
+
+A Sluice run is an execution (SPEC 1): the same run item, counter and end fields as Watcher's,
+with the engine's attributes beside them (revision, params, variables, plan, progress, error).
+Every collaborator is a port passed in, so unit tests give fakes and the Lambdas give AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import pendulum
+from aws_lambda_powertools import Logger
+
+from sluice import timeutil
+from sluice.domain import ids
+from sluice.domain.executions import ConcurrentEnd, EndReport, PipelineAdvance, Run, apply_end
+from sluice.domain.graph import Graph
+from sluice.domain.runs import levels, plan_run, select_scope
+from sluice.errors import Conflict, InvalidRequest, NotFound, SluiceError, Unavailable, ValidationFailed
+from sluice.events import EXECUTION_ENDED, EventPublisher
+
+DEFAULT_PARALLELISM = 4
+FINISH_ATTEMPTS = 10
+RUN_PAGE_SIZE = 50
+MAX_RUN_PAGE_SIZE = 100
+FINISHED = ("success", "failed", "cancelled")
+STAGE_OF_NODE = {"source": "extract", "transform": "transform", "filter": "transform", "target": "load"}
+
+logger = Logger(service="sluice")
+
+
+# -- ports ------------------------------------------------------------------------------------------
+class RunItems(Protocol):
+    def next_run_id(self, project: str) -> int: ...
+    def create(
+        self, project: str, run: Run, engine: dict[str, Any], claim: dict[str, Any] | None = None
+    ) -> None: ...
+    def trigger_claim(self, project: str, key: str) -> dict[str, Any] | None: ...
+    def get(self, project: str, run_id: int) -> dict[str, Any] | None: ...
+    def node_runs(self, project: str, run_id: int) -> list[dict[str, Any]]: ...
+    def node_run(self, project: str, run_id: int, node_id: str) -> dict[str, Any] | None: ...
+    def active(self, project: str) -> list[int]: ...
+    def pipeline_run_ids(self, project: str, pipeline_id: int, offset: int, limit: int) -> list[int]: ...
+    def get_many(self, project: str, run_ids: list[int]) -> list[dict[str, Any]]: ...
+    def store_plan(
+        self, project: str, run_id: int, plan: dict, node_runs: list[dict], watermark: Any
+    ) -> bool: ...
+    def allocate_node_run_ids(self, project: str, count: int) -> list[int]: ...
+    def update_node_run(
+        self, project: str, run_id: int, node_id: str, changes: dict[str, Any], only_if: tuple[str, ...] = ()
+    ) -> bool: ...
+    def add_progress(self, project: str, run_id: int, stage: str, rows: int) -> None: ...
+    def note_error(self, project: str, run_id: int, error: str) -> None: ...
+    def end(
+        self,
+        project: str,
+        ended: Run,
+        seen_end_count: int,
+        from_statuses: tuple[str, ...],
+        extra: dict[str, Any],
+        advance: PipelineAdvance | None,
+        watermark_candidate: Any = None,
+    ) -> None: ...
+    def forget_active(self, project: str, run_id: int) -> None: ...
+
+
+class Definitions(Protocol):
+    def get(self, project: str, pipeline_id: int) -> dict[str, Any] | None: ...
+    def find_by_name(self, project: str, name: str) -> dict[str, Any] | None: ...
+    def revision(self, project: str, pipeline_id: int, number: int) -> dict[str, Any] | None: ...
+
+
+class Slots(Protocol):
+    def claim_slot(self, project: str, run_id: int, execution_name: str) -> None: ...
+    def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool: ...
+    def request_cancel(self, project: str, run_id: int) -> str: ...
+
+
+class RunQueue(Protocol):
+    def send(self, project: str, run_id: int) -> None: ...
+
+
+class LineageRecorder(Protocol):
+    def record(self, project: str, pipeline_id: int, sources: list[str], targets: list[str]) -> None: ...
+
+
+class NodeExecutor(Protocol):
+    """The engine: runs one node (dict shape of sluice.engine.NodeRun) and returns NodeResult."""
+
+    def run(
+        self, project: str, artifact_run: str, node: dict, inputs: dict[str, str], options: dict
+    ) -> Any: ...
+    def dry_run(
+        self, project: str, nodes: list[tuple[dict, list[str]]], options: dict
+    ) -> list[tuple[str, Any]]: ...
+
+
+# -- requests ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunRequest:
+    params: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    full_refresh: bool = False
+    scope: str = "full"
+    target_node: str | None = None
+    trigger: str = "api"
+    resumed_from: int | None = None
+
+    def fingerprint(self, surface: str, pipeline_id: int) -> str:
+        body = {
+            "surface": surface,
+            "pipeline": pipeline_id,
+            "params": self.params,
+            "variables": self.variables,
+            "full_refresh": self.full_refresh,
+            "scope": self.scope,
+            "target": self.target_node,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_ref(run_id: int) -> str:
+    return ids.render("run", run_id)
+
+
+def artifact_run(run_id: int) -> str:
+    """The run's folder name under projects/<p>/runs/ (the engine's `run_id`)."""
+    return run_ref(run_id)
+
+
+def execution_name(project: str, run_id: int) -> str:
+    """Step Functions names allow [A-Za-z0-9-_] and 80 characters; the run id keeps it unique."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in project)
+    suffix = f"-{run_id}"
+    return safe[: 80 - len(suffix)] + suffix
+
+
+def adjacency(graph: Graph) -> dict[str, list[str]]:
+    return {node.id: [e.source for e in graph.inputs_of(node.id)] for node in graph.nodes}
+
+
+# -- views ------------------------------------------------------------------------------------------
+def node_run_view(item: Mapping[str, Any]) -> dict[str, Any]:
+    view = {
+        "id": ids.render("nr", int(item["id"])),
+        "node_id": item["node_id"],
+        "status": item.get("status"),
+        "row_count": _int(item.get("row_count")),
+        "duration_ms": _int(item.get("duration_ms")),
+        "started_at": item.get("started_at"),
+        "finished_at": item.get("finished_at"),
+        "error": item.get("error"),
+    }
+    if item.get("reused_from") is not None:
+        view["reused_from"] = run_ref(int(item["reused_from"]))
+    return view
+
+
+def progress_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    stage = item.get("progress_stage") or "queued"
+    if item.get("status") in FINISHED:
+        stage = "done"
+    return {"stage": stage, "rows_processed": _int(item.get("rows_processed")) or 0}
+
+
+def run_view(item: Mapping[str, Any], node_runs: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Seed 002's run (with node_runs when given)."""
+    view: dict[str, Any] = {
+        "id": run_ref(int(item["id"])),
+        "pipeline_id": ids.render("pipeline", int(item["pipeline_id"])),
+        "status": item.get("status"),
+        "started_at": item.get("start_date"),
+        "finished_at": item.get("end_date"),
+        "params": item.get("params") or {},
+        "full_refresh": bool(item.get("full_refresh")),
+        "trigger": item.get("trigger"),
+        "resumed_from": run_ref(int(item["resumed_from"])) if item.get("resumed_from") else None,
+        "error": item.get("error"),
+        "progress": progress_of(item),
+        "rows_loaded": _int(item.get("total_rows")),
+    }
+    if node_runs is not None:
+        ordered = sorted(node_runs, key=lambda n: (int(n.get("position", 0)), n["node_id"]))
+        view["node_runs"] = [node_run_view(n) for n in ordered]
+    return view
+
+
+def v1_run_view(item: Mapping[str, Any], pipeline_name: str) -> dict[str, Any]:
+    """Seed 001's run."""
+    started, ended = item.get("start_date"), item.get("end_date")
+    duration_ms = None
+    if started and ended:
+        duration_ms = int(
+            (timeutil.from_stored(ended) - timeutil.from_stored(started)).total_seconds() * 1000  # type: ignore[operator]
+        )
+    return {
+        "id": run_ref(int(item["id"])),
+        "pipeline": pipeline_name,
+        "status": item.get("status"),
+        "started_at": started,
+        "finished_at": ended,
+        "duration_ms": duration_ms,
+        "rows_loaded": _int(item.get("total_rows")),
+        "full_refresh": bool(item.get("full_refresh")),
+        "error": item.get("error"),
+        "progress": progress_of(item),
+    }
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+# -- the engine ------------------------------------------------------------------------------------
+class RunEngine:
+    def __init__(
+        self,
+        runs: RunItems,
+        definitions: Definitions,
+        slots: Slots,
+        queue: RunQueue | None = None,
+        publisher: EventPublisher | None = None,
+        lineage: LineageRecorder | None = None,
+        clock: Callable[[], pendulum.DateTime] = timeutil.now,
+    ):
+        self.runs = runs
+        self.definitions = definitions
+        self.slots = slots
+        self.queue = queue
+        self.publisher = publisher
+        self.lineage = lineage
+        self._clock = clock
+
+    # -- locating ---------------------------------------------------------------------------------
+    def pipeline_by_id(self, project: str, ref: str | int) -> dict[str, Any]:
+        try:
+            number = ids.parse("pipeline", ref)
+        except ValidationFailed:
+            raise NotFound(f"Pipeline '{ref}' not found.") from None
+        record = self.definitions.get(project, number)
+        if record is None:
+            raise NotFound(f"Pipeline {ids.render('pipeline', number)} not found.")
+        return record
+
+    def pipeline_by_name(self, project: str, name: str) -> dict[str, Any]:
+        record = self.definitions.find_by_name(project, name)
+        if record is None:
+            raise NotFound(f"Pipeline '{name}' not found.")
+        return record
+
+    def run_item(self, project: str, ref: str | int) -> dict[str, Any]:
+        try:
+            number = ids.parse("run", ref)
+        except ValidationFailed:
+            raise NotFound(f"Run '{ref}' not found.") from None
+        item = self.runs.get(project, number)
+        if item is None:
+            raise NotFound(f"Run {run_ref(number)} not found.")
+        return item
+
+    def graph_of(self, project: str, pipeline_id: int, revision: int | None) -> Graph:
+        if revision:
+            found = self.definitions.revision(project, pipeline_id, int(revision))
+            if found is not None:
+                return Graph.from_document(found["graph"])
+        record = self.definitions.get(project, pipeline_id)
+        if record is None:
+            raise NotFound(f"Pipeline {ids.render('pipeline', pipeline_id)} no longer exists.")
+        return Graph.from_document(record.get("graph"))
+
+    # -- trigger ----------------------------------------------------------------------------------
+    def trigger(
+        self,
+        project: str,
+        record: dict[str, Any],
+        request: RunRequest,
+        render: Callable[[dict[str, Any]], dict[str, Any]],
+        idempotency_key: str | None = None,
+        surface: str = "002",
+    ) -> tuple[dict[str, Any], bool]:
+        """Write the run pending and queue it; (rendered response, created). With an
+        Idempotency-Key already used for the same request, the first response and False."""
+        pipeline_id = int(record["id"])
+        if idempotency_key is not None:
+            fingerprint = request.fingerprint(surface, pipeline_id)
+            replayed = self._replay(project, idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed, False
+        status = record.get("status") or "active"
+        if status == "paused":
+            raise Conflict(
+                f"Pipeline {record['name']} is paused; set its status to active before running it."
+            )
+        graph = Graph.from_document(record.get("graph"))
+        if graph.empty:
+            raise InvalidRequest(f"Pipeline {record['name']} has no nodes to run.")
+        select_scope(adjacency(graph), request.target_node, request.scope)
+        now = self._clock()
+        run_id = self.runs.next_run_id(project)
+        run = Run(
+            id=run_id,
+            pipeline_id=pipeline_id,
+            status="pending",
+            start_date=now,
+            origin="sluice",
+            created_at=now,
+        )
+        engine = {
+            "revision": int(record.get("revision") or 0),
+            "pipeline_name": record["name"],
+            "params": request.params,
+            "variables": {k: v for k, v in request.variables.items()},
+            "full_refresh": request.full_refresh,
+            "scope": request.scope,
+            "target_node": request.target_node,
+            "trigger": request.trigger,
+            "resumed_from": request.resumed_from,
+            "progress_stage": "queued",
+            "rows_processed": 0,
+        }
+        item = {**_stored(run), **engine}
+        response = render(item)
+        claim = None
+        if idempotency_key is not None:
+            claim = {"key": idempotency_key, "request_hash": fingerprint, "response": response}
+        from sluice.store.runs import TriggerReplayed  # the store's signal; the domain only relays it
+
+        try:
+            self.runs.create(project, run, {k: v for k, v in engine.items() if v is not None}, claim)
+        except TriggerReplayed as replay:
+            return self._check_replay(replay.claim, fingerprint, idempotency_key or ""), False
+        try:
+            if self.queue is None:
+                raise Unavailable("no run queue is configured")
+            self.queue.send(project, run_id)
+        except Exception as exc:  # noqa: BLE001 - any queue failure leaves the run unqueued
+            logger.exception("run not queued", extra={"project": project, "run_id": run_id})
+            self.finish(project, run_id, "failed", error="The run could not be queued; trigger it again.")
+            raise Unavailable("The run could not be queued; trigger it again in a moment.") from exc
+        return response, True
+
+    def _replay(self, project: str, key: str, fingerprint: str) -> dict[str, Any] | None:
+        claim = self.runs.trigger_claim(project, key)
+        return None if claim is None else self._check_replay(claim, fingerprint, key)
+
+    @staticmethod
+    def _check_replay(claim: dict[str, Any], fingerprint: str, key: str) -> dict[str, Any]:
+        if claim.get("request_hash") != fingerprint:
+            raise Conflict(
+                f"Idempotency-Key '{key}' was already used for a different run request; use a new key."
+            )
+        return claim["response"]
+
+    # -- dispatch (the run queue's consumer) ------------------------------------------------------
+    def dispatch(self, project: str, run_id: int, start: Callable[[str], None]) -> str:
+        """'dropped' (not pending any more), 'full' (slots taken; retry later), 'started'."""
+        from sluice.store.run_control import NotPending, SlotsFull
+
+        item = self.runs.get(project, run_id)
+        if item is None or item.get("status") != "pending":
+            return "dropped"
+        if item.get("cancel_requested"):
+            self.finish(project, run_id, "cancelled", only_pending=True)
+            return "dropped"
+        name = execution_name(project, run_id)
+        try:
+            self.slots.claim_slot(project, run_id, name)
+        except SlotsFull:
+            return "full"
+        except NotPending:
+            return "dropped"
+        try:
+            start(name)
+        except Exception:
+            self.slots.release_slot(project, run_id, back_to_pending=True)
+            raise
+        return "started"
+
+    # -- the state machine's tasks ----------------------------------------------------------------
+    def plan(self, project: str, run_id: int) -> dict[str, Any]:
+        item = self._require_run(project, run_id)
+        if item.get("plan"):
+            return {"project": project, "run_id": run_id, "level": 0}
+        pipeline_id = int(item["pipeline_id"])
+        graph = self.graph_of(project, pipeline_id, item.get("revision"))
+        edges = adjacency(graph)
+        reusable: dict[str, dict[str, Any]] = {}
+        if item.get("resumed_from"):
+            reusable = self._reusable(project, int(item["resumed_from"]), graph)
+        try:
+            plan = plan_run(
+                edges,
+                item.get("target_node"),
+                item.get("scope") or "full",
+                {node: str(nr["id"]) for node, nr in reusable.items()},
+            )
+        except ValidationFailed as exc:
+            raise InvalidRequest(f"The run cannot be planned: {exc.detail}") from exc
+        record = self.definitions.get(project, pipeline_id) or {}
+        parallelism = int((record.get("execution_config") or {}).get("parallelism") or DEFAULT_PARALLELISM)
+        ordered = plan.nodes + sorted(plan.reused)
+        numbers = self.runs.allocate_node_run_ids(project, len(ordered))
+        node_runs = []
+        for position, (node_id, number) in enumerate(zip(ordered, numbers, strict=True)):
+            node = graph.node(node_id)
+            entry: dict[str, Any] = {
+                "id": number,
+                "node_id": node_id,
+                "node_type": node.node_type if node else None,
+                "position": position,
+                "status": "pending",
+            }
+            if node_id in plan.reused:
+                old = reusable[node_id]
+                entry.update(
+                    status="reused",
+                    reused_from=int(old.get("reused_from") or old["run_id"]),
+                    artifact_run=old.get("artifact_run"),
+                    output=old.get("output"),
+                    row_count=old.get("row_count"),
+                    columns=old.get("columns"),
+                )
+            node_runs.append(entry)
+        stored_plan = {"levels": plan.levels, "reused": sorted(plan.reused), "parallelism": parallelism}
+        self.runs.store_plan(project, run_id, stored_plan, node_runs, record.get("watermark"))
+        return {"project": project, "run_id": run_id, "level": 0}
+
+    def _reusable(self, project: str, old_run_id: int, graph: Graph) -> dict[str, dict[str, Any]]:
+        """Node runs of the resumed run whose outputs still hold: they succeeded (or were reused),
+        and neither the node nor anything upstream of it changed since."""
+        old = self.runs.get(project, old_run_id)
+        if old is None:
+            return {}
+        old_graph = self.graph_of(project, int(old["pipeline_id"]), old.get("revision"))
+        succeeded = {
+            nr["node_id"]: nr
+            for nr in self.runs.node_runs(project, old_run_id)
+            if nr.get("status") in ("success", "reused") and nr.get("output")
+        }
+        unchanged: dict[str, bool] = {}
+
+        def holds(node_id: str) -> bool:
+            if node_id not in unchanged:
+                now, then = graph.node(node_id), old_graph.node(node_id)
+                same = (
+                    node_id in succeeded
+                    and now is not None
+                    and then is not None
+                    and (now.node_type, now.config) == (then.node_type, then.config)
+                    and sorted(e.source for e in graph.inputs_of(node_id))
+                    == sorted(e.source for e in old_graph.inputs_of(node_id))
+                )
+                unchanged[node_id] = same and all(holds(e.source) for e in graph.inputs_of(node_id))
+            return unchanged[node_id]
+
+        return {node_id: nr for node_id, nr in succeeded.items() if holds(node_id)}
+
+    def next_step(self, project: str, run_id: int, level: int) -> dict[str, Any]:
+        item = self._require_run(project, run_id)
+        plan = item.get("plan") or {}
+        planned: list[list[str]] = plan.get("levels") or []
+        base = {"project": project, "run_id": run_id, "nodes": [], "parallelism": 1}
+        if item.get("cancel_requested"):
+            return {**base, "level": level, "action": "cancel"}
+        if level >= len(planned):
+            return {**base, "level": level, "action": "finish"}
+        return {
+            **base,
+            "level": level + 1,
+            "action": "run",
+            "nodes": list(planned[level]),
+            "parallelism": max(1, int(plan.get("parallelism") or DEFAULT_PARALLELISM)),
+        }
+
+    def execute(
+        self,
+        project: str,
+        run_id: int,
+        node_id: str,
+        executor: NodeExecutor,
+        variables: Callable[[], Mapping[str, str]],
+    ) -> dict[str, Any]:
+        """Run one node of the run. A failed node is recorded and re-raised (NodeFailed), which
+        fails the level's Map and so the run; a node of a run being cancelled does not start."""
+        from sluice.engine import NodeFailed
+
+        item = self._require_run(project, run_id)
+        current = self.runs.node_run(project, run_id, node_id)
+        if current is None:
+            raise NodeFailed(f"node '{node_id}' is not in the plan of {run_ref(run_id)}")
+        if current.get("status") == "success":
+            return {"node_id": node_id, "status": "success", "row_count": _int(current.get("row_count"))}
+        if item.get("cancel_requested"):
+            self.runs.update_node_run(project, run_id, node_id, {"status": "cancelled"}, only_if=("pending",))
+            return {"node_id": node_id, "status": "cancelled"}
+        graph = self.graph_of(project, int(item["pipeline_id"]), item.get("revision"))
+        node = graph.node(node_id)
+        started = timeutil.iso(self._clock())
+        self.runs.update_node_run(
+            project,
+            run_id,
+            node_id,
+            {"status": "running", "started_at": started},
+            only_if=("pending", "running"),
+        )
+        try:
+            if node is None:
+                raise NodeFailed(
+                    f"node '{node_id}' is not in revision {item.get('revision')} of the pipeline"
+                )
+            inputs = {}
+            for edge in graph.inputs_of(node_id):
+                upstream = self.runs.node_run(project, run_id, edge.source)
+                if not upstream or not upstream.get("output"):
+                    raise NodeFailed(f"input '{edge.source}' of node '{node_id}' has no output in this run")
+                inputs[edge.source] = upstream["output"]
+            config = _substituted(node.config, variables, item.get("variables") or {}, node_id)
+            options = {
+                "full_refresh": bool(item.get("full_refresh")),
+                "params": item.get("params") or {},
+                "watermark": item.get("watermark"),
+            }
+            spec = {"id": node.id, "nodeType": node.node_type, "config": config, "label": node.label}
+            result = executor.run(project, artifact_run(run_id), spec, inputs, options)
+        except NodeFailed as failed:
+            self._record_failure(project, run_id, node_id, failed, started)
+            raise
+        written = result.written.to_dict() if result.written else None
+        self.runs.update_node_run(
+            project,
+            run_id,
+            node_id,
+            {
+                "status": "success",
+                "row_count": result.row_count,
+                "duration_ms": result.duration_ms,
+                "started_at": result.started_at,
+                "finished_at": result.finished_at,
+                "output": result.output.key,
+                "artifact_run": artifact_run(run_id),
+                "compiled_sql": result.compiled_sql,
+                "written": written,
+                "watermark": None if result.watermark is None else str(result.watermark),
+                "incremental": bool(node.config.get("watermark_column")) and not item.get("full_refresh"),
+                "datasets_read": list(result.datasets_read),
+                "columns": [c.to_dict() for c in result.columns],
+            },
+        )
+        self.runs.add_progress(
+            project, run_id, STAGE_OF_NODE.get(node.node_type, "transform"), result.row_count
+        )
+        return {"node_id": node_id, "status": "success", "row_count": result.row_count}
+
+    def _record_failure(
+        self, project: str, run_id: int, node_id: str, failed: Any, started: str | None
+    ) -> None:
+        self.runs.update_node_run(
+            project,
+            run_id,
+            node_id,
+            {
+                "status": "failed",
+                "error": failed.detail,
+                "started_at": failed.started_at or started,
+                "finished_at": failed.finished_at or timeutil.iso(self._clock()),
+                "duration_ms": failed.duration_ms or 0,
+                "compiled_sql": failed.compiled_sql,
+                "artifact_run": artifact_run(run_id),
+            },
+        )
+        self.runs.note_error(project, run_id, f"node '{node_id}' failed: {failed.detail}")
+
+    def finish(
+        self,
+        project: str,
+        run_id: int,
+        outcome: str,
+        error: Any = None,
+        only_pending: bool = False,
+    ) -> dict[str, Any]:
+        """End the run (idempotent): Watcher's metrics from what its targets wrote, the pipeline's
+        watermark and target times moved on success, node runs left over closed, the slot given
+        back, execution.ended published and lineage recorded on success."""
+        status = {"success": "success", "failed": "failed", "cancelled": "cancelled"}.get(outcome, "failed")
+        for attempt in range(FINISH_ATTEMPTS):
+            item = self.runs.get(project, run_id)
+            if item is None:
+                return {"project": project, "run_id": run_id, "status": "gone"}
+            if item.get("status") in FINISHED:
+                self.slots.release_slot(project, run_id)
+                self.runs.forget_active(project, run_id)
+                return {"project": project, "run_id": run_id, "status": item["status"]}
+            if only_pending and item.get("status") != "pending":
+                return {"project": project, "run_id": run_id, "status": item.get("status")}
+            node_runs = self.runs.node_runs(project, run_id)
+            if status == "success" and any(n.get("status") == "failed" for n in node_runs):
+                status = "failed"
+            message = None
+            if status == "failed":
+                message = item.get("error") or _error_text(error) or "The run failed."
+            ended, advance, candidate = self._ended(item, node_runs, status)
+            extra = {"error": message, "next_watermark": candidate, "progress_stage": "done"}
+            try:
+                self.runs.end(
+                    project,
+                    ended,
+                    int(item.get("end_count") or 0),
+                    ("pending",) if only_pending else ("pending", "running"),
+                    extra,
+                    advance,
+                    candidate,
+                )
+            except ConcurrentEnd:
+                time.sleep(0.02 * (attempt + 1))
+                continue
+            break
+        else:
+            raise Conflict(f"Run {run_ref(run_id)} kept changing while it was being finished.")
+        leftover = "cancelled" if status == "cancelled" else "skipped"
+        for node_run in node_runs:
+            if node_run.get("status") == "pending":
+                self.runs.update_node_run(
+                    project, run_id, node_run["node_id"], {"status": leftover}, ("pending",)
+                )
+        self.slots.release_slot(project, run_id)
+        if status == "success":
+            self._after_success(project, ended, node_runs)
+        return {"project": project, "run_id": run_id, "status": status}
+
+    def _ended(
+        self, item: dict[str, Any], node_runs: list[dict[str, Any]], status: str
+    ) -> tuple[Run, PipelineAdvance | None, str | None]:
+        from sluice.store.runs import run_of
+
+        run = run_of(item)
+        now = self._clock()
+        end = now if now > run.start_date else run.start_date.add(microseconds=1)
+        written = [n["written"] for n in node_runs if n.get("status") == "success" and n.get("written")]
+        total = sum(int(w.get("rows_written") or 0) for w in written)
+        inserts = sum(int(w.get("inserts") or 0) for w in written)
+        updates = sum(int(w.get("updates") or 0) for w in written)
+        duration = int((end - run.start_date).total_seconds())
+        throughput = round(total / duration, 4) if duration > 0 else 0.0
+        report = EndReport(
+            end_date=end,
+            completed_successfully=status == "success",
+            duration_seconds=duration,
+            throughput=throughput,
+            total_rows=total,
+            inserts=inserts,
+            updates=updates,
+            soft_deletes=0,
+            execution_metadata=run.execution_metadata,
+        )
+        ended = replace(apply_end(run, report, now), status=status)
+        candidate = next(
+            (
+                n.get("watermark")
+                for n in sorted(node_runs, key=lambda n: int(n.get("position", 0)))
+                if n.get("status") == "success" and n.get("incremental") and n.get("watermark") is not None
+            ),
+            None,
+        )
+        advance = None
+        if status == "success":
+            advance = PipelineAdvance(run.pipeline_id, candidate, report.target_times())
+        return ended, advance, candidate
+
+    def _after_success(self, project: str, ended: Run, node_runs: list[dict[str, Any]]) -> None:
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(
+                    EXECUTION_ENDED,
+                    {"project": project, "pipeline_id": ended.pipeline_id, "execution_id": ended.id},
+                )
+            except Unavailable as exc:
+                logger.error(
+                    "execution.ended not published", extra={"run_id": ended.id, "reason": exc.detail}
+                )
+        ran = [n for n in node_runs if n.get("status") == "success"]
+        targets = sorted({n["written"]["dataset"] for n in ran if (n.get("written") or {}).get("dataset")})
+        sources = sorted({name for n in ran for name in n.get("datasets_read") or []})
+        if self.lineage is not None and targets:
+            try:
+                self.lineage.record(project, ended.pipeline_id, sources, targets)
+            except SluiceError as exc:
+                logger.warning("run lineage not recorded", extra={"run_id": ended.id, "reason": exc.detail})
+
+    # -- reconciling crashed runs -----------------------------------------------------------------
+    def reconcile(self, project: str, execution_status: Callable[[str], str | None]) -> int:
+        """Finish, as failed, every running run whose execution is no longer RUNNING; forget
+        finished runs left in the active index. Returns how many runs it finished."""
+        finished = 0
+        for run_id in self.runs.active(project):
+            item = self.runs.get(project, run_id)
+            if item is None:
+                self.runs.forget_active(project, run_id)
+                continue
+            if item.get("status") in FINISHED:
+                self.slots.release_slot(project, run_id)
+                self.runs.forget_active(project, run_id)
+                continue
+            if item.get("status") != "running" or not item.get("execution_name"):
+                continue
+            state = execution_status(item["execution_name"])
+            if state is None or state == "RUNNING":
+                continue
+            self.finish(
+                project,
+                run_id,
+                "failed",
+                error=f"The run's state machine execution ended {state} before the run was finished.",
+            )
+            finished += 1
+        return finished
+
+    # -- Runs API ---------------------------------------------------------------------------------
+    def get_run(self, project: str, ref: str | int) -> dict[str, Any]:
+        item = self.run_item(project, ref)
+        return run_view(item, self.runs.node_runs(project, int(item["id"])))
+
+    def list_runs(self, project: str, pipeline_id: int, page: int, per_page: int) -> list[dict[str, Any]]:
+        run_ids = self.runs.pipeline_run_ids(project, pipeline_id, (page - 1) * per_page, per_page)
+        return self.runs.get_many(project, run_ids)
+
+    def cancel(self, project: str, ref: str | int) -> dict[str, Any]:
+        item = self.run_item(project, ref)
+        run_id = int(item["id"])
+        before = self.slots.request_cancel(project, run_id)
+        if not before:
+            current = self.runs.get(project, run_id) or item
+            raise Conflict(
+                f"Run {run_ref(run_id)} is {current.get('status')}; only pending or running runs can be cancelled."
+            )
+        if before == "pending":
+            self.finish(project, run_id, "cancelled", only_pending=True)
+        return {"status": "cancelled"}
+
+    def resume(
+        self, project: str, ref: str | int, render: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict:
+        item = self.run_item(project, ref)
+        if item.get("status") != "failed":
+            raise Conflict(
+                f"Run {run_ref(int(item['id']))} is {item.get('status')}; only failed runs can be resumed."
+            )
+        record = self.definitions.get(project, int(item["pipeline_id"]))
+        if record is None:
+            raise NotFound(f"The pipeline of run {run_ref(int(item['id']))} no longer exists.")
+        request = RunRequest(
+            params=item.get("params") or {},
+            variables=item.get("variables") or {},
+            full_refresh=bool(item.get("full_refresh")),
+            scope=item.get("scope") or "full",
+            target_node=item.get("target_node"),
+            trigger="resume",
+            resumed_from=int(item["id"]),
+        )
+        response, _ = self.trigger(project, record, request, render)
+        return response
+
+    def node_artifact_run(self, project: str, ref: str | int, node_id: str) -> str:
+        """The run folder holding a node's artifacts (a reused node's are in an earlier run's)."""
+        item = self.run_item(project, ref)
+        run_id = int(item["id"])
+        node_run = self.runs.node_run(project, run_id, node_id)
+        if (
+            node_run is None
+            or node_run.get("status") not in ("success", "reused")
+            or not node_run.get("artifact_run")
+        ):
+            state = "is not in this run" if node_run is None else f"did not run ({node_run.get('status')})"
+            raise NotFound(f"Node '{node_id}' of run {run_ref(run_id)} {state}; it has no output.")
+        return str(node_run["artifact_run"])
+
+    def log_sources(
+        self, project: str, ref: str | int, node_id: str | None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """(run id, [(artifact run, node id)]) of the node runs that executed in this run."""
+        item = self.run_item(project, ref)
+        run_id = int(item["id"])
+        node_runs = sorted(self.runs.node_runs(project, run_id), key=lambda n: int(n.get("position", 0)))
+        ran = [
+            (str(n.get("artifact_run") or artifact_run(run_id)), n["node_id"])
+            for n in node_runs
+            if n.get("status") in ("success", "failed") and (node_id is None or n["node_id"] == node_id)
+        ]
+        return run_id, ran
+
+    def dry_run(
+        self,
+        project: str,
+        record: dict[str, Any],
+        params: dict[str, Any],
+        variables: Mapping[str, Any],
+        executor: NodeExecutor,
+        resolved: Callable[[], Mapping[str, str]],
+        full_refresh: bool = False,
+    ) -> dict[str, Any]:
+        """Every node on its first 10 rows, in topological order, in a scratch folder dropped at
+        the end: no run, no node run, no object written. A failed node's descendants are skipped."""
+        from sluice.engine import NodeFailed
+
+        graph = Graph.from_document(record.get("graph"))
+        if graph.empty:
+            raise InvalidRequest(f"Pipeline {record['name']} has no nodes to run.")
+        try:
+            order = [n for level in levels(adjacency(graph)) for n in level]
+        except ValidationFailed as exc:
+            raise InvalidRequest(f"The pipeline cannot be run: {exc.detail}") from exc
+        results: dict[str, Any] = {}
+        blocked: set[str] = set()
+        nodes = []
+        for node_id in order:
+            node = graph.node(node_id)
+            assert node is not None
+            upstream = [e.source for e in graph.inputs_of(node_id)]
+            entry = {"node_id": node_id, "name": node.label or node_id}
+            if any(u in blocked for u in upstream):
+                blocked.add(node_id)
+                results[node_id] = {**entry, "status": "skipped", "columns": [], "rows": []}
+                continue
+            try:
+                config = _substituted(node.config, resolved, variables, node_id)
+            except NodeFailed as failed:
+                blocked.add(node_id)
+                results[node_id] = {
+                    **entry,
+                    "status": "failed",
+                    "error": failed.detail,
+                    "columns": [],
+                    "rows": [],
+                }
+                continue
+            nodes.append(
+                (
+                    node_id,
+                    entry,
+                    {"id": node.id, "nodeType": node.node_type, "config": config, "label": node.label},
+                    upstream,
+                )
+            )
+        options = {"params": params, "full_refresh": full_refresh, "dry_run": True}
+        entries = {n[0]: n[1] for n in nodes}
+        for node_id, outcome in executor.dry_run(project, [(n[2], n[3]) for n in nodes], options):
+            base = entries[node_id]
+            if isinstance(outcome, NodeFailed):
+                results[node_id] = {
+                    **base,
+                    "status": "failed",
+                    "error": outcome.detail,
+                    "columns": [],
+                    "rows": [],
+                }
+            elif outcome is None:
+                results[node_id] = {**base, "status": "skipped", "columns": [], "rows": []}
+            else:
+                results[node_id] = {
+                    **base,
+                    "status": "success",
+                    "columns": [c.name for c in outcome.columns],
+                    "rows": outcome.preview.get("rows", [])[:10],
+                    "row_count": outcome.row_count,
+                }
+        return {node_id: results[node_id] for node_id in order if node_id in results}
+
+    def _require_run(self, project: str, run_id: int) -> dict[str, Any]:
+        item = self.runs.get(project, run_id)
+        if item is None:
+            raise NotFound(f"Run {run_ref(run_id)} not found.")
+        return item
+
+
+def _stored(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "pipeline_id": run.pipeline_id,
+        "status": run.status,
+        "start_date": timeutil.iso(run.start_date),
+        "end_date": None,
+        "total_rows": None,
+    }
+
+
+def _substituted(
+    config: Mapping[str, Any],
+    resolved: Callable[[], Mapping[str, str]],
+    overrides: Mapping[str, Any],
+    node_id: str,
+) -> dict[str, Any]:
+    """The node's config with `${var.KEY}` filled in (the project's variables are read only when the
+    config refers to one); an unknown key fails the node with the sentence naming it."""
+    from sluice.domain.variables import substitute_variables
+    from sluice.engine import NodeFailed
+
+    if "${var." not in json.dumps(config):
+        return dict(config)
+    try:
+        return substitute_variables(dict(config), resolved(), overrides, where=f"node '{node_id}'")
+    except ValidationFailed as exc:
+        raise NodeFailed(exc.detail) from exc
+
+
+def _error_text(error: Any) -> str | None:
+    """The sentence inside a Step Functions Catch result ({Error, Cause}); Cause is Lambda's JSON."""
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return error
+    if isinstance(error, Mapping):
+        cause = error.get("Cause")
+        if isinstance(cause, str):
+            try:
+                parsed = json.loads(cause)
+            except ValueError:
+                return cause
+            if isinstance(parsed, Mapping) and parsed.get("errorMessage"):
+                return str(parsed["errorMessage"])
+            return cause
+        if error.get("Error"):
+            return str(error["Error"])
+    return None
+
+
+def scratch_folder() -> str:
+    return tempfile.mkdtemp(prefix="sluice-dry-run-")
+
+
+def drop_folder(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,272 @@
+"""The run engine's items: a Sluice run (the execution item with its engine attributes), its node
+runs, the project's active-run index and trigger idempotency claims."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from sluice import timeutil
+from sluice.domain.executions import ConcurrentEnd, PipelineAdvance, Run
+from sluice.errors import Conflict
+from sluice.store import keys
+from sluice.store.executions import (
+    _END_FIELDS,
+    _month,
+    run_from_item,
+    run_index_item,
+    run_item,
+)
+from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+class TriggerReplayed(Exception):
+    """The Idempotency-Key was used before; `claim` is what the first trigger stored."""
+
+    def __init__(self, claim: dict[str, Any]):
+        super().__init__("idempotency key already used")
+        self.claim = claim
+
+
+class RunEngineRepository:
+    def __init__(self, table: Table):
+        self.table = table
+
+    # -- create -----------------------------------------------------------------------------------
+    def next_run_id(self, project: str) -> int:
+        from sluice.store.executions import RunRepository
+
+        return RunRepository(self.table).next_run_id(project)
+
+    def create(
+        self,
+        project: str,
+        run: Run,
+        engine: dict[str, Any],
+        claim: dict[str, Any] | None = None,
+    ) -> None:
+        """The run (pending), its month, its pipeline's run index entry, the active-run index entry
+        and, with an Idempotency-Key, the claim on it: all or nothing."""
+        item = {**run_item(project, run), **engine}
+        operations = [
+            self.table.put_op(item, Condition("attribute_not_exists(PK)")),
+            self.table.update_op(
+                keys.run_months(project),
+                _month(run.start_date),
+                set_if_absent={"kind": "run_month", "month": _month(run.start_date)},
+            ),
+            self.table.put_op(run_index_item(project, run)),
+            self.table.put_op(self._active_item(project, run)),
+        ]
+        if claim is not None:
+            pk, sk = keys.run_trigger_claim(project, claim["key"])
+            expires = int(timeutil.now().timestamp()) + IDEMPOTENCY_TTL_SECONDS
+            operations.append(
+                self.table.put_op(
+                    {
+                        "PK": pk,
+                        "SK": sk,
+                        "kind": "run_trigger",
+                        "run_id": run.id,
+                        "request_hash": claim["request_hash"],
+                        "response": json.dumps(claim["response"]),
+                        "expires_at": expires,
+                    },
+                    # An expired claim (TTL deletes lazily) no longer counts.
+                    Condition(
+                        "attribute_not_exists(PK) OR #e < :now",
+                        names={"#e": "expires_at"},
+                        values={":now": int(timeutil.now().timestamp())},
+                    ),
+                )
+            )
+        try:
+            self.table.transact(operations)
+        except TransactionCancelled as exc:
+            if claim is not None and exc.reasons[-1] == "ConditionalCheckFailed":
+                found = self.trigger_claim(project, claim["key"])
+                if found is not None:
+                    raise TriggerReplayed(found) from exc
+            raise Conflict(f"Run {run.id} could not be created; retry.") from exc
+
+    def trigger_claim(self, project: str, key: str) -> dict[str, Any] | None:
+        item = self.table.get(*keys.run_trigger_claim(project, key))
+        if item is None or int(item.get("expires_at") or 0) < int(timeutil.now().timestamp()):
+            return None
+        return {
+            "run_id": int(item["run_id"]),
+            "request_hash": item.get("request_hash"),
+            "response": json.loads(item["response"]),
+        }
+
+    @staticmethod
+    def _active_item(project: str, run: Run) -> dict[str, Any]:
+        pk, sk = keys.active_run(project, run.id)
+        return {"PK": pk, "SK": sk, "kind": "active_run", "run_id": run.id, "pipeline_id": run.pipeline_id}
+
+    # -- read -------------------------------------------------------------------------------------
+    def get(self, project: str, run_id: int) -> dict[str, Any] | None:
+        """The run item as stored (engine attributes included); None if absent or not a run."""
+        item = self.table.get(*keys.run(project, run_id))
+        return item if item and item.get("kind") == "run" else None
+
+    def node_runs(self, project: str, run_id: int) -> list[dict[str, Any]]:
+        return list(
+            self.table.query_all(
+                keys.run_partition(project, run_id), begins_with=keys.RUN_NODE_PREFIX, consistent=True
+            )
+        )
+
+    def node_run(self, project: str, run_id: int, node_id: str) -> dict[str, Any] | None:
+        return self.table.get(*keys.run_node(project, run_id, node_id))
+
+    def active(self, project: str) -> list[int]:
+        return [int(i["run_id"]) for i in self.table.query_all(keys.active_runs(project), consistent=True)]
+
+    def pipeline_run_ids(self, project: str, pipeline_id: int, offset: int, limit: int) -> list[int]:
+        """Run ids of a pipeline, newest start first, skipping `offset` (keys only for the skip)."""
+        partition = keys.pipeline_runs(project, pipeline_id)
+        bound: dict[str, Any] = {}
+        if offset:
+            # The sort key at position `offset - 1` from the newest bounds the page.
+            newest_first = self.table.query(partition, forward=False, limit=offset, consistent=True)
+            if len(newest_first.items) < offset:
+                return []
+            bound = {"before": newest_first.items[-1]["SK"]}
+        page = self.table.query(partition, forward=False, limit=limit, consistent=True, **bound)
+        return [int(item["run_id"]) for item in page.items]
+
+    def count_pipeline_runs(self, project: str, pipeline_id: int) -> int:
+        return sum(1 for _ in self.table.query_all(keys.pipeline_runs(project, pipeline_id), consistent=True))
+
+    def get_many(self, project: str, run_ids: list[int]) -> list[dict[str, Any]]:
+        found = self.table.batch_get([keys.run(project, i) for i in run_ids], consistent=True)
+        by_id = {int(item["id"]): item for item in found if item.get("kind") == "run"}
+        return [by_id[i] for i in run_ids if i in by_id]
+
+    # -- plan and progress ------------------------------------------------------------------------
+    def store_plan(
+        self, project: str, run_id: int, plan: dict[str, Any], node_runs: list[dict[str, Any]], watermark: Any
+    ) -> bool:
+        """Store the plan and create the node runs, once: False when a plan was stored before
+        (a retried PlanRun keeps the first plan)."""
+        pk, sk = keys.run(project, run_id)
+        try:
+            self.table.update(
+                pk,
+                sk,
+                set_={"plan": plan, "watermark": watermark, "updated_at": timeutil.iso(timeutil.now())},
+                condition=Condition("attribute_not_exists(#p)", names={"#p": "plan"}),
+            )
+        except ConditionFailed:
+            return False
+        for node_run in node_runs:
+            npk, nsk = keys.run_node(project, run_id, node_run["node_id"])
+            self.table.put(
+                {"PK": npk, "SK": nsk, "kind": "node_run", "run_id": run_id, **node_run},
+                Condition("attribute_not_exists(PK)"),
+            )
+        return True
+
+    def allocate_node_run_ids(self, project: str, count: int) -> list[int]:
+        if count == 0:
+            return []
+        pk, sk = keys.counter(project, "node_run")
+        last = int(self.table.update(pk, sk, add={"value": count})["value"])
+        return list(range(last - count + 1, last + 1))
+
+    def update_node_run(
+        self, project: str, run_id: int, node_id: str, changes: dict[str, Any], only_if: tuple[str, ...] = ()
+    ) -> bool:
+        condition = Condition("attribute_exists(PK)")
+        if only_if:
+            values = {f":s{i}": s for i, s in enumerate(only_if)}
+            condition = Condition(
+                f"attribute_exists(PK) AND #s IN ({', '.join(values)})", names={"#s": "status"}, values=values
+            )
+        try:
+            self.table.update(*keys.run_node(project, run_id, node_id), set_=changes, condition=condition)
+        except ConditionFailed:
+            return False
+        return True
+
+    def add_progress(self, project: str, run_id: int, stage: str, rows: int) -> None:
+        pk, sk = keys.run(project, run_id)
+        params = self.table.update_params(
+            pk, sk, set_={"progress_stage": stage}, add={"rows_processed": rows}
+        )
+        self.table.client.update_item(**params)
+
+    def note_error(self, project: str, run_id: int, error: str) -> None:
+        """The run's first error (the failed node's), kept for finishing."""
+        pk, sk = keys.run(project, run_id)
+        with contextlib.suppress(ConditionFailed):
+            self.table.update(
+                pk,
+                sk,
+                set_={"error": error},
+                condition=Condition("attribute_not_exists(#e)", names={"#e": "error"}),
+            )
+
+    # -- end --------------------------------------------------------------------------------------
+    def end(
+        self,
+        project: str,
+        ended: Run,
+        seen_end_count: int,
+        from_statuses: tuple[str, ...],
+        extra: dict[str, Any],
+        advance: PipelineAdvance | None,
+        watermark_candidate: Any = None,
+    ) -> None:
+        """Write the run's end (Watcher's end fields, status, error, progress), drop it from the
+        active index and move its pipeline, in one transaction guarded by the end count and the
+        statuses it may end from; ConcurrentEnd when another writer got there first."""
+        pk, sk = keys.run(project, ended.id)
+        values = {f":f{i}": s for i, s in enumerate(from_statuses)}
+        guard = Condition(
+            "attribute_exists(PK) AND (attribute_not_exists(#ec) OR #ec = :seen) "
+            f"AND #st IN ({', '.join(values)})",
+            names={"#ec": "end_count", "#st": "status"},
+            values={":seen": seen_end_count, **values},
+        )
+        changes = {name: value for name, value in run_item(project, ended).items() if name in _END_FIELDS}
+        removed = [name for name in _END_FIELDS if changes.get(name) is None]
+        changes = {name: value for name, value in changes.items() if value is not None}
+        changes.update({k: v for k, v in extra.items() if v is not None})
+        operations = [
+            self.table.update_op(pk, sk, set_=changes, remove=removed or None, condition=guard),
+            self.table.delete_op(*keys.active_run(project, ended.id)),
+        ]
+        if advance is not None and advance.changes_anything:
+            moment = timeutil.iso(ended.end_date or timeutil.now())
+            pipeline_changes: dict[str, Any] = {
+                name: timeutil.iso(when) for name, when in advance.target_times.items()
+            }
+            pipeline_changes["updated_at"] = moment
+            if advance.next_watermark is not None:
+                pipeline_changes["watermark"] = advance.next_watermark
+                pipeline_changes["next_watermark"] = watermark_candidate
+            operations.append(
+                self.table.update_op(
+                    *keys.pipeline(project, advance.pipeline_id),
+                    set_={k: v for k, v in pipeline_changes.items() if v is not None},
+                    condition=Condition("attribute_exists(PK)"),
+                )
+            )
+        try:
+            self.table.transact(operations)
+        except TransactionCancelled as exc:
+            if exc.reasons and exc.reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+                raise ConcurrentEnd(f"Run {ended.id} was ended concurrently.") from exc
+            raise
+
+    def forget_active(self, project: str, run_id: int) -> None:
+        self.table.delete(*keys.active_run(project, run_id))
+
+
+def run_of(item: dict[str, Any]) -> Run:
+    return run_from_item(item)

@@ -4,7 +4,7 @@ Runs API of seeds 001 and 002 (trigger, read, cancel, resume, logs, preview, pro
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -82,6 +82,10 @@ class TriggerBody(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     full_refresh: bool = False
     dry_run: bool = False
+    # Sluice's addition (SPEC 4, scopes inside one pipeline): run `node` and its ancestors,
+    # descendants, both, or only it; `full` without a node is the whole pipeline.
+    scope: Literal["single", "upstream", "downstream", "full"] = "full"
+    node: str | None = None
 
 
 def optional_body(model: type[BaseModel]):
@@ -136,7 +140,12 @@ def _sentence(error: dict) -> str:
 
 def _request(body: TriggerBody, trigger: str) -> RunRequest:
     return RunRequest(
-        params=body.params, variables=body.variables, full_refresh=body.full_refresh, trigger=trigger
+        params=body.params,
+        variables=body.variables,
+        full_refresh=body.full_refresh,
+        scope=body.scope,
+        target_node=body.node,
+        trigger=trigger,
     )
 
 

@@ -4,6 +4,7 @@ state machine interpreted by moto, node Lambdas doing real DuckDB work on S3, an
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -51,7 +52,11 @@ def three_nodes(dataset: str, sql: str = "SELECT id, name, amount * 2 AS doubled
     nodes = [
         {"id": "src", "nodeType": "source", "config": {"kind": "inline", "rows": INLINE_ROWS}},
         {"id": "shape", "nodeType": "transform", "config": {"sql": sql}},
-        {"id": "out", "nodeType": "target", "config": {"kind": "dataset", "name": dataset, "mode": "overwrite"}},
+        {
+            "id": "out",
+            "nodeType": "target",
+            "config": {"kind": "dataset", "name": dataset, "mode": "overwrite"},
+        },
     ]
     edges = [{"source": "src", "target": "shape"}, {"source": "shape", "target": "out"}]
     return nodes, edges
@@ -66,7 +71,11 @@ def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(editor):
     triggered = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"params": {"date": "2024-01-15"}})
     assert triggered.status_code == 202, triggered.text
     body = triggered.json()
-    assert body["status"] == "pending" and body["id"].startswith("run-") and body["pipeline_id"] == pipeline["id"]
+    assert (
+        body["status"] == "pending"
+        and body["id"].startswith("run-")
+        and body["pipeline_id"] == pipeline["id"]
+    )
 
     # Then it succeeds with the right row counts
     run = wait_finished(editor, body["id"])
@@ -105,7 +114,11 @@ def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(editor):
         "reader",
         [
             {"id": "ds", "nodeType": "source", "config": {"kind": "dataset", "name": "big_spenders"}},
-            {"id": "total", "nodeType": "transform", "config": {"sql": "SELECT sum(doubled) AS s, count(*) AS n FROM ds"}},
+            {
+                "id": "total",
+                "nodeType": "transform",
+                "config": {"sql": "SELECT sum(doubled) AS s, count(*) AS n FROM ds"},
+            },
         ],
         [{"source": "ds", "target": "total"}],
     )
@@ -118,3 +131,280 @@ def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(editor):
     # Listing: newest first
     listed = editor.get(f"/api/pipelines/{pipeline['id']}/runs").json()
     assert [r["id"] for r in listed] == [body["id"]]
+
+
+def table_name(stack) -> str:
+    names = moto_client(stack, "dynamodb").list_tables()["TableNames"]
+    return next(n for n in names if "Table" in n)
+
+
+def set_max_concurrent_runs(stack, project: str, limit: int) -> None:
+    """There is no settings API yet: the project's settings item is written directly."""
+    moto_client(stack, "dynamodb").put_item(
+        TableName=table_name(stack),
+        Item={"PK": {"S": f"P#{project}"}, "SK": {"S": "SETTINGS"}, "max_concurrent_runs": {"N": str(limit)}},
+    )
+
+
+def running_slots(stack, project: str) -> int:
+    item = (
+        moto_client(stack, "dynamodb")
+        .get_item(
+            TableName=table_name(stack),
+            Key={"PK": {"S": f"P#{project}"}, "SK": {"S": "SLOTS"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return int(item["running"]["N"]) if item else 0
+
+
+def test_s3_csv_source_and_parquet_target(stack, editor):
+    s3 = moto_client(stack, "s3")
+    s3.create_bucket(Bucket=f"in-{editor.project}")
+    s3.put_object(Bucket=f"in-{editor.project}", Key="orders.csv", Body=b"id,amount\n1,10\n2,20\n3,30\n")
+    pipeline = create_pipeline(
+        editor,
+        "csv-to-parquet",
+        [
+            {
+                "id": "orders",
+                "nodeType": "source",
+                "config": {"kind": "s3", "uri": f"s3://in-{editor.project}/orders.csv", "format": "csv"},
+            },
+            {"id": "big", "nodeType": "filter", "config": {"condition": "amount >= 20"}},
+            {
+                "id": "file",
+                "nodeType": "target",
+                "config": {
+                    "kind": "s3",
+                    "uri": f"s3://in-{editor.project}/out/big.parquet",
+                    "format": "parquet",
+                },
+            },
+        ],
+        [{"source": "orders", "target": "big"}, {"source": "big", "target": "file"}],
+    )
+    run = wait_finished(editor, editor.post(f"/api/pipelines/{pipeline['id']}/run", json={}).json()["id"])
+    assert run["status"] == "success", run
+    assert nodes_by_id(run)["file"]["row_count"] == 2
+    body = s3.get_object(Bucket=f"in-{editor.project}", Key="out/big.parquet")["Body"].read()
+    assert body[:4] == b"PAR1"
+
+
+def test_failing_transform_fails_the_run_and_resume_reuses_the_source(editor):
+    nodes, edges = three_nodes("fixed_later", sql="SELECT no_such_column FROM src")
+    create_pipeline(editor, "fragile", nodes, edges)
+    pipeline = editor.get("/api/v1/pipelines/fragile").json()["data"]
+    run = wait_finished(editor, editor.post(f"/api/pipelines/{pipeline['id']}/run").json()["id"])
+    assert run["status"] == "failed"
+    assert "no_such_column" in run["error"]
+    by_id = nodes_by_id(run)
+    assert by_id["src"]["status"] == "success"
+    assert by_id["shape"]["status"] == "failed" and "no_such_column" in by_id["shape"]["error"]
+    assert by_id["out"]["status"] == "skipped" and by_id["out"]["started_at"] is None
+    preview = editor.get(f"/api/runs/{run['id']}/nodes/out/preview")
+    assert preview.status_code == 404 and "did not run" in preview.json()["detail"]
+
+    # A run that did not fail cannot be resumed... and this one can, once the SQL is fixed
+    fixed, _ = three_nodes("fixed_later")
+    updated = editor.put(
+        "/api/v1/pipelines/fragile", json={"name": "fragile", "nodes": fixed, "edges": edges}
+    )
+    assert updated.status_code == 200, updated.text
+    resumed = editor.post(f"/api/runs/{run['id']}/resume")
+    assert resumed.status_code == 202, resumed.text
+    assert resumed.json()["resumed_from"] == run["id"]
+    again = wait_finished(editor, resumed.json()["id"])
+    assert again["status"] == "success", again
+    by_id = nodes_by_id(again)
+    assert by_id["src"]["status"] == "reused" and by_id["src"]["reused_from"] == run["id"]
+    assert by_id["shape"]["row_count"] == 3 and by_id["out"]["row_count"] == 3
+    source_logs = editor.get(f"/api/runs/{again['id']}/logs", params={"node_id": "src"}).json()
+    assert source_logs == []  # the source was not executed again
+    refused = editor.post(f"/api/runs/{again['id']}/resume")
+    assert refused.status_code == 409 and "only failed runs" in refused.json()["detail"]
+
+
+def test_cancel_of_a_long_run_lets_the_running_node_finish_and_starts_no_other(editor):
+    nodes = [{"id": "n0", "nodeType": "source", "config": {"kind": "inline", "rows": INLINE_ROWS}}]
+    edges = []
+    for i in range(1, 25):
+        nodes.append({"id": f"n{i}", "nodeType": "transform", "config": {"sql": f"SELECT * FROM n{i - 1}"}})
+        edges.append({"source": f"n{i - 1}", "target": f"n{i}"})
+    pipeline = create_pipeline(editor, "long-chain", nodes, edges, executionConfig={"parallelism": 1})
+    run_id = editor.post(f"/api/pipelines/{pipeline['id']}/run").json()["id"]
+    eventually(
+        lambda: (
+            nodes_by_id(editor.get(f"/api/runs/{run_id}").json()).get("n1", {}).get("status") == "success"
+        ),
+        timeout=60,
+    )
+    cancelled = editor.post(f"/api/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json() == {"status": "cancelled"}
+    run = wait_finished(editor, run_id)
+    assert run["status"] == "cancelled"
+    statuses = [n["status"] for n in run["node_runs"]]
+    assert statuses[-1] in ("cancelled", "skipped")
+    assert "running" not in statuses and "pending" not in statuses
+    again = editor.post(f"/api/runs/{run_id}/cancel")
+    assert again.status_code == 409
+
+
+def test_dry_run_leaves_no_trace(editor):
+    nodes, edges = three_nodes("never_written")
+    pipeline = create_pipeline(editor, "dry", nodes, edges)
+    result = editor.post(f"/api/pipelines/{pipeline['id']}/dry-run")
+    assert result.status_code == 200, result.text
+    found = result.json()
+    assert list(found) == ["src", "shape", "out"]
+    assert found["shape"]["status"] == "success" and found["shape"]["columns"] == ["id", "name", "doubled"]
+    assert len(found["shape"]["rows"]) == 3
+    assert editor.get(f"/api/pipelines/{pipeline['id']}/runs").json() == []
+    # Nothing was written: a pipeline reading the dataset fails for want of it
+    reader = create_pipeline(
+        editor,
+        "dry-reader",
+        [{"id": "ds", "nodeType": "source", "config": {"kind": "dataset", "name": "never_written"}}],
+        [],
+    )
+    run = wait_finished(editor, editor.post(f"/api/pipelines/{reader['id']}/run").json()["id"])
+    assert run["status"] == "failed" and "never_written" in run["error"]
+
+
+def test_at_most_max_concurrent_runs_run_and_all_finish(stack, editor):
+    set_max_concurrent_runs(stack, editor.project, 2)
+    nodes = [{"id": "n0", "nodeType": "source", "config": {"kind": "inline", "rows": INLINE_ROWS}}]
+    edges = []
+    for i in range(1, 4):
+        nodes.append({"id": f"n{i}", "nodeType": "transform", "config": {"sql": f"SELECT * FROM n{i - 1}"}})
+        edges.append({"source": f"n{i - 1}", "target": f"n{i}"})
+    pipeline = create_pipeline(editor, "busy", nodes, edges)
+    run_ids = [editor.post(f"/api/pipelines/{pipeline['id']}/run").json()["id"] for _ in range(5)]
+    most = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        statuses = [editor.get(f"/api/runs/{r}").json()["status"] for r in run_ids]
+        most = max(most, statuses.count("running"), running_slots(stack, editor.project))
+        if all(s in FINISHED for s in statuses):
+            break
+        time.sleep(0.1)
+    assert statuses == ["success"] * 5
+    assert 1 <= most <= 2
+    assert running_slots(stack, editor.project) == 0
+
+
+def test_scopes_select_the_nodes_of_a_diamond(editor):
+    rows = [{"v": 1}, {"v": 2}]
+    nodes = [
+        {"id": "a", "nodeType": "source", "config": {"kind": "inline", "rows": rows}},
+        {"id": "b", "nodeType": "transform", "config": {"sql": "SELECT v + 1 AS v FROM a"}},
+        {"id": "c", "nodeType": "transform", "config": {"sql": "SELECT v + 2 AS v FROM a"}},
+        {"id": "d", "nodeType": "transform", "config": {"sql": "SELECT * FROM b UNION ALL SELECT * FROM c"}},
+    ]
+    edges = [
+        {"source": "a", "target": "b"},
+        {"source": "a", "target": "c"},
+        {"source": "b", "target": "d"},
+        {"source": "c", "target": "d"},
+    ]
+    pipeline = create_pipeline(editor, "diamond", nodes, edges)
+
+    def ran(scope: str, node: str | None) -> set[str]:
+        body = {"scope": scope, **({"node": node} if node else {})}
+        run = wait_finished(
+            editor, editor.post(f"/api/pipelines/{pipeline['id']}/run", json=body).json()["id"]
+        )
+        assert run["status"] == "success", run
+        return {n["node_id"] for n in run["node_runs"] if n["status"] == "success"}
+
+    assert ran("full", None) == {"a", "b", "c", "d"}
+    assert ran("upstream", "b") == {"a", "b"}
+    assert ran("downstream", "b") == {"b", "d"}
+    assert ran("single", "c") == {"c"}
+    assert ran("full", "b") == {"a", "b", "d"}
+    refused = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"scope": "single"})
+    assert refused.status_code == 422
+
+
+def test_incremental_source_reads_only_new_rows_on_the_second_run(stack, editor):
+    s3 = moto_client(stack, "s3")
+    bucket = f"inc-{editor.project}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="events.csv", Body=b"id,amount\n1,10\n2,20\n")
+    pipeline = create_pipeline(
+        editor,
+        "incremental",
+        [
+            {
+                "id": "events",
+                "nodeType": "source",
+                "config": {
+                    "kind": "s3",
+                    "uri": f"s3://{bucket}/events.csv",
+                    "format": "csv",
+                    "watermark_column": "id",
+                },
+            },
+            {
+                "id": "sink",
+                "nodeType": "target",
+                "config": {"kind": "dataset", "name": "events", "mode": "append"},
+            },
+        ],
+        [{"source": "events", "target": "sink"}],
+    )
+    first = wait_finished(editor, editor.post(f"/api/pipelines/{pipeline['id']}/run").json()["id"])
+    assert first["status"] == "success" and nodes_by_id(first)["events"]["row_count"] == 2
+    s3.put_object(Bucket=bucket, Key="events.csv", Body=b"id,amount\n1,10\n2,20\n3,30\n4,40\n5,50\n")
+    second = wait_finished(editor, editor.post(f"/api/pipelines/{pipeline['id']}/run").json()["id"])
+    assert second["status"] == "success" and nodes_by_id(second)["events"]["row_count"] == 3
+    number = int(second["id"].removeprefix("run-"))
+    assert editor.get(f"/pipeline_execution/{number}").json()["next_watermark"] == "5"
+    full = wait_finished(
+        editor, editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"full_refresh": True}).json()["id"]
+    )
+    assert nodes_by_id(full)["events"]["row_count"] == 5
+
+
+def test_idempotent_trigger(editor):
+    nodes, edges = three_nodes("once")
+    pipeline = create_pipeline(editor, "idempotent", nodes, edges)
+    headers = {"Idempotency-Key": "nightly-2024-01-15"}
+    first = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"params": {"d": 1}}, headers=headers)
+    second = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"params": {"d": 1}}, headers=headers)
+    assert first.status_code == 202 and second.status_code == 200
+    assert first.json() == second.json()
+    other = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"params": {"d": 2}}, headers=headers)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
+    wait_finished(editor, first.json()["id"])
+    assert len(editor.get(f"/api/pipelines/{pipeline['id']}/runs").json()) == 1
+
+
+def test_bad_input_is_refused_or_fails_the_run_cleanly(stack, editor):
+    assert editor.post("/api/pipelines/pipeline-99999/run", json={}).status_code == 404
+    assert editor.post("/api/pipelines/not-an-id/run", json={}).status_code == 404
+    nodes, edges = three_nodes("paused_out")
+    paused = create_pipeline(editor, "sleepy", nodes, edges, status="paused")
+    refused = editor.post(f"/api/pipelines/{paused['id']}/run", json={})
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]
+    active = create_pipeline(editor, "awake", *three_nodes("awake_out"))
+    assert editor.post(f"/api/pipelines/{active['id']}/run", json={"params": [1, 2]}).status_code == 422
+    assert editor.get("/api/runs/run-99999").status_code == 404
+
+    # An unreachable URL and a file that is not its declared format: the run fails with the reason
+    s3 = moto_client(stack, "s3")
+    bucket = f"bad-{editor.project}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="not.parquet", Body=b"id,amount\n1,2\n")
+    cases = {
+        "unreachable": ({"kind": "http", "url": "http://127.0.0.1:9/nothing.json"}, "127.0.0.1"),
+        "wrong-format": ({"kind": "s3", "uri": f"s3://{bucket}/not.parquet", "format": "parquet"}, "parquet"),
+    }
+    for name, (config, expected) in cases.items():
+        pipeline = create_pipeline(editor, name, [{"id": "src", "nodeType": "source", "config": config}], [])
+        run = wait_finished(
+            editor, editor.post(f"/api/pipelines/{pipeline['id']}/run").json()["id"], timeout=90
+        )
+        assert run["status"] == "failed" and expected in run["error"], run
+    assert running_slots(stack, editor.project) == 0

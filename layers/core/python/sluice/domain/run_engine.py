@@ -394,20 +394,29 @@ class RunEngine:
         graph = self.graph_of(project, pipeline_id, item.get("revision"))
         edges = adjacency(graph)
         reusable: dict[str, dict[str, Any]] = {}
+        scope, target = item.get("scope") or "full", item.get("target_node")
         if item.get("resumed_from"):
             reusable = self._reusable(project, int(item["resumed_from"]), graph)
+        elif target:
+            # The target's inputs come from the pipeline's latest outputs of those nodes.
+            chosen = select_scope(edges, target, scope)
+            latest = self._latest_outputs(project, pipeline_id, run_id)
+            reusable = {node: nr for node, nr in latest.items() if node not in chosen}
         try:
             plan = plan_run(
                 edges,
-                item.get("target_node"),
-                item.get("scope") or "full",
+                target,
+                scope,
                 {node: str(nr["id"]) for node, nr in reusable.items()},
             )
         except ValidationFailed as exc:
             raise InvalidRequest(f"The run cannot be planned: {exc.detail}") from exc
         record = self.definitions.get(project, pipeline_id) or {}
         parallelism = int((record.get("execution_config") or {}).get("parallelism") or DEFAULT_PARALLELISM)
-        ordered = plan.nodes + sorted(plan.reused)
+        planned = set(plan.nodes)
+        needed = {p for node in plan.nodes for p in edges[node] if p not in planned}
+        reused = sorted((set(plan.reused) | needed) & set(reusable))
+        ordered = plan.nodes + reused
         numbers = self.runs.allocate_node_run_ids(project, len(ordered))
         node_runs = []
         for position, (node_id, number) in enumerate(zip(ordered, numbers, strict=True)):
@@ -419,7 +428,7 @@ class RunEngine:
                 "position": position,
                 "status": "pending",
             }
-            if node_id in plan.reused:
+            if node_id in reusable and node_id not in planned:
                 old = reusable[node_id]
                 entry.update(
                     status="reused",
@@ -430,7 +439,7 @@ class RunEngine:
                     columns=old.get("columns"),
                 )
             node_runs.append(entry)
-        stored_plan = {"levels": plan.levels, "reused": sorted(plan.reused), "parallelism": parallelism}
+        stored_plan = {"levels": plan.levels, "reused": reused, "parallelism": parallelism}
         self.runs.store_plan(project, run_id, stored_plan, node_runs, record.get("watermark"))
         return {"project": project, "run_id": run_id, "level": 0}
 
@@ -463,6 +472,17 @@ class RunEngine:
             return unchanged[node_id]
 
         return {node_id: nr for node_id, nr in succeeded.items() if holds(node_id)}
+
+    def _latest_outputs(self, project: str, pipeline_id: int, exclude: int) -> dict[str, dict[str, Any]]:
+        """Each node's output from the pipeline's most recent runs that produced one (newest wins)."""
+        found: dict[str, dict[str, Any]] = {}
+        for run_id in self.runs.pipeline_run_ids(project, pipeline_id, 0, 20):
+            if run_id == exclude:
+                continue
+            for nr in self.runs.node_runs(project, run_id):
+                if nr.get("status") in ("success", "reused") and nr.get("output"):
+                    found.setdefault(nr["node_id"], nr)
+        return found
 
     def next_step(self, project: str, run_id: int, level: int) -> dict[str, Any]:
         item = self._require_run(project, run_id)
@@ -608,6 +628,13 @@ class RunEngine:
             if status == "failed":
                 message = item.get("error") or _error_text(error) or "The run failed."
             ended, advance, candidate = self._ended(item, node_runs, status)
+            # Node runs first, so a reader who sees the run finished sees no node left pending.
+            leftover = "cancelled" if status == "cancelled" else "skipped"
+            for node_run in node_runs:
+                if node_run.get("status") == "pending":
+                    self.runs.update_node_run(
+                        project, run_id, node_run["node_id"], {"status": leftover}, ("pending",)
+                    )
             extra = {"error": message, "next_watermark": candidate, "progress_stage": "done"}
             try:
                 self.runs.end(
@@ -625,12 +652,6 @@ class RunEngine:
             break
         else:
             raise Conflict(f"Run {run_ref(run_id)} kept changing while it was being finished.")
-        leftover = "cancelled" if status == "cancelled" else "skipped"
-        for node_run in node_runs:
-            if node_run.get("status") == "pending":
-                self.runs.update_node_run(
-                    project, run_id, node_run["node_id"], {"status": leftover}, ("pending",)
-                )
         self.slots.release_slot(project, run_id)
         if status == "success":
             self._after_success(project, ended, node_runs)

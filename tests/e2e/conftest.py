@@ -202,3 +202,31 @@ def jwt_for(project: str, role: str, ttl: float = 3600, secret: str = JWT_SECRET
 
     claims = {"sub": f"user-{role}", "role": role, "project": project, "exp": time.time() + ttl, **extra}
     return encode_jwt(claims, secret)
+
+
+def queue_backlog(stack: RunningStack, client: httpx.Client, project: str, count: int) -> list[str]:
+    """`count` real pending runs waiting in the run queue: the project is given no execution slot
+    (its settings item is written directly; there is no settings API yet), then a one-node
+    pipeline is triggered `count` times. The dispatcher keeps returning them to the queue."""
+    names = moto_client(stack, "dynamodb").list_tables()["TableNames"]
+    table = next(n for n in names if "Table" in n)
+    moto_client(stack, "dynamodb").put_item(
+        TableName=table,
+        Item={"PK": {"S": f"P#{project}"}, "SK": {"S": "SETTINGS"}, "max_concurrent_runs": {"N": "0"}},
+    )
+    created = client.post(
+        "/api/v1/pipelines",
+        json={
+            "name": f"backlog-{secrets.token_hex(3)}",
+            "nodes": [{"id": "src", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}]}}],
+            "edges": [],
+        },
+    )
+    assert created.status_code == 201, created.text
+    pipeline_id = created.json()["data"]["id"]
+    run_ids = []
+    for _ in range(count):
+        triggered = client.post(f"/api/pipelines/{pipeline_id}/run", json={})
+        assert triggered.status_code == 202, triggered.text
+        run_ids.append(triggered.json()["id"])
+    return run_ids

@@ -10,7 +10,7 @@ import time
 import pendulum
 import pytest
 
-from tests.e2e.conftest import eventually, jwt_for, moto_client
+from tests.e2e.conftest import eventually, jwt_for, moto_client, queue_backlog
 
 
 def iso(moment: pendulum.DateTime) -> str:
@@ -344,19 +344,9 @@ def test_queue_monitor_reports_depth_and_alerts_at_fifty(stack, editor, webhook,
     sqs = moto_client(stack, "sqs")
     (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-runs.fifo")]
     try:
-        for batch in range(6):
-            sqs.send_message_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": "{}",
-                        "MessageGroupId": "queue-depth-probe",
-                        "MessageDeduplicationId": f"probe-{batch}-{i}",
-                    }
-                    for i in range(batch * 10, batch * 10 + 10)
-                ],
-            )
+        # 60 runs of a project with no free slot wait in the run queue
+        waiting = queue_backlog(stack, editor, editor.project, 60)
+        assert editor.get(f"/api/runs/{waiting[0]}").json()["status"] == "pending"
         deep = editor.post("/celery/monitor-queue").json()
         assert deep["total_pending"] >= 60
         eventually(lambda: [t for t in webhook.alerts(editor.project, "queue") if "[WARNING]" in t])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pendulum
 
-from tests.e2e.conftest import WebhookReceiver, eventually, jwt_for, moto_client, start_stack
+from tests.e2e.conftest import WebhookReceiver, eventually, jwt_for, queue_backlog, start_stack
 
 
 def iso(moment: pendulum.DateTime) -> str:
@@ -27,7 +27,6 @@ def test_scheduled_jobs_fire_without_being_called():
         "--param",
         "LogCleanupSchedule=rate(2 seconds)",
     )
-    sqs = moto_client(stack, "sqs")
     try:
         project = "scheduled"
         with stack.client(jwt_for(project, "editor")) as editor:
@@ -69,20 +68,8 @@ def test_scheduled_jobs_fire_without_being_called():
                 },
             )
 
-            (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-runs.fifo")]
-            for batch in range(6):
-                sqs.send_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[
-                        {
-                            "Id": str(i),
-                            "MessageBody": "{}",
-                            "MessageGroupId": "queue-depth-probe",
-                            "MessageDeduplicationId": f"probe-{batch}-{i}",
-                        }
-                        for i in range(10 * batch, 10 * batch + 10)
-                    ],
-                )
+            # 60 real runs wait in the run queue: the project has no free execution slot
+            queue_backlog(stack, editor, project, 60)
 
             # Then, with no request from us, each job does its work
             eventually(lambda: receiver.alerts(project, "timeliness", late), timeout=30)

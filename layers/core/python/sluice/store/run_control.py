@@ -48,6 +48,9 @@ class RunControl:
     def claim_slot(self, project: str, run_id: int, execution_name: str) -> None:
         """pending -> running and one slot taken, atomically; SlotsFull or NotPending otherwise."""
         limit = self.max_concurrent_runs(project)
+        if limit <= 0:
+            # A project allowed no run at all (the counter's absent-or-below test would let one in).
+            raise SlotsFull(f"project {project} may run no runs (max_concurrent_runs is {limit})")
         pk, sk = keys.run(project, run_id)
         now = timeutil.iso(timeutil.now())
         operations = [

@@ -1,7 +1,8 @@
 """Pipelines jobs outside HTTP: a pipeline's EventBridge Scheduler schedule firing.
 
-Until the run engine triggers a run here, a firing is recorded under the pipeline (once per
-scheduled minute) and moves its `next_run_at`.
+A firing is recorded under the pipeline (once per scheduled minute), moves its `next_run_at` and
+triggers a run; the scheduled minute is the run's idempotency key, so a repeated delivery starts
+no second run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from aws_lambda_powertools import Logger
 from sluice.domain.lineage import LineageService
 from sluice.domain.pipelines import PipelineDefinitions
 from sluice.domain.registry import Registry
+from sluice.errors import SluiceError
 from sluice.schedules_port import configured_schedules
 from sluice.store.executions import RunRepository
 from sluice.store.lineage import LineageRepository
@@ -53,6 +55,34 @@ def on_schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError):
         logger.error("schedule firing without project and pipeline_id", extra={"event": event})
         return {"recorded": False, "reason": "malformed event"}
-    result = _definitions(Table()).fire_schedule(project, pipeline_id, event.get("scheduled_time"))
+    table = Table()
+    result = _definitions(table).fire_schedule(project, pipeline_id, event.get("scheduled_time"))
+    if result.get("scheduled_at"):
+        try:
+            result["run_id"] = _trigger_run(table, project, pipeline_id, result["scheduled_at"])
+        except SluiceError as exc:  # no nodes, or the queue is down: the firing stays recorded
+            logger.warning(
+                "scheduled run not started", extra={"pipeline_id": pipeline_id, "reason": exc.detail}
+            )
+            result["run_error"] = exc.detail
     logger.info("pipeline schedule fired", extra={"project": project, "pipeline_id": pipeline_id, **result})
     return result
+
+
+def _trigger_run(table: Table, project: str, pipeline_id: int, scheduled_at: str) -> str | None:
+    from sluice.domain.run_engine import RunRequest, run_ref
+    from sluice.runs_port import run_engine
+
+    engine = run_engine(table)
+    record = engine.definitions.get(project, pipeline_id)
+    if record is None:
+        return None
+    view, _ = engine.trigger(
+        project,
+        record,
+        RunRequest(params={"scheduled_at": scheduled_at}, trigger="schedule"),
+        lambda item: {"id": run_ref(int(item["id"]))},
+        idempotency_key=f"schedule:{pipeline_id}:{scheduled_at}",
+        surface="schedule",
+    )
+    return view["id"]

@@ -30,6 +30,9 @@ def test_scheduled_jobs_fire_without_being_called():
     try:
         project = "scheduled"
         with stack.client(jwt_for(project, "editor")) as editor:
+            # 60 real runs wait in the run queue: the project has no free execution slot (made
+            # first: it takes seconds, during which the stale pipeline below must not yet exist)
+            queue_backlog(stack, editor, project, 60)
             now = pendulum.now("UTC")
             late = editor.post(
                 "/pipeline",
@@ -67,9 +70,6 @@ def test_scheduled_jobs_fire_without_being_called():
                     "inserts": 3,
                 },
             )
-
-            # 60 real runs wait in the run queue: the project has no free execution slot
-            queue_backlog(stack, editor, project, 60)
 
             # Then, with no request from us, each job does its work
             eventually(lambda: receiver.alerts(project, "timeliness", late), timeout=30)

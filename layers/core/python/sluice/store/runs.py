@@ -151,9 +151,19 @@ class RunEngineRepository:
     def store_plan(
         self, project: str, run_id: int, plan: dict[str, Any], node_runs: list[dict[str, Any]], watermark: Any
     ) -> bool:
-        """Store the plan and create the node runs, once: False when a plan was stored before
-        (a retried PlanRun keeps the first plan)."""
+        """Create the node runs, then store the plan, once: False when a plan was stored before (a
+        retried PlanRun keeps the first plan). Node runs go first, so a stored plan always has them."""
         pk, sk = keys.run(project, run_id)
+        current = self.table.get(pk, sk) or {}
+        if current.get("plan"):
+            return False
+        for node_run in node_runs:
+            npk, nsk = keys.run_node(project, run_id, node_run["node_id"])
+            with contextlib.suppress(ConditionFailed):  # a retry after a partial write
+                self.table.put(
+                    {"PK": npk, "SK": nsk, "kind": "node_run", "run_id": run_id, **node_run},
+                    Condition("attribute_not_exists(PK)"),
+                )
         try:
             self.table.update(
                 pk,
@@ -163,12 +173,6 @@ class RunEngineRepository:
             )
         except ConditionFailed:
             return False
-        for node_run in node_runs:
-            npk, nsk = keys.run_node(project, run_id, node_run["node_id"])
-            self.table.put(
-                {"PK": npk, "SK": nsk, "kind": "node_run", "run_id": run_id, **node_run},
-                Condition("attribute_not_exists(PK)"),
-            )
         return True
 
     def allocate_node_run_ids(self, project: str, count: int) -> list[int]:

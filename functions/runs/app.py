@@ -306,7 +306,7 @@ def post_v1_runs(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> dict:
     engine = run_engine()
-    record = engine.pipeline_by_name(caller.project, name)
+    record = engine.pipeline_by_ref(caller.project, name)
     if body.dry_run:
         nodes = _dry_run(engine, caller.project, record, body)
         failed = any(n["status"] == "failed" for n in nodes.values())
@@ -334,6 +334,29 @@ def post_v1_runs(
     return view
 
 
+# -- seed 003: a run of a pipeline by id -----------------------------------------------------------
+@router.post("/api/v1/pipelines/{name}/run", status_code=201)
+def post_v1_run(
+    name: str,
+    response: Response,
+    caller: Principal = Depends(editor),
+    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict:
+    """Seed 003's trigger: `{name}` is the pipeline's id (`pipeline-<n>` or `<n>`) or its name."""
+    engine = run_engine()
+    record = engine.pipeline_by_ref(caller.project, name)
+
+    def render(item: dict) -> dict:
+        return {"data": {**v1_run_view(item, record["name"]), "pipeline_id": record_ref(record)}}
+
+    view, created = engine.trigger(
+        caller.project, record, _request(body, "api"), render, _key(idempotency_key), surface="003"
+    )
+    response.status_code = 201 if created else 200
+    return view
+
+
 @router.get("/api/v1/pipelines/{name}/runs")
 def get_v1_runs(
     name: str,
@@ -342,7 +365,7 @@ def get_v1_runs(
     per_page: int = Query(20, ge=1, le=MAX_RUN_PAGE_SIZE),
 ) -> dict:
     engine = run_engine()
-    record = engine.pipeline_by_name(caller.project, name)
+    record = engine.pipeline_by_ref(caller.project, name)
     items = engine.list_runs(caller.project, int(record["id"]), page, per_page)
     return {"data": [v1_run_view(item, record["name"]) for item in items], "page": page, "per_page": per_page}
 
@@ -350,7 +373,7 @@ def get_v1_runs(
 @router.get("/api/v1/pipelines/{name}/runs/{run_id}")
 def get_v1_run(name: str, run_id: str, caller: Principal = Depends(viewer)) -> dict:
     engine = run_engine()
-    record = engine.pipeline_by_name(caller.project, name)
+    record = engine.pipeline_by_ref(caller.project, name)
     item = engine.run_item(caller.project, run_id)
     if int(item["pipeline_id"]) != int(record["id"]):
         raise NotFound(f"Run {run_ref(int(item['id']))} is not a run of pipeline {record['name']}.")

@@ -257,6 +257,11 @@ class RunEngine:
             raise NotFound(f"Pipeline '{name}' not found.")
         return record
 
+    def pipeline_by_ref(self, project: str, ref: str) -> dict[str, Any]:
+        """By name first (seed 001), else by id (seed 003: `pipeline-<n>` or `<n>`)."""
+        record = self.definitions.find_by_name(project, ref)
+        return record if record is not None else self.pipeline_by_id(project, ref)
+
     def run_item(self, project: str, ref: str | int) -> dict[str, Any]:
         try:
             number = ids.parse("run", ref)

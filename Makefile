@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
 test: lint
-	$(BIN)/pytest -q tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -q tests/unit tests/integration tests/perf/test_harness.py tests/e2e
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -166,3 +166,20 @@ def test_authentication_is_checked_before_the_body(stack):
             "/api/v1/api-keys", content="{not json", headers={"Content-Type": "application/json"}
         )
     assert response.status_code == 401
+
+
+def test_the_gateway_serves_concurrent_clients(stack, project_admin):
+    # Handlers run on many gateway threads at once; each must get a working event loop.
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, admin_key = project_admin
+
+    def work(i: int) -> list[int]:
+        with stack.client(admin_key) as client:
+            created = client.post("/pipeline", json={"name": f"concurrent-{i}", "pipeline_type_name": "t"})
+            fetched = client.get(f"/pipeline/{created.json()['id']}")
+            return [created.status_code, fetched.status_code, client.get("/api/v1/api-keys").status_code]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = [status for result in pool.map(work, range(16)) for status in result]
+    assert statuses.count(201) == 16 and statuses.count(200) == 32

@@ -22,11 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError
-
 from sluice.errors import ValidationFailed
+from sluice.lazy import LazyModule
+
+sqlglot = LazyModule("sqlglot")
+exp = LazyModule("sqlglot.expressions")
+errors = LazyModule("sqlglot.errors")
 
 MAX_NODES = 500
 MAX_EDGES = 2_000
@@ -543,8 +544,8 @@ def _prepared(text: str) -> str:
     return _VARIABLE.sub("NULL", text)
 
 
-def _parse_error(node: Node, dialect: str, exc: SqlglotError, what: str) -> ValidationFailed:
-    if isinstance(exc, ParseError) and exc.errors:
+def _parse_error(node: Node, dialect: str, exc: errors.SqlglotError, what: str) -> ValidationFailed:
+    if isinstance(exc, errors.ParseError) and exc.errors:
         first = exc.errors[0]
         reason = f"{first.get('description')} (line {first.get('line')}, column {first.get('col')})"
     else:
@@ -556,7 +557,7 @@ def parse_query(node: Node) -> exp.Expression:
     dialect = _dialect(node)
     try:
         statements = [s for s in sqlglot.parse(_prepared(node.config["sql"]), read=dialect) if s is not None]
-    except SqlglotError as exc:
+    except errors.SqlglotError as exc:
         raise _parse_error(node, dialect, exc, "config.sql") from exc
     except RecursionError as exc:
         raise _fail(f"Node '{node.id}': config.sql is nested too deeply to parse.") from exc
@@ -612,7 +613,7 @@ def check_condition(node: Node, upstream: list[str]) -> None:
         parsed = [
             c for c in sqlglot.parse(_prepared(node.config["condition"]), read=dialect) if c is not None
         ]
-    except SqlglotError as exc:
+    except errors.SqlglotError as exc:
         raise _parse_error(node, dialect, exc, "config.condition") from exc
     except RecursionError as exc:
         raise _fail(f"Node '{node.id}': config.condition is nested too deeply to parse.") from exc

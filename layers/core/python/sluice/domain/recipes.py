@@ -29,12 +29,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Tokenizer
-
 from sluice.errors import ValidationFailed
+from sluice.lazy import LazyModule
+
+sqlglot = LazyModule("sqlglot")
+exp = LazyModule("sqlglot.expressions")
+errors = LazyModule("sqlglot.errors")
+tokens = LazyModule("sqlglot.tokens")
 
 RECIPE_TYPES = ("prepare", "join", "group_by", "stack")
 PREPARE_STEPS = ("select", "drop", "filter", "rename", "derive", "cast")
@@ -43,7 +44,7 @@ AGGREGATES = ("sum", "count", "avg", "min", "max", "count_distinct")
 STACK_MODES = ("union_all", "union")
 DIALECT = "duckdb"
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-_KEYWORDS = {word.upper() for word in Tokenizer.KEYWORDS}
+_KEYWORDS = {word.upper() for word in tokens.Tokenizer.KEYWORDS}
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _expression(text: Any, where: str) -> exp.Expression:
     source = _text(text, where)
     try:
         tree = sqlglot.parse_one(source, read=DIALECT)
-    except SqlglotError as exc:
+    except errors.SqlglotError as exc:
         raise ValidationFailed(f"{where} does not parse: {_plain(str(exc))}") from exc
     if isinstance(tree, exp.Query) or not isinstance(tree, exp.Condition):
         raise ValidationFailed(f"{where} must be an expression, not a statement.")
@@ -232,7 +233,7 @@ def _prepare_step(
     target = _text(step.get("to"), f"{where}.to")
     try:
         data_type = exp.DataType.build(target, dialect=DIALECT)
-    except (SqlglotError, ValueError) as exc:
+    except (errors.SqlglotError, ValueError) as exc:
         raise ValidationFailed(f"{where}.to: {target!r} is not a SQL type.") from exc
     star.set("replace", [exp.alias_(exp.Cast(this=_column(name), to=data_type), identifier(name))])
     return exp.select(star).from_(source.copy()), columns

@@ -169,6 +169,10 @@ def create_app(area: str, routers: Iterable[Any]) -> FastAPI:
     return app
 
 
+def metrics_disabled() -> bool:
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").strip().lower() in ("1", "true", "yes")
+
+
 def tracing_enabled() -> bool:
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in ("1", "true", "yes")
 
@@ -179,9 +183,13 @@ def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
     metrics = Metrics(namespace="Sluice", service=area)
     adapter = Mangum(app, lifespan="off")
 
+    measured = not metrics_disabled()  # disabled metrics still pile up and print every 100 values
+
     def serve(event: dict, context: Any) -> dict:
         started = time.perf_counter()
         response = adapter(event, context)
+        if not measured:
+            return response
         status = int(response.get("statusCode", 500))
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         metrics.add_metric(

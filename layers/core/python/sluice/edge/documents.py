@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import yaml
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
@@ -22,11 +21,17 @@ from pydantic import ValidationError as PydanticValidationError
 
 from sluice import timeutil
 from sluice.errors import ValidationFailed
+from sluice.lazy import LazyModule
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_YAML_DEPTH = 64
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+yaml = LazyModule("yaml")  # only YAML bodies pay for it
+
+
+def _loader() -> Any:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -71,7 +76,7 @@ def read_json(text: str) -> Any:
 def read_yaml(text: str) -> Any:
     try:
         _refuse_references(text)
-        loaded = yaml.load(text, Loader=_Loader)  # noqa: S506 - the safe loader, after the checks above
+        loaded = yaml.load(text, Loader=_loader())  # noqa: S506 - the safe loader, after the checks above
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -84,7 +89,7 @@ def read_yaml(text: str) -> Any:
 
 def _refuse_references(text: str) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(text, Loader=_loader()):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             line = event.start_mark.line + 1
             raise ValidationFailed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 import threading
@@ -90,4 +91,14 @@ class FunctionRegistry:
             memory_limit_in_mb=int(props.get("MemorySize", globals_.get("MemorySize", 1024))),
             timeout_seconds=int(props.get("Timeout", globals_.get("Timeout", 29))),
         )
+        _ensure_event_loop()
         return self.handler(logical)(event, context)
+
+
+def _ensure_event_loop() -> None:
+    """Lambda runs a handler on its one thread; the local stack calls handlers from many threads,
+    and Mangum wants the calling thread's event loop, which only the loading thread has."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())

@@ -8,6 +8,7 @@ handler and returns its response. Unknown routes answer 404 as API Gateway does.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from sluice.local.functions import ACCOUNT, REGION
 from sluice.local.template import Route
 
+log = logging.getLogger("sluice.local")
 API_ID = "local"
 TEXT_TYPES = ("json", "yaml", "text/", "xml", "x-www-form-urlencoded", "javascript", "ndjson")
 
@@ -117,6 +119,7 @@ class Gateway:
         try:
             result = await to_thread.run_sync(self.invoke, compiled.route.function, event)
         except Exception:  # a crashed function is a 500 from API Gateway, never a traceback
+            log.exception("%s failed on %s", compiled.route.function, compiled.route_key)
             return JSONResponse({"message": "Internal Server Error"}, status_code=500)
         return to_response(result)
 

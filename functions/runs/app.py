@@ -34,8 +34,9 @@ from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewe
 from sluice.engine import Storage, read_logs, read_preview, read_profile
 from sluice.errors import NotFound, ValidationFailed
 from sluice.events import EventBridgePublisher
-from sluice.runs_port import EngineExecutor, project_variables, run_engine
+from sluice.runs_port import EngineExecutor, project_flow, project_variables, run_engine
 from sluice.store.executions import RunRepository, WatchedPipelines
+from sluice.store.runs import RunEngineRepository
 from sluice.store.table import Table
 
 router = APIRouter()
@@ -380,6 +381,154 @@ def get_v1_run(name: str, run_id: str, caller: Principal = Depends(viewer)) -> d
     view = v1_run_view(item, record["name"])
     view["node_runs"] = run_engine().get_run(caller.project, run_id)["node_runs"]
     return {"data": view}
+
+
+# -- seed 000: flow runs, run history and details ----------------------------------------------------
+class FlowTarget(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["pipeline", "dataset", "recipe"]
+    name: str = Field(min_length=1, max_length=255)
+
+
+class FlowRunBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    target: FlowTarget
+    scope: Literal["single", "upstream", "downstream", "full"] = "single"
+
+
+EXIT_STATUS = {"success": 0, "failed": 1, "cancelled": 130}
+FLOW_STATUSES = ("queued", "pending", "running", "success", "failed", "cancelled")
+
+
+def flow_status(status: str | None) -> str | None:
+    return "queued" if status == "pending" else status
+
+
+def flow_run_view(item: dict) -> dict:
+    """A run as seed 000 lists it (`queued` for pending)."""
+    flow = item.get("flow") or {}
+    target = flow.get("target") or {"type": "pipeline", "name": item.get("pipeline_name")}
+    return {
+        "run_id": run_ref(int(item["id"])),
+        "pipeline_id": ids.render("pipeline", int(item["pipeline_id"])),
+        "pipeline": item.get("pipeline_name"),
+        "status": flow_status(item.get("status")),
+        "recipe_type": "pipeline" if item.get("origin") == "sluice" else "external",
+        "target": target,
+        "scope": flow.get("scope") or item.get("scope"),
+        "trigger": item.get("trigger"),
+        "parent_id": run_ref(int(item["parent_id"])) if item.get("parent_id") else None,
+        "created_at": item.get("created_at") or item.get("start_date"),
+        "started_at": item.get("start_date"),
+        "finished_at": item.get("end_date"),
+        "updated_at": item.get("updated_at") or item.get("end_date") or item.get("start_date"),
+        "rows_loaded": _int(item.get("total_rows")),
+        "error": item.get("error"),
+        "exit_status": EXIT_STATUS.get(str(item.get("status"))),
+    }
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@router.post("/api/pipeline/run", status_code=202)
+def post_flow_run(
+    caller: Principal = Depends(editor), body: FlowRunBody = Depends(json_body(FlowRunBody))
+) -> dict:
+    flow = project_flow(caller.project)
+    return run_engine().trigger_flow(
+        caller.project,
+        flow,
+        body.target.model_dump(),
+        body.scope,
+        lambda item: {
+            "run_id": run_ref(int(item["id"])),
+            "status": flow_status(item["status"]),
+            "pipelines": [[flow.records[int(p)]["name"] for p in level] for level in item["flow"]["levels"]],
+        },
+    )
+
+
+@router.get("/api/pipeline/runs")
+def get_flow_runs(
+    caller: Principal = Depends(viewer),
+    status: str | None = Query(None, pattern="^(queued|pending|running|success|failed|cancelled)$"),
+    recipe_type: str | None = Query(None, max_length=64),
+    since: str | None = None,
+    limit: int = Query(RUN_PAGE_SIZE, ge=1, le=MAX_RUN_PAGE_SIZE),
+) -> list[dict]:
+    wanted = "pending" if status == "queued" else status
+    bound = None if since is None else timeutil.sortable(timeutil.parse_instant(since, "since"))
+
+    def keep(item: dict) -> bool:
+        view_type = "pipeline" if item.get("origin") == "sluice" else "external"
+        return (wanted is None or item.get("status") == wanted) and (
+            recipe_type is None or recipe_type == view_type
+        )
+
+    items = RunEngineRepository(Table()).recent(caller.project, bound, keep, limit)
+    return [flow_run_view(item) for item in items]
+
+
+@router.get("/api/pipeline/runs/{run_id}/details")
+def get_flow_run_details(run_id: str, caller: Principal = Depends(viewer)) -> dict:
+    engine = run_engine()
+    item = engine.run_item(caller.project, run_id)
+    members = [item]
+    children = engine.runs.children(caller.project, int(item["id"])) if item.get("flow") else []
+    if item.get("flow"):
+        members = children
+    compiled, written, stdout = [], set(), []
+    for member in members:
+        number = int(member["id"])
+        for node_run in sorted(
+            engine.runs.node_runs(caller.project, number), key=lambda n: int(n.get("position", 0))
+        ):
+            if node_run.get("compiled_sql"):
+                compiled.append(
+                    {
+                        "run_id": run_ref(number),
+                        "node_id": node_run["node_id"],
+                        "sql": node_run["compiled_sql"],
+                    }
+                )
+            dataset = (node_run.get("written") or {}).get("dataset")
+            if dataset and node_run.get("status") == "success":
+                written.add(dataset)
+        stdout += [
+            f"{line.get('timestamp')} [{str(line.get('level')).upper()}] {line['node_id']}: {line.get('message')}"
+            for line in _log_lines(caller.project, str(number), None, None)[1]
+        ]
+    flow = project_flow(caller.project) if written else None
+    lineage = [
+        {
+            "dataset": name,
+            "read_by": [
+                {"pipeline_id": ids.render("pipeline", p), "name": flow.records[p]["name"]}
+                for p in flow.readers_of(name)
+            ]
+            if flow
+            else [],
+        }
+        for name in sorted(written)
+    ]
+    parameters = {
+        "params": item.get("params") or {},
+        "variables": item.get("variables") or {},
+        "full_refresh": bool(item.get("full_refresh")),
+        "scope": (item.get("flow") or {}).get("scope") or item.get("scope"),
+        "target": (item.get("flow") or {}).get("target"),
+        "node": item.get("target_node"),
+    }
+    return {
+        **flow_run_view(item),
+        "parameters": parameters,
+        "compiled_sql": compiled,
+        "stdout": "".join(line + "\n" for line in stdout),
+        "downstream_lineage": lineage,
+        "children": [flow_run_view(c) for c in children],
+    }
 
 
 def record_ref(record: dict) -> str:

@@ -8,6 +8,7 @@ Every collaborator is a port passed in, so unit tests give fakes and the Lambdas
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -23,6 +24,7 @@ from aws_lambda_powertools import Logger
 from sluice import timeutil
 from sluice.domain import ids
 from sluice.domain.executions import ConcurrentEnd, EndReport, PipelineAdvance, Run, apply_end
+from sluice.domain.flows import FlowGraph
 from sluice.domain.graph import Graph
 from sluice.domain.runs import levels, plan_run, select_scope
 from sluice.errors import Conflict, InvalidRequest, NotFound, SluiceError, Unavailable, ValidationFailed
@@ -71,6 +73,11 @@ class RunItems(Protocol):
         watermark_candidate: Any = None,
     ) -> None: ...
     def forget_active(self, project: str, run_id: int) -> None: ...
+    def children(self, project: str, run_id: int) -> list[dict[str, Any]]: ...
+    def start_flow_level(self, project: str, parent_id: int, level: int, count: int) -> bool: ...
+    def flow_child_done(
+        self, project: str, parent_id: int, level: int, succeeded: bool
+    ) -> dict[str, Any] | None: ...
 
 
 class Definitions(Protocol):
@@ -114,6 +121,8 @@ class RunRequest:
     target_node: str | None = None
     trigger: str = "api"
     resumed_from: int | None = None
+    parent_id: int | None = None  # a flow run's child (seed 000): its parent run
+    flow_level: int | None = None  # and the level of the flow it belongs to
 
     def fingerprint(self, surface: str, pipeline_id: int) -> str:
         body = {
@@ -316,6 +325,8 @@ class RunEngine:
             pipeline_id=pipeline_id,
             status="pending",
             start_date=now,
+            parent_id=request.parent_id,
+            ancestors=() if request.parent_id is None else (request.parent_id,),
             origin="sluice",
             created_at=now,
         )
@@ -329,6 +340,8 @@ class RunEngine:
             "target_node": request.target_node,
             "trigger": request.trigger,
             "resumed_from": request.resumed_from,
+            "flow_parent": request.parent_id,
+            "flow_level": request.flow_level,
             "progress_stage": "queued",
             "rows_processed": 0,
         }
@@ -658,8 +671,12 @@ class RunEngine:
         else:
             raise Conflict(f"Run {run_ref(run_id)} kept changing while it was being finished.")
         self.slots.release_slot(project, run_id)
-        if status == "success":
+        if status == "success" and not item.get("flow"):
             self._after_success(project, ended, node_runs)
+        if item.get("flow_parent") is not None:
+            self._flow_child_finished(
+                project, int(item["flow_parent"]), int(item.get("flow_level") or 0), status == "success"
+            )
         return {"project": project, "run_id": run_id, "status": status}
 
     def _ended(
@@ -697,7 +714,7 @@ class RunEngine:
             None,
         )
         advance = None
-        if status == "success":
+        if status == "success" and not item.get("flow"):  # a flow's parent moves no pipeline
             advance = PipelineAdvance(run.pipeline_id, candidate, report.target_times())
         return ended, advance, candidate
 
@@ -769,6 +786,11 @@ class RunEngine:
             )
         if before == "pending":
             self.finish(project, run_id, "cancelled", only_pending=True)
+        if item.get("flow"):
+            for child in self.runs.children(project, run_id):
+                if child.get("status") not in FINISHED:
+                    with contextlib.suppress(Conflict):
+                        self.cancel(project, int(child["id"]))
         return {"status": "cancelled"}
 
     def resume(
@@ -898,6 +920,117 @@ class RunEngine:
                     "row_count": outcome.row_count,
                 }
         return {node_id: results[node_id] for node_id in order if node_id in results}
+
+    # -- flow runs (seed 000) -----------------------------------------------------------------------
+    def flow_target(self, flow: FlowGraph, project: str, target_type: str, name: str) -> int:
+        """The pipeline a seed 000 target names: a pipeline by name, or the writer of a dataset."""
+        if target_type == "pipeline":
+            return int(self.pipeline_by_name(project, name)["id"])
+        if target_type == "dataset":
+            writers = flow.writers_of(name)
+            if not writers:
+                raise NotFound(f"No pipeline writes a dataset named '{name}'.")
+            if len(writers) > 1:
+                names = ", ".join(sorted(flow.records[w]["name"] for w in writers))
+                raise InvalidRequest(
+                    f"Dataset '{name}' is written by several pipelines ({names}); target one of them by name."
+                )
+            return writers[0]
+        raise NotFound(f"There is no saved recipe named '{name}'; recipes cannot be run yet.")
+
+    def trigger_flow(
+        self,
+        project: str,
+        flow: FlowGraph,
+        target: dict[str, str],
+        scope: str,
+        render: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """A parent run (never executed itself) over the pipelines the scope selects in the flow
+        graph; the first level's children are triggered now, each next level once the previous
+        one has succeeded (see _flow_child_finished)."""
+        pipeline_id = self.flow_target(flow, project, target["type"], target["name"])
+        planned = flow.plan(pipeline_id, scope)
+        for level in planned:
+            for member in level:
+                record = flow.records[member]
+                if (record.get("status") or "active") == "paused":
+                    raise Conflict(
+                        f"Pipeline {record['name']} of this flow is paused; set its status to active before running it."
+                    )
+                if Graph.from_document(record.get("graph")).empty:
+                    raise InvalidRequest(f"Pipeline {record['name']} of this flow has no nodes to run.")
+        now = self._clock()
+        run_id = self.runs.next_run_id(project)
+        run = Run(
+            id=run_id,
+            pipeline_id=pipeline_id,
+            status="running",
+            start_date=now,
+            origin="sluice",
+            created_at=now,
+        )
+        engine = {
+            "pipeline_name": flow.records[pipeline_id]["name"],
+            "trigger": "flow",
+            "scope": scope,
+            "flow": {"target": dict(target), "scope": scope, "levels": planned},
+            "flow_level": 0,
+            "flow_remaining": len(planned[0]),
+            "progress_stage": "running",
+            "rows_processed": 0,
+        }
+        self.runs.create(project, run, engine)
+        self._start_flow_children(project, run_id, 0, planned[0])
+        return render({**_stored(run), **engine})
+
+    def _start_flow_children(self, project: str, parent_id: int, level: int, members: list[int]) -> None:
+        for member in members:
+            record = self.definitions.get(project, int(member))
+            try:
+                if record is None:
+                    raise NotFound(f"Pipeline {ids.render('pipeline', int(member))} no longer exists.")
+                request = RunRequest(trigger="flow", parent_id=parent_id, flow_level=level)
+                self.trigger(project, record, request, lambda item: {})
+            except Unavailable:
+                continue  # the child was written and finished failed: it was counted then
+            except SluiceError as exc:
+                logger.warning(
+                    "flow child not started",
+                    extra={"run_id": parent_id, "pipeline_id": member, "reason": exc.detail},
+                )
+                self._flow_child_finished(project, parent_id, level, False)
+
+    def _flow_child_finished(self, project: str, parent_id: int, level: int, succeeded: bool) -> None:
+        """Count a finished child; the last child of a level ends the parent (failed if any child of
+        the level did not succeed, cancelled if asked) or starts the next level."""
+        try:
+            parent = self.runs.flow_child_done(project, parent_id, level, succeeded)
+            if parent is None or int(parent.get("flow_remaining") or 0) > 0:
+                return
+            planned = [[int(p) for p in lv] for lv in (parent.get("flow") or {}).get("levels") or []]
+            if parent.get("cancel_requested"):
+                self.finish(project, parent_id, "cancelled")
+            elif parent.get("flow_failed"):
+                failed = [
+                    f"{c.get('pipeline_name')} ({run_ref(int(c['id']))} {c.get('status')})"
+                    for c in self.runs.children(project, parent_id)
+                    if c.get("status") in ("failed", "cancelled")
+                ]
+                self.finish(
+                    project,
+                    parent_id,
+                    "failed",
+                    error="Not every pipeline of the flow succeeded: "
+                    + (", ".join(failed) or "a pipeline could not be started")
+                    + "; the pipelines after them did not run.",
+                )
+            elif level + 1 >= len(planned):
+                self.finish(project, parent_id, "success")
+            elif self.runs.start_flow_level(project, parent_id, level + 1, len(planned[level + 1])):
+                self._start_flow_children(project, parent_id, level + 1, planned[level + 1])
+        except SluiceError as exc:
+            logger.error("flow not advanced", extra={"run_id": parent_id, "reason": exc.detail})
 
     def _require_run(self, project: str, run_id: int) -> dict[str, Any]:
         item = self.runs.get(project, run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sluice import timeutil
@@ -13,6 +14,7 @@ from sluice.errors import Conflict
 from sluice.store import keys
 from sluice.store.executions import (
     _END_FIELDS,
+    _closure_item,
     _month,
     run_from_item,
     run_index_item,
@@ -60,6 +62,11 @@ class RunEngineRepository:
             ),
             self.table.put_op(run_index_item(project, run)),
             self.table.put_op(self._active_item(project, run)),
+        ]
+        # A child run (seed 000's flow runs) is Watcher's child execution of its parent.
+        operations += [
+            self.table.put_op(_closure_item(project, ancestor, depth, run.id))
+            for depth, ancestor in enumerate(run.ancestors, 1)
         ]
         if claim is not None:
             pk, sk = keys.run_trigger_claim(project, claim["key"])
@@ -214,6 +221,79 @@ class RunEngineRepository:
                 set_={"error": error},
                 condition=Condition("attribute_not_exists(#e)", names={"#e": "error"}),
             )
+
+    # -- flow runs (seed 000): a parent run whose children run level by level ----------------------
+    def start_flow_level(self, project: str, parent_id: int, level: int, count: int) -> bool:
+        """Move the parent to `level` with `count` children to wait for, once: only from the
+        previous level with none of its children left. False when another finisher did it."""
+        try:
+            self.table.update(
+                *keys.run(project, parent_id),
+                set_={"flow_level": level, "flow_remaining": count},
+                condition=Condition(
+                    "#l = :previous AND #r = :zero AND #s = :running",
+                    names={"#l": "flow_level", "#r": "flow_remaining", "#s": "status"},
+                    values={":previous": level - 1, ":zero": 0, ":running": "running"},
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def flow_child_done(
+        self, project: str, parent_id: int, level: int, succeeded: bool
+    ) -> dict[str, Any] | None:
+        """Count one child of `level` as finished (and the level as failed unless it succeeded);
+        the parent after the change, or None when the parent is not waiting on that level."""
+        changes: dict[str, Any] = {"updated_at": timeutil.iso(timeutil.now())}
+        if not succeeded:
+            changes["flow_failed"] = True
+        try:
+            return self.table.update(
+                *keys.run(project, parent_id),
+                set_=changes,
+                add={"flow_remaining": -1},
+                condition=Condition(
+                    "#l = :level AND #r > :zero",
+                    names={"#l": "flow_level", "#r": "flow_remaining"},
+                    values={":level": level, ":zero": 0},
+                ),
+            )
+        except ConditionFailed:
+            return None
+
+    def recent(
+        self, project: str, since: str | None, keep: Callable[[dict[str, Any]], bool], limit: int
+    ) -> list[dict[str, Any]]:
+        """The project's runs newest start first (started after `since`, a sortable time), that
+        `keep` accepts, at most `limit`: a Query of the months that have runs, then one GSI2 Query
+        per month shard, newest month first, stopping once `limit` are found. Never a Scan."""
+        months = sorted(
+            (item["SK"] for item in self.table.query_all(keys.run_months(project), consistent=True)),
+            reverse=True,
+        )
+        found: list[dict[str, Any]] = []
+        for month in months:
+            if since is not None and month < since[:7]:
+                break
+            bound = {"after": since} if since is not None else {}
+            for item in self.table.query_all(
+                keys.run_start_month(project, month), index="GSI2", forward=False, **bound
+            ):
+                if item.get("kind") == "run" and keep(item):
+                    found.append(item)
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def children(self, project: str, run_id: int) -> list[dict[str, Any]]:
+        """The run's direct children (one Query of its closure items, then one batch get)."""
+        found = self.table.query_all(
+            keys.run_partition(project, run_id),
+            begins_with=keys.run_descendants_at(1),
+            consistent=True,
+        )
+        return self.get_many(project, sorted(int(item["descendant_id"]) for item in found))
 
     # -- end --------------------------------------------------------------------------------------
     def end(

@@ -397,7 +397,6 @@ class FlowRunBody(BaseModel):
 
 
 EXIT_STATUS = {"success": 0, "failed": 1, "cancelled": 130}
-FLOW_STATUSES = ("queued", "pending", "running", "success", "failed", "cancelled")
 
 
 def flow_status(status: str | None) -> str | None:

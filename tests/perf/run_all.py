@@ -35,6 +35,7 @@ OWN_CLI = (
         [],
         ["--rows", "100000", "--repeat", "2"],
     ),
+    ("tests.perf.bench_run_latency", "run_latency", [], ["--runs", "3"]),
 )
 
 

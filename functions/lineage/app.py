@@ -5,45 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from sluice.auth.principal import Principal
-from sluice.domain.lineage import LineageService
 from sluice.domain.registry import (
     AddressLineageRequest,
     AddressPatch,
     AddressTypePatch,
     AddressTypeUpsert,
     AddressUpsert,
-    Registry,
 )
-from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
-from sluice.store.lineage import LineageRepository
-from sluice.store.registry import (
-    AddressRepository,
-    AddressTypeRepository,
-    PipelineRepository,
-    PipelineTypeRepository,
-)
-from sluice.store.table import Table
+from sluice.edge.app import create_app, created_status, editor, json_body, lambda_handler, viewer
+from sluice.wiring import lineage_service, watcher_registry
 
 router = APIRouter()
 
 
-def registry(table: Table | None = None) -> Registry:
-    table = table or Table()
-    return Registry(
-        PipelineRepository(table),
-        PipelineTypeRepository(table),
-        AddressRepository(table),
-        AddressTypeRepository(table),
-    )
-
-
-def lineage() -> LineageService:
-    table = Table()
-    return LineageService(LineageRepository(table), registry(table))
-
-
-def _status(response: Response, created: bool) -> None:
-    response.status_code = 201 if created else 200
+registry = watcher_registry
+lineage = lineage_service
 
 
 # -- addresses ----------------------------------------------------------------------------------
@@ -54,7 +30,7 @@ def post_address(
     body: AddressUpsert = Depends(json_body(AddressUpsert)),
 ) -> dict:
     result, created = registry().upsert_address(caller.project, body)
-    _status(response, created)
+    created_status(response, created)
     return result
 
 
@@ -83,7 +59,7 @@ def post_address_type(
     body: AddressTypeUpsert = Depends(json_body(AddressTypeUpsert)),
 ) -> dict:
     result, created = registry().upsert_address_type(caller.project, body)
-    _status(response, created)
+    created_status(response, created)
     return result
 
 
@@ -112,7 +88,7 @@ def post_address_lineage(
     body: AddressLineageRequest = Depends(json_body(AddressLineageRequest)),
 ) -> dict:
     result, created = lineage().record_address_lineage(caller.project, body)
-    _status(response, created)
+    created_status(response, created)
     return result
 
 

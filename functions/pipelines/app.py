@@ -10,55 +10,32 @@ from fastapi import APIRouter, Depends, Query, Response
 from sluice.auth.principal import Principal
 from sluice.domain.catalog import DEFAULT_PAGE, MAX_PAGE, page_view
 from sluice.domain.connectors import ConnectorCreate, Connectors, ConnectorUpdate
-from sluice.domain.lineage import LineageService
 from sluice.domain.pipelines import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     REVISIONS_PAGE_SIZE,
     DefinitionRequest,
-    PipelineDefinitions,
 )
 from sluice.domain.registry import (
     PipelinePatch,
     PipelineTypePatch,
     PipelineTypeUpsert,
     PipelineUpsert,
-    Registry,
 )
 from sluice.domain.schemas import SchemaCreate, Schemas, SchemaUpdate
 from sluice.domain.variables import Variables, VariableWrite
-from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
+from sluice.edge.app import create_app, created_status, editor, json_body, lambda_handler, viewer
 from sluice.edge.documents import document_body
 from sluice.errors import ValidationFailed
-from sluice.schedules_port import configured_schedules
 from sluice.store.catalog import ConnectorRepository, SchemaRepository, VariableRepository
-from sluice.store.executions import RunRepository
-from sluice.store.lineage import LineageRepository
-from sluice.store.pipelines import PipelineDefinitionRepository, StaleDefinition
-from sluice.store.registry import (
-    AddressRepository,
-    AddressTypeRepository,
-    PipelineRepository,
-    PipelineTypeRepository,
-)
 from sluice.store.secrets import SecretStore
 from sluice.store.table import Table
+from sluice.wiring import pipeline_definitions, watcher_registry
 
 router = APIRouter()
 
 
-def registry() -> Registry:
-    table = Table()
-    return Registry(
-        PipelineRepository(table),
-        PipelineTypeRepository(table),
-        AddressRepository(table),
-        AddressTypeRepository(table),
-    )
-
-
-def _status(response: Response, created: bool) -> None:
-    response.status_code = 201 if created else 200
+registry = watcher_registry
 
 
 # -- pipelines ----------------------------------------------------------------------------------
@@ -69,7 +46,7 @@ def post_pipeline(
     body: PipelineUpsert = Depends(json_body(PipelineUpsert)),
 ) -> dict:
     result, created = registry().upsert_pipeline(caller.project, body)
-    _status(response, created)
+    created_status(response, created)
     return result
 
 
@@ -98,7 +75,7 @@ def post_pipeline_type(
     body: PipelineTypeUpsert = Depends(json_body(PipelineTypeUpsert)),
 ) -> dict:
     result, created = registry().upsert_pipeline_type(caller.project, body)
-    _status(response, created)
+    created_status(response, created)
     return result
 
 
@@ -124,15 +101,7 @@ def patch_pipeline_type(
 definitions = APIRouter(prefix="/api/v1/pipelines")
 
 
-def definition_service() -> PipelineDefinitions:
-    table = Table()
-    return PipelineDefinitions(
-        PipelineDefinitionRepository(table),
-        RunRepository(table),
-        configured_schedules(),
-        LineageService(LineageRepository(table), registry()),
-        stale=StaleDefinition,
-    )
+definition_service = pipeline_definitions
 
 
 @definitions.get("")

@@ -11,39 +11,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from sluice.domain.lineage import LineageService
 from sluice.domain.pipelines import PipelineDefinitions
-from sluice.domain.registry import Registry
 from sluice.errors import SluiceError
-from sluice.schedules_port import configured_schedules
-from sluice.store.executions import RunRepository
-from sluice.store.lineage import LineageRepository
-from sluice.store.pipelines import PipelineDefinitionRepository, StaleDefinition
-from sluice.store.registry import (
-    AddressRepository,
-    AddressTypeRepository,
-    PipelineRepository,
-    PipelineTypeRepository,
-)
 from sluice.store.table import Table
+from sluice.wiring import pipeline_definitions
 
 logger = Logger(service="pipelines")
 
 
 def _definitions(table: Table) -> PipelineDefinitions:
-    registry = Registry(
-        PipelineRepository(table),
-        PipelineTypeRepository(table),
-        AddressRepository(table),
-        AddressTypeRepository(table),
-    )
-    return PipelineDefinitions(
-        PipelineDefinitionRepository(table),
-        RunRepository(table),
-        configured_schedules(),
-        LineageService(LineageRepository(table), registry),
-        stale=StaleDefinition,
-    )
+    return pipeline_definitions(table)
 
 
 @logger.inject_lambda_context

@@ -11,22 +11,15 @@ from typing import Any
 
 from sluice import aws
 from sluice.config import settings
-from sluice.domain.lineage import LineageService
-from sluice.domain.registry import AddressLineageRequest, AddressUpsert, Registry
+from sluice.domain.registry import AddressLineageRequest, AddressUpsert
 from sluice.domain.run_engine import RunEngine, drop_folder, scratch_folder
 from sluice.errors import Unavailable
 from sluice.events import EventBridgePublisher
-from sluice.store.lineage import LineageRepository
 from sluice.store.pipelines import PipelineDefinitionRepository
-from sluice.store.registry import (
-    AddressRepository,
-    AddressTypeRepository,
-    PipelineRepository,
-    PipelineTypeRepository,
-)
 from sluice.store.run_control import RunControl
 from sluice.store.runs import RunEngineRepository
 from sluice.store.table import Table
+from sluice.wiring import lineage_service
 
 DATASET_ADDRESS_TYPE = "sluice_dataset"
 DATASET_ADDRESS_GROUP = "sluice"
@@ -149,13 +142,7 @@ class DatasetLineage:
     """A run's dataset sources and targets as Watcher addresses, linked through LineageService."""
 
     def __init__(self, table: Table):
-        registry = Registry(
-            PipelineRepository(table),
-            PipelineTypeRepository(table),
-            AddressRepository(table),
-            AddressTypeRepository(table),
-        )
-        self.service = LineageService(LineageRepository(table), registry)
+        self.service = lineage_service(table)
 
     def record(self, project: str, pipeline_id: int, sources: list[str], targets: list[str]) -> None:
         def address(name: str) -> AddressUpsert:

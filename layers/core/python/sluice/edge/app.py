@@ -128,6 +128,11 @@ def json_body(model: type[Body]) -> Callable[..., Any]:
     return dependency
 
 
+def created_status(response: Any, created: bool) -> None:
+    """An upsert answers 201 when it created the object and 200 when it found it."""
+    response.status_code = 201 if created else 200
+
+
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     detail = []
     for error in exc.errors():

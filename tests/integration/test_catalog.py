@@ -297,7 +297,7 @@ def test_other_projects_see_nothing_and_may_reuse_names(api):
     assert len(secrets()) == 2
 
 
-def test_concurrent_updates_of_one_connector_leave_item_and_secret_agreeing(api):
+def test_concurrent_updates_of_one_connector_leave_item_and_secret_agreeing(api, atomic_writes):
     invoke(api, "POST", "/api/v1/connectors", connector_body(), EDITOR)
     results: list[int] = []
 

@@ -115,7 +115,7 @@ def test_load_lineage_and_active_given_on_post_are_applied(pipelines):
     assert (status, body["active"], body["load_lineage"]) == (200, False, False)
 
 
-def test_concurrent_posts_of_one_pipeline_name_end_with_one_pipeline(pipelines):
+def test_concurrent_posts_of_one_pipeline_name_end_with_one_pipeline(pipelines, atomic_writes):
     barrier = threading.Barrier(6)
     statuses: list[int] = []
 

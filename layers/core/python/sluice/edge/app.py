@@ -207,8 +207,8 @@ def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
     if tracing_enabled():
         # Only when tracing is on: the X-Ray SDK costs ~100 ms of import (docs/performance.md).
         serve = Tracer(service=area).capture_lambda_handler(capture_response=False)(serve)
-    handler = area_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)(
-        metrics.log_metrics(serve)
-    )
+    if measured:  # wrapping when metrics are off only warns "no metrics" on every request
+        serve = metrics.log_metrics(serve)
+    handler = area_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)(serve)
     handler.app = app  # type: ignore[attr-defined]  # in-process callers (benchmarks) reach the app
     return handler

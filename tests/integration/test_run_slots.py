@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from sluice.store import keys
-from sluice.store.run_control import NotPending, RunControl, SlotsFull, settings_key
+from sluice.store.run_control import NotPending, RunControl, SlotsFull
+from sluice.store.settings import SettingsRepository
 
 
 def pending_run(table, project: str, run_id: int) -> None:
@@ -17,7 +18,7 @@ def pending_run(table, project: str, run_id: int) -> None:
 
 def test_claims_stop_at_the_limit_and_release_frees_one(table):
     control = RunControl(table)
-    table.put({"PK": settings_key("p")[0], "SK": settings_key("p")[1], "max_concurrent_runs": 2})
+    SettingsRepository(table).change("p", {"max_concurrent_runs": 2}, "test")
     for run_id in (1, 2, 3):
         pending_run(table, "p", run_id)
     control.claim_slot("p", 1, "e1")
@@ -42,7 +43,7 @@ def test_a_run_that_is_not_pending_takes_no_slot(table):
 
 def test_concurrent_claims_never_exceed_the_limit(table, atomic_writes):
     control = RunControl(table)
-    table.put({"PK": settings_key("p")[0], "SK": settings_key("p")[1], "max_concurrent_runs": 3})
+    SettingsRepository(table).change("p", {"max_concurrent_runs": 3}, "test")
     for run_id in range(1, 11):
         pending_run(table, "p", run_id)
     won = []

@@ -152,6 +152,12 @@ def api_key_hash_index(key_hash: str) -> tuple[str, str]:
     return f"KEYHASH#{key_hash}", "KEY"
 
 
+# -- project settings -------------------------------------------------------------------------
+def project_settings(project_id: str) -> tuple[str, str]:
+    """The one item holding a project's settings (`max_concurrent_runs`, ...)."""
+    return project(project_id), "SETTINGS"
+
+
 # -- runs (Watcher executions) ------------------------------------------------------------------
 # A run's own partition holds the run item, the closure rows of its descendants, its anomaly
 # results and its timeliness record: deleting a run is one Query of that partition.

@@ -4,6 +4,7 @@ A project may have at most `max_concurrent_runs` runs `running`. The count is on
 per project; a run takes a slot in the same transaction that moves it from pending to running
 and marks it `slot_held`, and gives the slot back in the transaction that clears that mark, so a
 slot is released exactly once however often finishing is retried or a reconciler steps in.
+The limit lives on a separate item (`SettingsRepository`), so changing it never touches the counter.
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.store import keys
+from sluice.store.settings import SettingsRepository
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
-
-DEFAULT_MAX_CONCURRENT_RUNS = 5
 
 
 def slots_key(project: str) -> tuple[str, str]:
     return keys.project(project), "SLOTS"
-
-
-def settings_key(project: str) -> tuple[str, str]:
-    return keys.project(project), "SETTINGS"
 
 
 class SlotsFull(Exception):
@@ -36,10 +32,11 @@ class NotPending(Exception):
 class RunControl:
     def __init__(self, table: Table):
         self.table = table
+        self.settings = SettingsRepository(table)
 
     def max_concurrent_runs(self, project: str) -> int:
-        found = self.table.get(*settings_key(project), consistent=False) or {}
-        return int(found.get("max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS))
+        # Eventually consistent: a limit changed a moment ago may apply from the next dispatch on.
+        return self.settings.get(project, consistent=False).max_concurrent_runs
 
     def running_count(self, project: str) -> int:
         found = self.table.get(*slots_key(project)) or {}

@@ -1,4 +1,4 @@
-"""Platform area: liveness (`GET /`, `GET /health`) and API key management."""
+"""Platform area: liveness (`GET /`, `GET /health`), API key management and project settings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pydantic import BaseModel, Field
 from sluice import __version__
 from sluice.auth.principal import Principal
 from sluice.domain.access import create_api_key
-from sluice.edge.app import admin, create_app, json_body, lambda_handler
+from sluice.domain.settings import SettingsChange
+from sluice.edge.app import admin, create_app, json_body, lambda_handler, viewer
 from sluice.store.api_keys import ApiKeyRepository
+from sluice.store.settings import SettingsRepository
 from sluice.store.table import Table
 
 public = APIRouter()
@@ -47,6 +49,18 @@ def get_api_keys(caller: Principal = Depends(admin)) -> dict:
 def delete_api_key(key_id: str, caller: Principal = Depends(admin)) -> Response:
     ApiKeyRepository(Table()).revoke(caller.project, key_id)
     return Response(status_code=204)
+
+
+@router.get("/api/system/settings")
+def get_settings(caller: Principal = Depends(viewer)) -> dict:
+    return SettingsRepository(Table()).get(caller.project).view()
+
+
+@router.patch("/api/system/settings")
+def patch_settings(
+    caller: Principal = Depends(admin), body: SettingsChange = Depends(json_body(SettingsChange))
+) -> dict:
+    return SettingsRepository(Table()).change(caller.project, body.changes(), caller.subject).view()
 
 
 app = create_app("platform", [public, router])

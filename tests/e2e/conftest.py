@@ -206,8 +206,8 @@ def jwt_for(project: str, role: str, ttl: float = 3600, secret: str = JWT_SECRET
 
 def queue_backlog(stack: RunningStack, client: httpx.Client, project: str, count: int) -> list[str]:
     """`count` real pending runs waiting in the run queue: the project is given no execution slot
-    (its settings item is written directly; there is no settings API yet), then a one-node
-    pipeline is triggered `count` times. The dispatcher keeps returning them to the queue."""
+    (its settings item is written directly: the settings API accepts no limit below 1), then a
+    one-node pipeline is triggered `count` times. The dispatcher keeps returning them to the queue."""
     names = moto_client(stack, "dynamodb").list_tables()["TableNames"]
     table = next(n for n in names if "Table" in n)
     moto_client(stack, "dynamodb").put_item(

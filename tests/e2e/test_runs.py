@@ -138,14 +138,6 @@ def table_name(stack) -> str:
     return next(n for n in names if "Table" in n)
 
 
-def set_max_concurrent_runs(stack, project: str, limit: int) -> None:
-    """There is no settings API yet: the project's settings item is written directly."""
-    moto_client(stack, "dynamodb").put_item(
-        TableName=table_name(stack),
-        Item={"PK": {"S": f"P#{project}"}, "SK": {"S": "SETTINGS"}, "max_concurrent_runs": {"N": str(limit)}},
-    )
-
-
 def running_slots(stack, project: str) -> int:
     item = (
         moto_client(stack, "dynamodb")
@@ -273,7 +265,8 @@ def test_dry_run_leaves_no_trace(editor):
 
 
 def test_at_most_max_concurrent_runs_run_and_all_finish(stack, editor):
-    set_max_concurrent_runs(stack, editor.project, 2)
+    limited = editor.patch("/api/system/settings", json={"max_concurrent_runs": 2})
+    assert limited.status_code == 200, limited.text
     nodes = [{"id": "n0", "nodeType": "source", "config": {"kind": "inline", "rows": INLINE_ROWS}}]
     edges = []
     for i in range(1, 4):

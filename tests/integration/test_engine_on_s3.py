@@ -340,3 +340,32 @@ def test_csv_target_is_readable_text(runner, s3):
     )
     text = s3.get_object(Bucket="landing-zone", Key="sales.csv")["Body"].read().decode()
     assert list(io.StringIO(text))[0].strip() == "id,region,amount,sold_at"
+
+
+@pytest.mark.parametrize("single_request_bytes", [64 * 1024 * 1024, 16])
+def test_objects_move_whole_in_one_request_or_in_parts(
+    storage, s3, monkeypatch, tmp_path, single_request_bytes
+):
+    # Given a threshold below or above the object's size (one Get/PutObject, or s3transfer's parts)
+    from sluice.engine import artifacts
+
+    monkeypatch.setattr(artifacts, "SINGLE_REQUEST_BYTES", single_request_bytes)
+    body = b"sluice," * 1000
+    original = tmp_path / "original.bin"
+    original.write_bytes(body)
+
+    # When a file goes up and comes back down
+    storage.objects.upload(original, BUCKET, "moved/object.bin")
+    back = tmp_path / "back.bin"
+    storage.objects.download(BUCKET, "moved/object.bin", back)
+
+    # Then it is the same bytes, either way
+    assert back.read_bytes() == body
+    assert s3.get_object(Bucket=BUCKET, Key="moved/object.bin")["Body"].read() == body
+
+
+def test_downloading_a_missing_object_names_it(storage, tmp_path):
+    from sluice.engine.artifacts import ObjectMissing
+
+    with pytest.raises(ObjectMissing, match="moved/nothing.bin does not exist"):
+        storage.objects.download(BUCKET, "moved/nothing.bin", tmp_path / "x")

@@ -36,6 +36,9 @@ OUTPUT = "output.parquet"
 PREVIEW = "preview.json"
 PROFILE = "profile.json"
 LOGS = "logs.jsonl"
+# Objects up to this size move in one request; larger ones in s3transfer's parallel parts.
+SINGLE_REQUEST_BYTES = 64 * 1024 * 1024
+COPY_CHUNK_BYTES = 1024 * 1024
 
 
 class ObjectMissing(Exception):
@@ -129,14 +132,28 @@ class S3ObjectStore:
             raise self._translate(exc, bucket, key) from exc
 
     def download(self, bucket: str, key: str, path: Path) -> None:
+        """One GetObject streamed to the file. s3transfer's download_file adds a HeadObject and a
+        thread pool, which cost more than they give for the objects nodes pass each other; past
+        SINGLE_REQUEST_BYTES its ranged, parallel GETs are worth it again."""
         try:
-            self._client().download_file(bucket, key, str(path))
+            response = self._client().get_object(Bucket=bucket, Key=key)
+            if int(response.get("ContentLength") or 0) > SINGLE_REQUEST_BYTES:
+                response["Body"].close()
+                self._client().download_file(bucket, key, str(path))
+                return
+            with path.open("wb") as handle:
+                shutil.copyfileobj(response["Body"], handle, COPY_CHUNK_BYTES)
         except Exception as exc:
             raise self._translate(exc, bucket, key) from exc
 
     def upload(self, path: Path, bucket: str, key: str) -> None:
+        """One PutObject up to SINGLE_REQUEST_BYTES, a parallel multipart upload past it."""
         try:
-            self._client().upload_file(str(path), bucket, key)
+            if path.stat().st_size <= SINGLE_REQUEST_BYTES:
+                with path.open("rb") as handle:
+                    self._client().put_object(Bucket=bucket, Key=key, Body=handle)
+            else:
+                self._client().upload_file(str(path), bucket, key)
         except Exception as exc:
             raise self._translate(exc, bucket, key) from exc
 

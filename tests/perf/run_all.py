@@ -36,6 +36,12 @@ OWN_CLI = (
         ["--rows", "100000", "--repeat", "2"],
     ),
     ("tests.perf.bench_run_latency", "run_latency", [], ["--runs", "3"]),
+    (
+        "tests.perf.bench_run_throughput",
+        "run_throughput",
+        [],
+        ["--rows", "100000,400000", "--runs", "1"],
+    ),
 )
 
 

@@ -1,18 +1,29 @@
-"""A node invocation's private scratch space: a temporary folder and one sandboxed DuckDB in it.
+"""A node invocation's private scratch space: a temporary folder and a DuckDB connection in it.
 
 DuckDB here has no httpfs (and Lambda no network for extensions), so objects are moved with boto3
 into this folder and DuckDB reads and writes files only inside it: `allowed_directories` plus
 `enable_external_access=false`, locked, so a pipeline's SQL cannot read `/proc/self/environ` (the
 Lambda's credentials) or another file on the machine. `memory_limit` and `temp_directory` bound a
-large job: past the limit DuckDB spills to the folder instead of growing.
+large job: past the limit DuckDB spills to disk instead of growing.
+
+Opening a DuckDB database costs ~15 ms, a large share of a small node, so each thread keeps one
+sandboxed database (its own root folder, the only one it may touch) and every workspace is a fresh
+connection to it with a fresh folder under that root. Nothing of one node reaches the next: its
+views and tables are TEMP (gone with its connection), a node's SQL can only be one SELECT
+(sql.py), so it cannot create anything lasting, and its folder is deleted when it ends. A Lambda
+container runs one invocation at a time on one thread; the local stack runs concurrent nodes on
+separate threads, hence separate databases and roots. A database DuckDB has invalidated (a fatal
+error) is dropped and the next workspace opens a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,18 +65,16 @@ class Column:
         return {"name": self.name, "type": self.type}
 
 
-class Workspace:
-    """Use as a context manager: the folder and the connection are gone when the node ends."""
+class _SandboxedDatabase:
+    """One DuckDB database confined to `root`, configured once and locked."""
 
-    def __init__(self, *, memory: str | None = None, threads: int | None = None):
-        self.root = Path(tempfile.mkdtemp(prefix="sluice-node-")).resolve()
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="sluice-engine-")).resolve()
         (self.root / "spill").mkdir()
-        self._origins: dict[str, str] = {}
-        self._counter = 0
         config: dict[str, Any] = {
-            "memory_limit": memory or memory_limit(),
+            "memory_limit": memory_limit(),
             "temp_directory": str(self.root / "spill"),
-            "threads": threads or max(1, os.cpu_count() or 1),
+            "threads": max(1, os.cpu_count() or 1),
         }
         try:
             self.connection = duckdb.connect(":memory:", config=config)
@@ -76,6 +85,53 @@ class Workspace:
             shutil.rmtree(self.root, ignore_errors=True)
             raise NodeFailed(f"DuckDB could not start: {exc}") from exc
 
+    def usable(self) -> bool:
+        return self.root.is_dir()
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+_per_thread = threading.local()
+
+
+def _database() -> _SandboxedDatabase:
+    database: _SandboxedDatabase | None = getattr(_per_thread, "database", None)
+    if database is None or not database.usable():
+        if database is not None:
+            database.close()
+        database = _per_thread.database = _SandboxedDatabase()
+    return database
+
+
+def _discard_database() -> None:
+    """Drop this thread's database (DuckDB invalidated it); the next workspace opens a new one."""
+    database: _SandboxedDatabase | None = getattr(_per_thread, "database", None)
+    _per_thread.database = None
+    if database is not None:
+        with contextlib.suppress(duckdb.Error):
+            database.close()
+
+
+class Workspace:
+    """Use as a context manager: the folder and the connection are gone when the node ends."""
+
+    def __init__(self) -> None:
+        self._origins: dict[str, str] = {}
+        self._counter = 0
+        database = _database()
+        try:
+            self.connection = database.connection.cursor()
+        except duckdb.Error:  # invalidated since the last node: once more on a new database
+            _discard_database()
+            database = _database()
+            self.connection = database.connection.cursor()
+        self._database_root = database.root
+        self.root = Path(tempfile.mkdtemp(prefix="node-", dir=database.root)).resolve()
+
     def __enter__(self) -> Workspace:
         return self
 
@@ -85,6 +141,8 @@ class Workspace:
     def close(self) -> None:
         try:
             self.connection.close()
+        except duckdb.Error:
+            _discard_database()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -104,7 +162,7 @@ class Workspace:
         """A DuckDB message with local paths put back as the objects they came from."""
         for local, origin in sorted(self._origins.items(), key=lambda item: -len(item[0])):
             message = message.replace(local, origin)
-        return message.replace(str(self.root) + "/", "")
+        return message.replace(str(self.root) + "/", "").replace(str(self._database_root) + "/", "")
 
     def execute(self, sql: str, *, compiled_sql: str | None = None) -> list[tuple[Any, ...]]:
         """Run SQL and fetch all of its rows; a DuckDB error becomes NodeFailed with DuckDB's message.
@@ -115,7 +173,12 @@ class Workspace:
         try:
             return self.connection.execute(sql).fetchall()
         except duckdb.Error as exc:
-            raise NodeFailed(self.explain(str(exc)), compiled_sql=compiled_sql) from exc
+            raise self._failed(exc, compiled_sql) from exc
+
+    def _failed(self, exc: duckdb.Error, compiled_sql: str | None) -> NodeFailed:
+        if isinstance(exc, duckdb.FatalException):
+            _discard_database()
+        return NodeFailed(self.explain(str(exc)), compiled_sql=compiled_sql)
 
     def value(self, sql: str) -> Any:
         """The first column of the first row (None for no rows)."""
@@ -129,11 +192,11 @@ class Workspace:
             names = [item[0] for item in cursor.description]
             rows = cursor.fetchall()
         except duckdb.Error as exc:
-            raise NodeFailed(self.explain(str(exc))) from exc
+            raise self._failed(exc, None) from exc
         return dict(zip(names, rows[0], strict=True)) if rows else {}
 
     def create_view(self, name: str, query: str) -> None:
-        self.execute(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {query}")
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS {query}")
 
     def parquet_view(self, name: str, paths: list[Path]) -> None:
         self.create_view(name, f"SELECT * FROM {read_parquet(paths)}")
@@ -156,7 +219,7 @@ class Workspace:
                 relation = relation.limit(int(limit))
             relation.to_parquet(str(path))
         except duckdb.Error as exc:
-            raise NodeFailed(self.explain(str(exc)), compiled_sql=compiled_sql) from exc
+            raise self._failed(exc, compiled_sql) from exc
         return int(self.value(f"SELECT count(*) FROM {read_parquet([path])}"))
 
 

@@ -3,6 +3,7 @@ and log lines; what the run state machine's node Lambda calls once per invocatio
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ from sluice.engine.transforms import run_filter, run_transform
 from sluice.engine.workspace import Workspace, read_parquet
 
 logger = Logger(service="sluice")
+_transfers = concurrent.futures.ThreadPoolExecutor(max_workers=6, thread_name_prefix="sluice-artifacts")
 
 _NODE_KINDS: dict[str, Callable[[NodeContext], Outcome]] = {
     "source": read_source,
@@ -131,10 +133,23 @@ def _store(
     def key(artifact: str) -> str:
         return node_artifact_key(run.project, run.run_id, run.node.id, artifact)
 
-    if outcome.copy_of is None or not _copied(storage, outcome.copy_of, key(OUTPUT), log):
-        storage.objects.upload(outcome.output.path, storage.bucket, key(OUTPUT))
-    storage.objects.write(storage.bucket, key(PREVIEW), json.dumps(shown).encode("utf-8"))
-    storage.objects.write(storage.bucket, key(PROFILE), json.dumps(described).encode("utf-8"))
+    def output() -> None:
+        if outcome.copy_of is None or not _copied(storage, outcome.copy_of, key(OUTPUT), log):
+            storage.objects.upload(outcome.output.path, storage.bucket, key(OUTPUT))
+
+    # Three independent requests: sent together, the node waits for the slowest, not the sum.
+    pending = [
+        _transfers.submit(output),
+        _transfers.submit(
+            storage.objects.write, storage.bucket, key(PREVIEW), json.dumps(shown).encode("utf-8")
+        ),
+        _transfers.submit(
+            storage.objects.write, storage.bucket, key(PROFILE), json.dumps(described).encode("utf-8")
+        ),
+    ]
+    concurrent.futures.wait(pending)
+    for future in pending:
+        future.result()  # the first failure, once all three have ended
 
 
 def _copied(storage: Storage, source: ObjectCopy, output_key: str, log: NodeLog) -> bool:

@@ -49,15 +49,21 @@ def finish_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Scheduled: every project's running runs whose execution is no longer RUNNING end failed."""
+    """Scheduled: in every project, runs whose execution died end failed, pending runs whose
+    message was lost are queued again and flow parents whose hand-over was lost move on."""
     table = Table()
     engine = run_engine(table)
     machine = StepFunctionsRuns()
-    finished, failed = 0, []
+    totals = {"finished": 0, "requeued": 0, "flows": 0, "errors": 0}
+    failed = []
     for project in ProjectRegistry(table).all():
         try:
-            finished += engine.reconcile(project, machine.status)
+            done = engine.reconcile(project, machine.status)
         except Exception:
             logger.exception("reconciling runs failed", extra={"project": project})
             failed.append(project)
-    return {"finished": finished, "failed_projects": failed}
+            continue
+        for name in totals:
+            totals[name] += getattr(done, name)
+    logger.info("runs reconciled", extra={**totals, "failed_projects": failed})
+    return {**totals, "failed_projects": failed}

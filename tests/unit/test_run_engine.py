@@ -8,8 +8,16 @@ from typing import Any
 import pendulum
 import pytest
 
+from sluice import timeutil
 from sluice.domain.executions import ConcurrentEnd, Run
-from sluice.domain.run_engine import RunEngine, RunRequest, _error_text, execution_name, run_view
+from sluice.domain.run_engine import (
+    FlowChildStarted,
+    RunEngine,
+    RunRequest,
+    _error_text,
+    execution_name,
+    run_view,
+)
 from sluice.errors import Conflict
 from sluice.store.run_control import NotPending, SlotsFull
 
@@ -25,24 +33,36 @@ GRAPH = {
 
 
 class FakeRuns:
-    def __init__(self) -> None:
+    """The run store's conditions as plain checks: a flow child once per (parent, level, pipeline),
+    a level moved once, a flow child counted once, a re-send claimed once."""
+
+    def __init__(self, clock=lambda: NOW) -> None:
         self.items: dict[int, dict[str, Any]] = {}
         self.nodes: dict[tuple[int, str], dict[str, Any]] = {}
         self.active_ids: set[int] = set()
         self.claims: dict[str, dict] = {}
+        self.flow_claims: set[tuple[int, int, int]] = set()
         self.counter = 0
         self.node_counter = 0
+        self.clock = clock
 
     def next_run_id(self, project):
         self.counter += 1
         return self.counter
 
     def create(self, project, run, engine, claim=None):
+        if engine.get("flow_parent") is not None:
+            place = (engine["flow_parent"], engine.get("flow_level") or 0, run.pipeline_id)
+            if place in self.flow_claims:
+                raise FlowChildStarted("already started")
+            self.flow_claims.add(place)
         self.items[run.id] = {
             "id": run.id,
             "pipeline_id": run.pipeline_id,
             "status": run.status,
             "start_date": run.start_date.isoformat(),
+            "created_at": timeutil.iso(run.created_at),
+            "parent_id": run.parent_id,
             "end_count": 0,
             **engine,
         }
@@ -114,6 +134,38 @@ class FakeRuns:
     def forget_active(self, project, run_id):
         self.active_ids.discard(run_id)
 
+    def requeue(self, project, run_id, seen_queued_at, now):
+        item = self.items.get(run_id)
+        if item is None or item["status"] != "pending" or item.get("queued_at") != seen_queued_at:
+            return None
+        item["queued_at"] = now
+        item["requeues"] = item.get("requeues", 0) + 1
+        return item["requeues"]
+
+    def children(self, project, run_id):
+        return [copy.deepcopy(v) for _, v in sorted(self.items.items()) if v.get("parent_id") == run_id]
+
+    def start_flow_level(self, project, parent_id, level, count):
+        parent = self.items[parent_id]
+        if (parent["flow_level"], parent["flow_remaining"], parent["status"]) != (level - 1, 0, "running"):
+            return False
+        parent.update(
+            flow_level=level, flow_remaining=count, flow_level_started_at=timeutil.iso(self.clock())
+        )
+        parent.pop("flow_counted", None)
+        return True
+
+    def flow_child_done(self, project, parent_id, level, pipeline_id, succeeded):
+        parent = self.items[parent_id]
+        counted = parent.get("flow_counted") or set()
+        if parent["flow_level"] != level or parent["flow_remaining"] <= 0 or pipeline_id in counted:
+            return None
+        parent["flow_counted"] = counted | {pipeline_id}
+        parent["flow_remaining"] -= 1
+        if not succeeded:
+            parent["flow_failed"] = True
+        return copy.deepcopy(parent)
+
 
 class FakeDefinitions:
     def __init__(self, status: str = "active"):
@@ -146,7 +198,9 @@ class FakeSlots:
         if self.runs.items[run_id]["status"] != "pending":
             raise NotPending("no")
         self.held.add(run_id)
-        self.runs.items[run_id].update(status="running", execution_name=name)
+        self.runs.items[run_id].update(
+            status="running", execution_name=name, running_at=timeutil.iso(self.runs.clock())
+        )
 
     def release_slot(self, project, run_id, back_to_pending=False):
         if run_id not in self.held:
@@ -163,13 +217,22 @@ class FakeSlots:
         item["cancel_requested"] = True
         return item["status"]
 
+    def has_free_slot(self, project):
+        return len(self.held) < self.limit
+
 
 class FakeQueue:
     def __init__(self):
         self.sent = []
+        self.resends: list[tuple[int, int]] = []  # (run id, re-send number)
+        self.broken = False
 
-    def send(self, project, run_id):
+    def send(self, project, run_id, resend=0):
+        if self.broken:
+            raise RuntimeError("queue unreachable")
         self.sent.append((project, run_id))
+        if resend:
+            self.resends.append((run_id, resend))
 
 
 @pytest.fixture
@@ -262,7 +325,7 @@ def test_reconciler_fails_running_runs_whose_execution_died(engine):
     engine.dispatch("acme", alive, lambda name: None)
     engine.dispatch("acme", dead, lambda name: None)
     states = {execution_name("acme", alive): "RUNNING", execution_name("acme", dead): "TIMED_OUT"}
-    assert engine.reconcile("acme", states.get) == 1
+    assert engine.reconcile("acme", states.get).finished == 1
     assert engine.runs.items[dead]["status"] == "failed" and "TIMED_OUT" in engine.runs.items[dead]["error"]
     assert engine.runs.items[alive]["status"] == "running" and engine.slots.held == {alive}
 

@@ -31,14 +31,17 @@ class SqsRunQueue:
     def __init__(self, queue_url: str | None = None):
         self.queue_url = queue_url or settings().run_queue_url
 
-    def send(self, project: str, run_id: int) -> None:
+    def send(self, project: str, run_id: int, resend: int = 0) -> None:
         if not self.queue_url:
             raise Unavailable("RUN_QUEUE_URL is not set.")
+        # Each re-send has a deduplication id of its own: SQS would drop a re-send inside its
+        # 5-minute window under the first send's id, lost message or not.
+        deduplication = f"{project}-{run_id}" + (f"-r{resend}" if resend else "")
         aws.client("sqs").send_message(
             QueueUrl=self.queue_url,
             MessageBody=json.dumps({"project": project, "run_id": run_id}),
             MessageGroupId=project,
-            MessageDeduplicationId=f"{project}-{run_id}",
+            MessageDeduplicationId=deduplication,
         )
 
 

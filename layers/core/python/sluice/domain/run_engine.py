@@ -35,6 +35,16 @@ FINISH_ATTEMPTS = 10
 RUN_PAGE_SIZE = 50
 MAX_RUN_PAGE_SIZE = 100
 FINISHED = ("success", "failed", "cancelled")
+# The reconciler sends a pending run's message again once it was last sent this long ago: the
+# message may be lost (a failed send, a restarted local stack, the dead-letter queue after 1000
+# receives). A queued run is dispatched within seconds, a full project's head is retried every 2 s.
+STALE_PENDING_SECONDS = 5 * 60
+# A flow level's children are started by the request or hand-over that moved the parent there
+# (Lambdas of 120 s at most); a pipeline of the level with no child run after this long never will.
+FLOW_START_GRACE_SECONDS = 3 * 60
+# A run holds its slot just before the dispatcher (30 s at most) starts its execution, so a missing
+# execution is only taken for a dead one after this long.
+EXECUTION_START_GRACE_SECONDS = 60
 STAGE_OF_NODE = {"source": "extract", "transform": "transform", "filter": "transform", "target": "load"}
 
 logger = Logger(service="sluice")
@@ -73,10 +83,11 @@ class RunItems(Protocol):
         watermark_candidate: Any = None,
     ) -> None: ...
     def forget_active(self, project: str, run_id: int) -> None: ...
+    def requeue(self, project: str, run_id: int, seen_queued_at: str | None, now: str) -> int | None: ...
     def children(self, project: str, run_id: int) -> list[dict[str, Any]]: ...
     def start_flow_level(self, project: str, parent_id: int, level: int, count: int) -> bool: ...
     def flow_child_done(
-        self, project: str, parent_id: int, level: int, succeeded: bool
+        self, project: str, parent_id: int, level: int, pipeline_id: int, succeeded: bool
     ) -> dict[str, Any] | None: ...
 
 
@@ -90,10 +101,27 @@ class Slots(Protocol):
     def claim_slot(self, project: str, run_id: int, execution_name: str) -> None: ...
     def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool: ...
     def request_cancel(self, project: str, run_id: int) -> str: ...
+    def has_free_slot(self, project: str) -> bool: ...
 
 
 class RunQueue(Protocol):
-    def send(self, project: str, run_id: int) -> None: ...
+    def send(self, project: str, run_id: int, resend: int = 0) -> None:
+        """Queue the run; `resend` numbers the reconciler's re-sends (0: the trigger's send)."""
+        ...
+
+
+class FlowChildStarted(Conflict):
+    """The flow's pipeline already has its child run in that level (started by someone else)."""
+
+
+@dataclass
+class Reconciliation:
+    """What one reconciler pass did in a project."""
+
+    finished: int = 0  # runs ended: their execution died, or a pending run's cancel was lost
+    requeued: int = 0  # pending runs whose message was sent again
+    flows: int = 0  # flow parents moved on: children counted or started, the level advanced or ended
+    errors: int = 0  # runs that could not be reconciled (logged; the next pass tries again)
 
 
 class LineageRecorder(Protocol):
@@ -344,6 +372,7 @@ class RunEngine:
             "flow_level": request.flow_level,
             "progress_stage": "queued",
             "rows_processed": 0,
+            "queued_at": timeutil.iso(now),
         }
         item = {**_stored(run), **engine}
         response = render(item)
@@ -636,6 +665,8 @@ class RunEngine:
             if item.get("status") in FINISHED:
                 self.slots.release_slot(project, run_id)
                 self.runs.forget_active(project, run_id)
+                # A retried finish repeats a hand-over its first attempt may have lost (counted once).
+                self._hand_over(project, item, item["status"] == "success")
                 return {"project": project, "run_id": run_id, "status": item["status"]}
             if only_pending and item.get("status") != "pending":
                 return {"project": project, "run_id": run_id, "status": item.get("status")}
@@ -673,11 +704,19 @@ class RunEngine:
         self.slots.release_slot(project, run_id)
         if status == "success" and not item.get("flow"):
             self._after_success(project, ended, node_runs)
+        self._hand_over(project, item, status == "success")
+        return {"project": project, "run_id": run_id, "status": status}
+
+    def _hand_over(self, project: str, item: dict[str, Any], succeeded: bool) -> None:
+        """A flow child's end, told to its parent."""
         if item.get("flow_parent") is not None:
             self._flow_child_finished(
-                project, int(item["flow_parent"]), int(item.get("flow_level") or 0), status == "success"
+                project,
+                int(item["flow_parent"]),
+                int(item.get("flow_level") or 0),
+                int(item["pipeline_id"]),
+                succeeded,
             )
-        return {"project": project, "run_id": run_id, "status": status}
 
     def _ended(
         self, item: dict[str, Any], node_runs: list[dict[str, Any]], status: str
@@ -738,33 +777,131 @@ class RunEngine:
             except SluiceError as exc:
                 logger.warning("run lineage not recorded", extra={"run_id": ended.id, "reason": exc.detail})
 
-    # -- reconciling crashed runs -----------------------------------------------------------------
-    def reconcile(self, project: str, execution_status: Callable[[str], str | None]) -> int:
-        """Finish, as failed, every running run whose execution is no longer RUNNING; forget
-        finished runs left in the active index. Returns how many runs it finished."""
-        finished = 0
+    # -- reconciling what a dead Lambda or a lost message left behind ----------------------------
+    def reconcile(self, project: str, execution_status: Callable[[str], str | None]) -> Reconciliation:
+        """One pass over the project's active index, so that no run stays pending or running for
+        ever: a running run whose execution is no longer RUNNING ends failed; a pending run whose
+        message was sent STALE_PENDING_SECONDS ago is sent again while the project has a free slot;
+        a flow parent whose hand-over was lost is moved on as the hand-over would have; finished
+        runs left in the index are forgotten. Every step is conditional, so a pass racing the
+        normal path, or another pass, changes nothing twice."""
+        report = Reconciliation()
+        now = self._clock()
+        free_slot: bool | None = None  # read once, and only when a stale pending run needs it
         for run_id in self.runs.active(project):
-            item = self.runs.get(project, run_id)
-            if item is None:
-                self.runs.forget_active(project, run_id)
-                continue
-            if item.get("status") in FINISHED:
-                self.slots.release_slot(project, run_id)
-                self.runs.forget_active(project, run_id)
-                continue
-            if item.get("status") != "running" or not item.get("execution_name"):
-                continue
-            state = execution_status(item["execution_name"])
-            if state is None or state == "RUNNING":
-                continue
-            self.finish(
-                project,
-                run_id,
-                "failed",
-                error=f"The run's state machine execution ended {state} before the run was finished.",
+            try:
+                item = self.runs.get(project, run_id)
+                if item is None:
+                    self.runs.forget_active(project, run_id)
+                    continue
+                status = item.get("status")
+                if status in FINISHED:
+                    self.slots.release_slot(project, run_id)
+                    self.runs.forget_active(project, run_id)
+                elif item.get("flow"):
+                    if status == "running" and self._reconcile_flow(project, item, now):
+                        report.flows += 1
+                elif status == "pending":
+                    if not _older_than(
+                        item.get("queued_at") or item.get("created_at"), now, STALE_PENDING_SECONDS
+                    ):
+                        continue
+                    if item.get("cancel_requested"):
+                        # The cancel that ends a pending run at once died before it did.
+                        self.finish(project, run_id, "cancelled", only_pending=True)
+                        report.finished += 1
+                        continue
+                    if free_slot is None:
+                        free_slot = self.slots.has_free_slot(project)
+                    # While every slot is taken the dispatcher could not start it anyway, and a
+                    # waiting run's message is most likely still queued: no pile of duplicates.
+                    if free_slot and self._requeue(project, item, now):
+                        report.requeued += 1
+                elif status == "running" and item.get("execution_name"):
+                    state = execution_status(item["execution_name"])
+                    if state is None or state == "RUNNING":
+                        continue
+                    if state == "MISSING" and not _older_than(
+                        item.get("running_at"), now, EXECUTION_START_GRACE_SECONDS
+                    ):
+                        continue  # the dispatcher took the slot and is about to start it
+                    self.finish(
+                        project,
+                        run_id,
+                        "failed",
+                        error=f"The run's state machine execution ended {state} before the run was finished.",
+                    )
+                    report.finished += 1
+            except Exception:  # noqa: BLE001 - one run's trouble must not stop the others
+                logger.exception("run not reconciled", extra={"project": project, "run_id": run_id})
+                report.errors += 1
+        return report
+
+    def _requeue(self, project: str, item: dict[str, Any], now: pendulum.DateTime) -> bool:
+        """Send a stale pending run's message again, once per staleness: the conditional move of
+        its `queued_at` decides which of two racing reconcilers sends. A duplicate of a message
+        still queued is harmless: the dispatcher drops a run that is no longer pending."""
+        if self.queue is None:
+            logger.warning("no run queue to re-send a pending run to", extra={"run_id": item["id"]})
+            return False
+        run_id = int(item["id"])
+        resend = self.runs.requeue(project, run_id, item.get("queued_at"), timeutil.iso(now))
+        if resend is None:
+            return False
+        self.queue.send(project, run_id, resend=resend)
+        logger.info("pending run sent again", extra={"project": project, "run_id": run_id, "resend": resend})
+        return True
+
+    def _reconcile_flow(self, project: str, parent: dict[str, Any], now: pendulum.DateTime) -> bool:
+        """Move on a flow parent whose hand-over was lost, as the hand-over would have: start the
+        level's pipelines that never got a child run (after FLOW_START_GRACE_SECONDS; counted as
+        not succeeded instead once a cancel was asked), count the ended children the parent was
+        never told about once no child of the level is live, and advance a level whose last
+        child was counted but whose advance died. True when it did any of that."""
+        parent_id, level = int(parent["id"]), int(parent.get("flow_level") or 0)
+        planned = _flow_levels(parent)
+        members = planned[level] if level < len(planned) else []
+        counted = {int(p) for p in parent.get("flow_counted") or ()}
+        children: dict[int, dict[str, Any]] = {}
+        for child in self.runs.children(project, parent_id):
+            if int(child.get("flow_level") or 0) == level:
+                children[int(child["pipeline_id"])] = child
+        live = any(c.get("status") not in FINISHED for c in children.values())
+        missing = [m for m in members if m not in counted and m not in children]
+        ended = [m for m in members if m not in counted and m in children and not live]
+        changed = False
+        started_at = (
+            parent.get("flow_level_started_at") or parent.get("updated_at") or parent.get("created_at")
+        )
+        if missing and _older_than(started_at, now, FLOW_START_GRACE_SECONDS):
+            logger.warning("flow children never started", extra={"run_id": parent_id, "pipelines": missing})
+            if parent.get("cancel_requested"):
+                for member in missing:
+                    self._flow_child_finished(project, parent_id, level, member, False)
+            else:
+                self._start_flow_children(project, parent_id, level, missing)
+            changed = True
+        for member in ended:
+            logger.warning(
+                "flow hand-over lost", extra={"run_id": parent_id, "child": children[member]["id"]}
             )
-            finished += 1
-        return finished
+            self._flow_child_finished(
+                project, parent_id, level, member, children[member].get("status") == "success"
+            )
+            changed = True
+        if not changed and int(parent.get("flow_remaining") or 0) > 0:
+            return False
+        current = self.runs.get(project, parent_id)
+        if (
+            current is not None
+            and current.get("status") == "running"
+            and int(current.get("flow_level") or 0) == level
+            and int(current.get("flow_remaining") or 0) <= 0
+        ):
+            # Every child of the level was counted, yet the level neither moved on nor ended.
+            self._advance_flow(project, current)
+            changed = True
+        return changed
 
     # -- Runs API ---------------------------------------------------------------------------------
     def get_run(self, project: str, ref: str | int) -> dict[str, Any]:
@@ -977,6 +1114,7 @@ class RunEngine:
             "flow": {"target": dict(target), "scope": scope, "levels": planned},
             "flow_level": 0,
             "flow_remaining": len(planned[0]),
+            "flow_level_started_at": timeutil.iso(now),
             "progress_stage": "running",
             "rows_processed": 0,
         }
@@ -992,6 +1130,8 @@ class RunEngine:
                     raise NotFound(f"Pipeline {ids.render('pipeline', int(member))} no longer exists.")
                 request = RunRequest(trigger="flow", parent_id=parent_id, flow_level=level)
                 self.trigger(project, record, request, lambda item: {})
+            except FlowChildStarted:
+                continue  # the hand-over or the reconciler started it first
             except Unavailable:
                 continue  # the child was written and finished failed: it was counted then
             except SluiceError as exc:
@@ -999,44 +1139,65 @@ class RunEngine:
                     "flow child not started",
                     extra={"run_id": parent_id, "pipeline_id": member, "reason": exc.detail},
                 )
-                self._flow_child_finished(project, parent_id, level, False)
+                self._flow_child_finished(project, parent_id, level, int(member), False)
 
-    def _flow_child_finished(self, project: str, parent_id: int, level: int, succeeded: bool) -> None:
-        """Count a finished child; the last child of a level ends the parent (failed if any child of
-        the level did not succeed, cancelled if asked) or starts the next level."""
+    def _flow_child_finished(
+        self, project: str, parent_id: int, level: int, pipeline_id: int, succeeded: bool
+    ) -> None:
+        """Count a finished child (once: a repeated count of the same pipeline is ignored); the
+        last child of a level ends the parent or starts the next level (see _advance_flow)."""
         try:
-            parent = self.runs.flow_child_done(project, parent_id, level, succeeded)
-            if parent is None or int(parent.get("flow_remaining") or 0) > 0:
-                return
-            planned = [[int(p) for p in lv] for lv in (parent.get("flow") or {}).get("levels") or []]
-            if parent.get("cancel_requested"):
-                self.finish(project, parent_id, "cancelled")
-            elif parent.get("flow_failed"):
-                failed = [
-                    f"{c.get('pipeline_name')} ({run_ref(int(c['id']))} {c.get('status')})"
-                    for c in self.runs.children(project, parent_id)
-                    if c.get("status") in ("failed", "cancelled")
-                ]
-                self.finish(
-                    project,
-                    parent_id,
-                    "failed",
-                    error="Not every pipeline of the flow succeeded: "
-                    + (", ".join(failed) or "a pipeline could not be started")
-                    + "; the pipelines after them did not run.",
-                )
-            elif level + 1 >= len(planned):
-                self.finish(project, parent_id, "success")
-            elif self.runs.start_flow_level(project, parent_id, level + 1, len(planned[level + 1])):
-                self._start_flow_children(project, parent_id, level + 1, planned[level + 1])
+            parent = self.runs.flow_child_done(project, parent_id, level, pipeline_id, succeeded)
+            if parent is not None:
+                self._advance_flow(project, parent)
         except SluiceError as exc:
             logger.error("flow not advanced", extra={"run_id": parent_id, "reason": exc.detail})
+
+    def _advance_flow(self, project: str, parent: dict[str, Any]) -> None:
+        """With no child of its level left to count, end the parent (failed if any child of the
+        level did not succeed, cancelled if asked) or start the next level. Idempotent: ending is,
+        and only one caller moves the level (start_flow_level is conditional)."""
+        if int(parent.get("flow_remaining") or 0) > 0:
+            return
+        parent_id, level = int(parent["id"]), int(parent.get("flow_level") or 0)
+        planned = _flow_levels(parent)
+        if parent.get("cancel_requested"):
+            self.finish(project, parent_id, "cancelled")
+        elif parent.get("flow_failed"):
+            failed = [
+                f"{c.get('pipeline_name')} ({run_ref(int(c['id']))} {c.get('status')})"
+                for c in self.runs.children(project, parent_id)
+                if c.get("status") in ("failed", "cancelled")
+            ]
+            self.finish(
+                project,
+                parent_id,
+                "failed",
+                error="Not every pipeline of the flow succeeded: "
+                + (", ".join(failed) or "a pipeline could not be started")
+                + "; the pipelines after them did not run.",
+            )
+        elif level + 1 >= len(planned):
+            self.finish(project, parent_id, "success")
+        elif self.runs.start_flow_level(project, parent_id, level + 1, len(planned[level + 1])):
+            self._start_flow_children(project, parent_id, level + 1, planned[level + 1])
 
     def _require_run(self, project: str, run_id: int) -> dict[str, Any]:
         item = self.runs.get(project, run_id)
         if item is None:
             raise NotFound(f"Run {run_ref(run_id)} not found.")
         return item
+
+
+def _flow_levels(parent: Mapping[str, Any]) -> list[list[int]]:
+    """A flow parent's plan: pipeline ids, level by level."""
+    return [[int(p) for p in level] for level in (parent.get("flow") or {}).get("levels") or []]
+
+
+def _older_than(stamp: str | None, now: pendulum.DateTime, seconds: int) -> bool:
+    """Whether a stored time is at least `seconds` before `now` (no time at all counts as old)."""
+    moment = timeutil.from_stored(stamp)
+    return moment is None or (now - moment).total_seconds() >= seconds
 
 
 def _stored(run: Run) -> dict[str, Any]:

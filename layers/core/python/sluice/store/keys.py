@@ -347,3 +347,12 @@ def active_run(project_id: str, run_id: int) -> tuple[str, str]:
 def run_trigger_claim(project_id: str, idempotency_key: str) -> tuple[str, str]:
     """One run per (project, Idempotency-Key); holds the run id and the first response."""
     return f"{project(project_id)}#RUN_TRIGGERS", idempotency_key
+
+
+def flow_child_claim(project_id: str, parent_id: int, level: int, pipeline_id: int) -> tuple[str, str]:
+    """One child run per (flow parent, level, pipeline), claimed in the child's create: the
+    hand-over and a reconciler restarting a lost level can never both start it."""
+    return (
+        f"{project(project_id)}#FLOW_CHILDREN",
+        f"{pad(parent_id)}#{level:0{DEPTH_WIDTH}d}#{pad(pipeline_id)}",
+    )

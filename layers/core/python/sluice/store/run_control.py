@@ -42,6 +42,10 @@ class RunControl:
         found = self.table.get(*slots_key(project)) or {}
         return int(found.get("running", 0))
 
+    def has_free_slot(self, project: str) -> bool:
+        """Whether a run could take a slot now (a hint: claim_slot alone decides)."""
+        return self.running_count(project) < self.max_concurrent_runs(project)
+
     def claim_slot(self, project: str, run_id: int, execution_name: str) -> None:
         """pending -> running and one slot taken, atomically; SlotsFull or NotPending otherwise."""
         limit = self.max_concurrent_runs(project)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.domain.executions import ConcurrentEnd, PipelineAdvance, Run
+from sluice.domain.run_engine import FlowChildStarted
 from sluice.errors import Conflict
 from sluice.store import keys
 from sluice.store.executions import (
@@ -50,9 +51,11 @@ class RunEngineRepository:
         engine: dict[str, Any],
         claim: dict[str, Any] | None = None,
     ) -> None:
-        """The run (pending), its month, its pipeline's run index entry, the active-run index entry
-        and, with an Idempotency-Key, the claim on it: all or nothing."""
+        """The run (pending), its month, its pipeline's run index entry, the active-run index entry,
+        a flow child's claim on its place in the flow and, with an Idempotency-Key, the claim on
+        it: all or nothing. FlowChildStarted when the flow's member already has its child run."""
         item = {**run_item(project, run), **engine}
+        now = int(timeutil.now().timestamp())
         operations = [
             self.table.put_op(item, Condition("attribute_not_exists(PK)")),
             self.table.update_op(
@@ -68,9 +71,33 @@ class RunEngineRepository:
             self.table.put_op(_closure_item(project, ancestor, depth, run.id))
             for depth, ancestor in enumerate(run.ancestors, 1)
         ]
+        flow_claim = None
+        if engine.get("flow_parent") is not None:
+            flow_claim = len(operations)
+            pk, sk = keys.flow_child_claim(
+                project, int(engine["flow_parent"]), int(engine.get("flow_level") or 0), run.pipeline_id
+            )
+            # The claim only has to outlive the race between a hand-over and the reconciler; later,
+            # the child's closure row under the parent shows it was started.
+            operations.append(
+                self.table.put_op(
+                    {
+                        "PK": pk,
+                        "SK": sk,
+                        "kind": "flow_child",
+                        "run_id": run.id,
+                        "expires_at": now + IDEMPOTENCY_TTL_SECONDS,
+                    },
+                    Condition(
+                        "attribute_not_exists(PK) OR #e < :now",
+                        names={"#e": "expires_at"},
+                        values={":now": now},
+                    ),
+                )
+            )
         if claim is not None:
             pk, sk = keys.run_trigger_claim(project, claim["key"])
-            expires = int(timeutil.now().timestamp()) + IDEMPOTENCY_TTL_SECONDS
+            expires = now + IDEMPOTENCY_TTL_SECONDS
             operations.append(
                 self.table.put_op(
                     {
@@ -86,13 +113,18 @@ class RunEngineRepository:
                     Condition(
                         "attribute_not_exists(PK) OR #e < :now",
                         names={"#e": "expires_at"},
-                        values={":now": int(timeutil.now().timestamp())},
+                        values={":now": now},
                     ),
                 )
             )
         try:
             self.table.transact(operations)
         except TransactionCancelled as exc:
+            if flow_claim is not None and exc.reasons[flow_claim] == "ConditionalCheckFailed":
+                raise FlowChildStarted(
+                    f"Pipeline {run.pipeline_id} already has its run in this level of flow run "
+                    f"{engine['flow_parent']}."
+                ) from exc
             if claim is not None and exc.reasons[-1] == "ConditionalCheckFailed":
                 found = self.trigger_claim(project, claim["key"])
                 if found is not None:
@@ -229,7 +261,12 @@ class RunEngineRepository:
         try:
             self.table.update(
                 *keys.run(project, parent_id),
-                set_={"flow_level": level, "flow_remaining": count},
+                set_={
+                    "flow_level": level,
+                    "flow_remaining": count,
+                    "flow_level_started_at": timeutil.iso(timeutil.now()),
+                },
+                remove=["flow_counted"],
                 condition=Condition(
                     "#l = :previous AND #r = :zero AND #s = :running",
                     names={"#l": "flow_level", "#r": "flow_remaining", "#s": "status"},
@@ -241,10 +278,11 @@ class RunEngineRepository:
         return True
 
     def flow_child_done(
-        self, project: str, parent_id: int, level: int, succeeded: bool
+        self, project: str, parent_id: int, level: int, pipeline_id: int, succeeded: bool
     ) -> dict[str, Any] | None:
-        """Count one child of `level` as finished (and the level as failed unless it succeeded);
-        the parent after the change, or None when the parent is not waiting on that level."""
+        """Count the child of `level` that ran `pipeline_id` as finished (and the level as failed
+        unless it succeeded), once: the parent keeps the level's counted pipelines. The parent
+        after the change, or None when it is not waiting on that level or counted that child."""
         changes: dict[str, Any] = {"updated_at": timeutil.iso(timeutil.now())}
         if not succeeded:
             changes["flow_failed"] = True
@@ -252,15 +290,39 @@ class RunEngineRepository:
             return self.table.update(
                 *keys.run(project, parent_id),
                 set_=changes,
-                add={"flow_remaining": -1},
+                add={"flow_remaining": -1, "flow_counted": {pipeline_id}},
                 condition=Condition(
-                    "#l = :level AND #r > :zero",
-                    names={"#l": "flow_level", "#r": "flow_remaining"},
-                    values={":level": level, ":zero": 0},
+                    "#l = :level AND #r > :zero AND NOT contains(#c, :pipeline)",
+                    names={"#l": "flow_level", "#r": "flow_remaining", "#c": "flow_counted"},
+                    values={":level": level, ":zero": 0, ":pipeline": pipeline_id},
                 ),
             )
         except ConditionFailed:
             return None
+
+    # -- pending runs whose queue message was lost --------------------------------------------------
+    def requeue(self, project: str, run_id: int, seen_queued_at: str | None, now: str) -> int | None:
+        """Claim sending a pending run's message again: move `queued_at` from what the caller saw
+        to `now` and count the send. The send's number, or None when the run is no longer pending
+        or another caller claimed it first (so concurrent reconcilers send it once)."""
+        if seen_queued_at is None:
+            seen = Condition("attribute_not_exists(#q)", names={"#q": "queued_at"})
+        else:
+            seen = Condition("#q = :seen", names={"#q": "queued_at"}, values={":seen": seen_queued_at})
+        try:
+            updated = self.table.update(
+                *keys.run(project, run_id),
+                set_={"queued_at": now},
+                add={"requeues": 1},
+                condition=Condition(
+                    f"#s = :pending AND {seen.expression}",
+                    names={"#s": "status", **seen.names},
+                    values={":pending": "pending", **seen.values},
+                ),
+            )
+        except ConditionFailed:
+            return None
+        return int(updated["requeues"])
 
     def recent(
         self, project: str, since: str | None, keep: Callable[[dict[str, Any]], bool], limit: int

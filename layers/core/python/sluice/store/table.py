@@ -209,7 +209,7 @@ class Table:
         set_: dict[str, Any] | None = None,
         set_if_absent: dict[str, Any] | None = None,
         remove: list[str] | None = None,
-        add: dict[str, int | float] | None = None,
+        add: dict[str, int | float | set[int] | set[str]] | None = None,
         condition: Condition | None = None,
         return_values: str = "ALL_NEW",
     ) -> dict[str, Any]:
@@ -233,10 +233,11 @@ class Table:
         set_: dict[str, Any] | None = None,
         set_if_absent: dict[str, Any] | None = None,
         remove: list[str] | None = None,
-        add: dict[str, int | float] | None = None,
+        add: dict[str, int | float | set[int] | set[str]] | None = None,
         condition: Condition | None = None,
     ) -> dict[str, Any]:
-        """The UpdateItem parameters (also used inside transactions). None in `set_` removes."""
+        """The UpdateItem parameters (also used inside transactions). None in `set_` removes; `add`
+        adds to numbers and, given a set, adds its members to a set attribute."""
         expr = _Expr()
         sets: list[str] = []
         removes: list[str] = list(remove or [])

@@ -12,6 +12,7 @@ from sluice import timeutil
 from sluice.domain.executions import ConcurrentEnd, Run
 from sluice.domain.run_engine import (
     FlowChildStarted,
+    RevisionGraphs,
     RunEngine,
     RunRequest,
     _error_text,
@@ -347,3 +348,35 @@ def test_run_view_renders_ids_and_progress():
     )
     assert view["id"] == "run-3" and view["pipeline_id"] == "pipeline-7"
     assert view["progress"] == {"stage": "queued", "rows_processed": 0} and view["node_runs"] == []
+
+
+def test_a_revision_graph_is_read_once_and_shared_through_the_cache():
+    # Given two engines sharing one revision cache, over definitions that count their reads
+    reads = []
+
+    class CountingDefinitions(FakeDefinitions):
+        def revision(self, project, pipeline_id, number):
+            reads.append((project, pipeline_id, number))
+            return super().revision(project, pipeline_id, number)
+
+    graphs = RevisionGraphs(size=2)
+    runs = FakeRuns()
+    first = RunEngine(runs, CountingDefinitions(), FakeSlots(runs), graphs=graphs)
+    second = RunEngine(runs, CountingDefinitions(), FakeSlots(runs), graphs=graphs)
+
+    # When both ask for the same revision, then another project's and another revision
+    assert first.graph_of("acme", 7, 1) is second.graph_of("acme", 7, 1)
+    second.graph_of("other", 7, 1)
+    second.graph_of("acme", 7, 2)
+
+    # Then each revision was read once, and the cache keeps the latest `size` of them
+    assert reads == [("acme", 7, 1), ("other", 7, 1), ("acme", 7, 2)]
+    first.graph_of("acme", 7, 1)
+    assert reads[-1] == ("acme", 7, 1) and len(reads) == 4
+
+
+def test_the_current_graph_is_never_cached():
+    engine = RunEngine(FakeRuns(), FakeDefinitions(), FakeSlots(FakeRuns()))
+    before = engine.graph_of("acme", 7, None)
+    engine.definitions.record["graph"] = {"nodes": [], "edges": []}
+    assert engine.graph_of("acme", 7, None) != before

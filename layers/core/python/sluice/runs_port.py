@@ -12,7 +12,7 @@ from typing import Any
 from sluice import aws
 from sluice.config import settings
 from sluice.domain.registry import AddressLineageRequest, AddressUpsert
-from sluice.domain.run_engine import RunEngine, drop_folder, scratch_folder
+from sluice.domain.run_engine import RevisionGraphs, RunEngine, drop_folder, scratch_folder
 from sluice.errors import Unavailable
 from sluice.events import EventBridgePublisher
 from sluice.store.pipelines import PipelineDefinitionRepository
@@ -163,6 +163,15 @@ class DatasetLineage:
         self.service.record_address_lineage(project, request)
 
 
+# Revision graphs never change within a table, so engines of one table share a cache.
+_graphs: dict[str, RevisionGraphs] = {}
+
+
+def forget_revision_graphs() -> None:
+    """For tests, whose moto tables share a name but not their contents."""
+    _graphs.clear()
+
+
 def run_engine(table: Table | None = None) -> RunEngine:
     table = table or Table()
     return RunEngine(
@@ -172,6 +181,7 @@ def run_engine(table: Table | None = None) -> RunEngine:
         queue=SqsRunQueue(),
         publisher=EventBridgePublisher(),
         lineage=DatasetLineage(table),
+        graphs=_graphs.setdefault(table.name, RevisionGraphs()),
     )
 
 

@@ -13,7 +13,9 @@ import hashlib
 import json
 import shutil
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -46,6 +48,32 @@ FLOW_START_GRACE_SECONDS = 3 * 60
 # execution is only taken for a dead one after this long.
 EXECUTION_START_GRACE_SECONDS = 60
 STAGE_OF_NODE = {"source": "extract", "transform": "transform", "filter": "transform", "target": "load"}
+
+
+class RevisionGraphs:
+    """Graphs of pipeline revisions, which never change once written: every node of a run reads its
+    run's revision, so a container keeps the latest few instead of reading and parsing the item
+    once per node."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._graphs: OrderedDict[tuple[str, int, int], Graph] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int]) -> Graph | None:
+        with self._lock:
+            graph = self._graphs.get(key)
+            if graph is not None:
+                self._graphs.move_to_end(key)
+            return graph
+
+    def put(self, key: tuple[str, int, int], graph: Graph) -> None:
+        with self._lock:
+            self._graphs[key] = graph
+            self._graphs.move_to_end(key)
+            while len(self._graphs) > self.size:
+                self._graphs.popitem(last=False)
+
 
 logger = Logger(service="sluice")
 
@@ -268,6 +296,7 @@ class RunEngine:
         publisher: EventPublisher | None = None,
         lineage: LineageRecorder | None = None,
         clock: Callable[[], pendulum.DateTime] = timeutil.now,
+        graphs: RevisionGraphs | None = None,
     ):
         self.runs = runs
         self.definitions = definitions
@@ -276,6 +305,8 @@ class RunEngine:
         self.publisher = publisher
         self.lineage = lineage
         self._clock = clock
+        # Shared by the engines of one table (runs_port keeps one per table); a fresh one otherwise.
+        self.graphs = graphs if graphs is not None else RevisionGraphs()
 
     # -- locating ---------------------------------------------------------------------------------
     def pipeline_by_id(self, project: str, ref: str | int) -> dict[str, Any]:
@@ -311,9 +342,14 @@ class RunEngine:
 
     def graph_of(self, project: str, pipeline_id: int, revision: int | None) -> Graph:
         if revision:
+            cached = self.graphs.get((project, pipeline_id, int(revision)))
+            if cached is not None:
+                return cached
             found = self.definitions.revision(project, pipeline_id, int(revision))
             if found is not None:
-                return Graph.from_document(found["graph"])
+                graph = Graph.from_document(found["graph"])
+                self.graphs.put((project, pipeline_id, int(revision)), graph)
+                return graph
         record = self.definitions.get(project, pipeline_id)
         if record is None:
             raise NotFound(f"Pipeline {ids.render('pipeline', pipeline_id)} no longer exists.")

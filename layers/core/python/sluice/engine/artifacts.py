@@ -158,11 +158,17 @@ class S3ObjectStore:
             raise self._translate(exc, bucket, key) from exc
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *, if_match: str = "") -> None:
-        # One CopyObject (objects up to 5 GB); the caller falls back to an upload past that.
+        # One CopyObject (objects up to 5 GB); the caller falls back to an upload past that. The copy
+        # gets a whole-object CRC32 of its own: a multipart source carries a checksum of its parts,
+        # which a single GetObject of the copy could not check (moto even copies it as if whole).
         condition = {"CopySourceIfMatch": if_match} if if_match else {}
         try:
             self._client().copy_object(
-                CopySource={"Bucket": source_bucket, "Key": source_key}, Bucket=bucket, Key=key, **condition
+                CopySource={"Bucket": source_bucket, "Key": source_key},
+                Bucket=bucket,
+                Key=key,
+                ChecksumAlgorithm="CRC32",
+                **condition,
             )
         except Exception as exc:
             raise self._translate(exc, source_bucket, source_key) from exc

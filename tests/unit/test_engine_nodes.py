@@ -567,14 +567,35 @@ def test_profile_of_a_large_output_estimates_distinct_and_samples_top_values(run
     columns = {column["name"]: column for column in many.profile["columns"]}
     assert many.profile["approximate"] == {
         "distinct": "HyperLogLog estimate",
-        "top_values": "counts in a random sample of about 200 rows",
+        "top_values": "counts in 8 evenly spaced blocks of rows, about 200 rows",
     }
     assert (columns["i"]["count"], columns["i"]["min"], columns["i"]["max"]) == (1000, 0, 999)  # exact
     assert columns["i"]["mean"] == 499.5
     assert 900 <= columns["i"]["distinct"] <= 1000 and columns["k"]["distinct"] == 3
     assert {top["value"] for top in columns["k"]["top_values"]} == {0, 1, 2}
-    assert sum(top["count"] for top in columns["k"]["top_values"]) < 1000
+    assert sum(top["count"] for top in columns["k"]["top_values"]) == 200  # 8 blocks of 25 rows
     assert source.profile["approximate"] is None
+
+
+def test_a_large_output_with_a_file_row_number_column_is_still_profiled(runner, monkeypatch):
+    # Given an output whose own column is called file_row_number (the blocks' row numbers' name)
+    from sluice.engine import profile as profiling
+
+    monkeypatch.setattr(profiling, "EXACT_PROFILE_ROWS", 100)
+    monkeypatch.setattr(profiling, "SAMPLE_ROWS", 200)
+    source = runner.run("src", "source", {"kind": "inline", "rows": [{"n": 1}]})
+    many = runner.run(
+        "many",
+        "transform",
+        {"sql": "SELECT i AS file_row_number, i % 2 AS k FROM range(1000) t(i)"},
+        {"src": source},
+    )
+
+    # Then its columns are profiled from a sample all the same, and the output keeps the column
+    columns = {column["name"]: column for column in many.profile["columns"]}
+    assert columns["file_row_number"]["max"] == 999 and columns["file_row_number"]["count"] == 1000
+    assert {top["value"] for top in columns["k"]["top_values"]} == {0, 1}
+    assert many.preview["columns"] == ["file_row_number", "k"]
 
 
 def test_artifacts_are_stored_beside_the_output(runner, storage, orders):

@@ -9,8 +9,8 @@ float would round); bytes become base64; intervals ISO-ish `str()`; NaN and infi
 Profile, per column: `type` (DuckDB's), `count` (non-null values), `nulls`, `distinct` (non-null
 distinct values), `min`/`max` (orderable types), `mean` (numbers), `top_values` (up to 5
 `{value, count}`, most frequent first, ties by value). One scan computes the aggregates of every
-column; each column's top values is one more grouped scan, over a sample for large outputs (see
-`profile`).
+column; each column's top values is one more grouped scan, over blocks of rows for large outputs
+(see `profile`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from sluice import timeutil
-from sluice.engine.workspace import Column, Workspace, quote_identifier, read_parquet
+from sluice.engine.workspace import Column, Workspace, quote_identifier, quote_literal, read_parquet
 
 PREVIEW_ROWS = 50
 TOP_VALUES = 5
 EXACT_PROFILE_ROWS = 100_000
 SAMPLE_ROWS = 100_000
+SAMPLE_BLOCKS = 8
 NUMERIC_TYPES = (
     "TINYINT",
     "SMALLINT",
@@ -96,33 +97,25 @@ def preview(
 def profile(workspace: Workspace, path: Path, columns: list[Column], row_count: int) -> dict[str, Any]:
     """`{row_count, approximate, columns: [...]}`, one entry per column in output order.
 
-    Up to EXACT_PROFILE_ROWS rows every figure is exact. Past that, count, nulls, min, max and mean
-    stay exact (one cheap scan) while `distinct` is a HyperLogLog estimate (within a few percent)
-    and `top_values` are counted in a random sample of about SAMPLE_ROWS rows, so profiling a large
-    output costs about one scan instead of one grouped scan per column; `approximate` says so.
+    Up to EXACT_PROFILE_ROWS rows every figure is exact, in one scan plus one grouped scan per
+    column. Past that the profile costs a fraction of a scan per column, not a grouped scan each:
+    count, nulls, min and max stay exact (DuckDB answers them from the Parquet footer's
+    statistics), mean stays exact (one scan of the numeric columns, with the HyperLogLog estimate of
+    `distinct`), and `top_values` are counted in SAMPLE_BLOCKS evenly spaced blocks of rows, about
+    SAMPLE_ROWS in all, which DuckDB reads without decoding the row groups in between;
+    `approximate` says so.
     """
     source = read_parquet([path])
-    exact = row_count <= EXACT_PROFILE_ROWS
-    distinct = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
-    aggregates: list[str] = []
-    for index, column in enumerate(columns):
-        name = quote_identifier(column.name)
-        aggregates += [f"count({name}) AS c{index}", f"{distinct.format(name)} AS d{index}"]
-        if not is_nested(column.type):
-            aggregates += [f"min({name}) AS lo{index}", f"max({name}) AS hi{index}"]
-        if is_numeric(column.type):
-            aggregates.append(f"avg({name}::DOUBLE) AS mean{index}")
-    values = workspace.record(f"SELECT {', '.join(aggregates)} FROM {source}") if aggregates else {}
-    counted_in = source
-    if not exact:
-        # Bernoulli, not reservoir: a third of the time on a million rows, for a sample of about
-        # SAMPLE_ROWS rows rather than exactly.
-        percent = 100.0 * SAMPLE_ROWS / row_count
-        workspace.execute(
-            f"CREATE OR REPLACE TEMP TABLE __profile_sample AS SELECT * FROM {source} "
-            f"USING SAMPLE {percent:.6f}% (bernoulli, 7)"
-        )
-        counted_in = "__profile_sample"
+    if row_count <= EXACT_PROFILE_ROWS:
+        values = _aggregates(workspace, source, columns, exact=True)
+        counted_in, approximate = source, None
+    else:
+        values = _aggregates(workspace, source, columns, exact=False)
+        counted_in = _blocks(path, columns, row_count)
+        approximate = {
+            "distinct": "HyperLogLog estimate",
+            "top_values": f"counts in {SAMPLE_BLOCKS} evenly spaced blocks of rows, about {SAMPLE_ROWS} rows",
+        }
     entries = []
     for index, column in enumerate(columns):
         count = int(values.get(f"c{index}") or 0)
@@ -139,13 +132,49 @@ def profile(workspace: Workspace, path: Path, columns: list[Column], row_count: 
                 "top_values": _top_values(workspace, counted_in, column) if count else [],
             }
         )
-    approximate = None
-    if not exact:
-        approximate = {
-            "distinct": "HyperLogLog estimate",
-            "top_values": f"counts in a random sample of about {SAMPLE_ROWS} rows",
-        }
     return {"row_count": row_count, "approximate": approximate, "columns": entries}
+
+
+def _aggregates(workspace: Workspace, source: str, columns: list[Column], *, exact: bool) -> dict[str, Any]:
+    """count (c), distinct (d), min (lo), max (hi) and mean of every column, by index.
+
+    Exact: one query. Estimated: count/min/max alone in one query, which DuckDB can answer from the
+    file's statistics without reading the data, and the HyperLogLog estimates and means in another.
+    """
+    counts: list[str] = []
+    spreads: list[str] = []
+    distinct = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
+    for index, column in enumerate(columns):
+        name = quote_identifier(column.name)
+        counts.append(f"count({name}) AS c{index}")
+        if not is_nested(column.type):
+            counts += [f"min({name}) AS lo{index}", f"max({name}) AS hi{index}"]
+        spreads.append(f"{distinct.format(name)} AS d{index}")
+        if is_numeric(column.type):
+            spreads.append(f"avg({name}::DOUBLE) AS mean{index}")
+    if not columns:
+        return {}
+    if exact:
+        return workspace.record(f"SELECT {', '.join(counts + spreads)} FROM {source}")
+    values = workspace.record(f"SELECT {', '.join(counts)} FROM {source}")
+    values.update(workspace.record(f"SELECT {', '.join(spreads)} FROM {source}"))
+    return values
+
+
+def _blocks(path: Path, columns: list[Column], row_count: int) -> str:
+    """A relation over SAMPLE_BLOCKS blocks of consecutive rows spread evenly through the file."""
+    if any(column.name.lower() == "file_row_number" for column in columns):
+        # The output has a column of that name: a Bernoulli sample instead (a full scan).
+        percent = 100.0 * SAMPLE_ROWS / row_count
+        return f"(SELECT * FROM {read_parquet([path])} USING SAMPLE {percent:.6f}% (bernoulli, 7))"
+    size = max(1, SAMPLE_ROWS // SAMPLE_BLOCKS)
+    step = row_count // SAMPLE_BLOCKS
+    ranges = " OR ".join(
+        f"file_row_number BETWEEN {block * step} AND {block * step + size - 1}"
+        for block in range(SAMPLE_BLOCKS)
+    )
+    files = quote_literal(str(path))
+    return f"(SELECT * FROM read_parquet([{files}], file_row_number = true) WHERE {ranges})"
 
 
 def _top_values(workspace: Workspace, source: str, column: Column) -> list[dict[str, Any]]:

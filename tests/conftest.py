@@ -69,3 +69,28 @@ def atomic_writes(table, monkeypatch):
                 return _original(*args, **kwargs)
 
         monkeypatch.setattr(client, name, serialised)
+
+
+DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+@pytest.fixture
+def writes(table):
+    """DynamoDB write calls made from now on, by operation (a refused request must make none)."""
+    from collections import Counter
+
+    from sluice import aws as sluice_aws
+
+    counted: Counter[str] = Counter()
+
+    def count(model, **_kwargs) -> None:
+        if model.name in DYNAMODB_WRITES:
+            counted[model.name] += 1
+
+    def hook(service: str, client) -> None:
+        if service == "dynamodb":
+            client.meta.events.register("before-call.dynamodb", count)
+
+    sluice_aws.add_client_hook(hook)
+    yield counted
+    sluice_aws.remove_client_hook(hook)

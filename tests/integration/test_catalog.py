@@ -11,7 +11,6 @@ from typing import Any
 import boto3
 import pytest
 
-from sluice import aws
 from sluice.auth.principal import Principal, Role
 from sluice.domain.connectors import resolve_connector_config
 from sluice.domain.variables import resolve_variables, substitute_variables
@@ -25,7 +24,6 @@ from tests.apigw import invoke, load_area
 EDITOR = Principal("acme", Role.editor, "user:ed")
 VIEWER = Principal("acme", Role.viewer, "user:vi")
 OTHER = Principal("globex", Role.admin, "user:other")
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 PASSWORD = "hunter2-Pa55word"
 TOKEN = "tok_live_0123456789"
 
@@ -33,24 +31,6 @@ TOKEN = "tok_live_0123456789"
 @pytest.fixture
 def api(table):
     return load_area("pipelines").handler
-
-
-@pytest.fixture
-def writes(table):
-    """DynamoDB write calls made from now on (bad input must make none)."""
-    counted: Counter[str] = Counter()
-
-    def count(model: Any, **_kwargs: Any) -> None:
-        if model.name in WRITES:
-            counted[model.name] += 1
-
-    def hook(service: str, client: Any) -> None:
-        if service == "dynamodb":
-            client.meta.events.register("before-call.dynamodb", count)
-
-    aws.add_client_hook(hook)
-    yield counted
-    aws.remove_client_hook(hook)
 
 
 def scan(table: Table) -> list[dict[str, Any]]:

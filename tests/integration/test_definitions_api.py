@@ -4,13 +4,11 @@ events; the table from template.yaml, EventBridge Scheduler from moto."""
 from __future__ import annotations
 
 import copy
-from collections import Counter
 from typing import Any
 
 import boto3
 import pytest
 
-from sluice import aws
 from sluice.auth.principal import Principal, Role
 from tests.apigw import invoke, load_area
 
@@ -18,7 +16,6 @@ EDITOR = Principal("acme", Role.editor, "user:ed")
 VIEWER = Principal("acme", Role.viewer, "user:vi")
 ADMIN = Principal("acme", Role.admin, "user:ad")
 OTHER = Principal("globex", Role.admin, "user:other")
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 TARGET_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sluice-PipelineScheduleFunction"
 ROLE_ARN = "arn:aws:iam::123456789012:role/sluice-SchedulerRole"
 
@@ -99,23 +96,6 @@ def pipelines(table, monkeypatch):
 @pytest.fixture
 def runs(table):
     return load_area("runs").handler
-
-
-@pytest.fixture
-def writes(table):
-    counted: Counter[str] = Counter()
-
-    def count(model: Any, **_kwargs: Any) -> None:
-        if model.name in WRITES:
-            counted[model.name] += 1
-
-    def hook(service: str, client: Any) -> None:
-        if service == "dynamodb":
-            client.meta.events.register("before-call.dynamodb", count)
-
-    aws.add_client_hook(hook)
-    yield counted
-    aws.remove_client_hook(hook)
 
 
 def body(name: str = "user-analytics", **fields: Any) -> dict:

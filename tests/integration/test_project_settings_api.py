@@ -4,11 +4,9 @@ v2 events on moto, and the run slots obeying what the API set."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import pytest
 
-from sluice import aws
 from sluice.auth.principal import Principal, Role
 from sluice.store import keys
 from sluice.store.run_control import RunControl, SlotsFull, slots_key
@@ -18,31 +16,12 @@ ADMIN = Principal("acme", Role.admin, "key:admin")
 EDITOR = Principal("acme", Role.editor, "user:ed")
 VIEWER = Principal("acme", Role.viewer, "user:vi")
 OTHER = Principal("globex", Role.admin, "user:other")
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 SETTINGS = "/api/system/settings"
 
 
 @pytest.fixture
 def platform(table):
     return load_area("platform").handler
-
-
-@pytest.fixture
-def writes(table):
-    """Counts DynamoDB write calls made by the handler (a refused request must make none)."""
-    counted: Counter[str] = Counter()
-
-    def count(model: Any, **_kwargs: Any) -> None:
-        if model.name in WRITES:
-            counted[model.name] += 1
-
-    def hook(service: str, client: Any) -> None:
-        if service == "dynamodb":
-            client.meta.events.register("before-call.dynamodb", count)
-
-    aws.add_client_hook(hook)
-    yield counted
-    aws.remove_client_hook(hook)
 
 
 def pending_run(table, project: str, run_id: int) -> None:

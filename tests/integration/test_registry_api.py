@@ -4,19 +4,16 @@ handlers with API Gateway HTTP API v2 events, on moto."""
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from typing import Any
 
 import pytest
 
-from sluice import aws
 from sluice.auth.principal import Principal, Role
 from tests.apigw import invoke, load_area
 
 EDITOR = Principal("acme", Role.editor, "user:ed")
 VIEWER = Principal("acme", Role.viewer, "user:vi")
 OTHER = Principal("globex", Role.admin, "user:other")
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 
 
 @pytest.fixture
@@ -27,24 +24,6 @@ def pipelines(table):
 @pytest.fixture
 def lineage(table):
     return load_area("lineage").handler
-
-
-@pytest.fixture
-def writes(table):
-    """Counts DynamoDB write calls made by the handlers (bad input must make none)."""
-    counted: Counter[str] = Counter()
-
-    def count(model: Any, **_kwargs: Any) -> None:
-        if model.name in WRITES:
-            counted[model.name] += 1
-
-    def hook(service: str, client: Any) -> None:
-        if service == "dynamodb":
-            client.meta.events.register("before-call.dynamodb", count)
-
-    aws.add_client_hook(hook)
-    yield counted
-    aws.remove_client_hook(hook)
 
 
 def pipeline_body(**fields: Any) -> dict:

@@ -45,6 +45,21 @@ def at(text: str) -> float:
     return pendulum.parse(text).timestamp()
 
 
+def run_once(client, pipeline_id: int) -> dict:
+    """Trigger the pipeline, wait for the run to end, and return it (it must have succeeded)."""
+    triggered = client.post(f"/api/pipelines/{pipeline_id}/run", json={})
+    assert triggered.status_code == 202, triggered.text
+    run_id = triggered.json()["id"]
+    deadline = time.monotonic() + 600
+    while True:
+        run = client.get(f"/api/runs/{run_id}").json()
+        if run["status"] in FINISHED or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    assert run["status"] == "success", run
+    return run
+
+
 def chain(nodes: int) -> tuple[list, list]:
     spec = [{"id": "n0", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}, {"a": 2}]}}]
     edges = []
@@ -68,16 +83,7 @@ def measure(runs: int, nodes: int) -> dict:
             pipeline_id = created.json()["data"]["id"]
             first_node, gaps, per_node, totals = [], [], [], []
             for attempt in range(runs + 1):  # the first run warms the Lambdas up and is not counted
-                triggered = client.post(f"/api/pipelines/{pipeline_id}/run", json={})
-                assert triggered.status_code == 202, triggered.text
-                run_id = triggered.json()["id"]
-                deadline = time.monotonic() + 300
-                while True:
-                    run = client.get(f"/api/runs/{run_id}").json()
-                    if run["status"] in FINISHED or time.monotonic() > deadline:
-                        break
-                    time.sleep(POLL_SECONDS)
-                assert run["status"] == "success", run
+                run = run_once(client, pipeline_id)
                 if attempt == 0:
                     continue
                 ordered = sorted(run["node_runs"], key=lambda n: at(n["started_at"]))

@@ -20,22 +20,11 @@ import json
 import secrets
 import statistics
 import tempfile
-import time
 from pathlib import Path
-
-import pendulum
 
 from tests.e2e.conftest import jwt_for, moto_client, start_stack
 from tests.perf.bench_engine_throughput import SQL, floor_seconds, make_parquet
-
-FINISHED = ("success", "failed", "cancelled")
-# The stack records every timestamp itself, so polling slower changes no figure; polling faster
-# would make the benchmark's own GETs compete with the run for the stack's one interpreter.
-POLL_SECONDS = 0.25
-
-
-def at(text: str) -> float:
-    return pendulum.parse(text).timestamp()
+from tests.perf.bench_run_latency import at, run_once
 
 
 def pipeline(bucket: str, key: str) -> dict:
@@ -52,20 +41,6 @@ def pipeline(bucket: str, key: str) -> dict:
         ],
         "edges": [{"source": "sales", "target": "summary"}, {"source": "summary", "target": "out"}],
     }
-
-
-def run_once(client, pipeline_id: int) -> dict:
-    triggered = client.post(f"/api/pipelines/{pipeline_id}/run", json={})
-    assert triggered.status_code == 202, triggered.text
-    run_id = triggered.json()["id"]
-    deadline = time.monotonic() + 600
-    while True:
-        run = client.get(f"/api/runs/{run_id}").json()
-        if run["status"] in FINISHED or time.monotonic() > deadline:
-            break
-        time.sleep(POLL_SECONDS)
-    assert run["status"] == "success", run
-    return run
 
 
 def measure(sizes: list[int], runs: int) -> dict:

@@ -57,9 +57,27 @@ def test_scheduled_jobs_fire_without_being_called():
                     "freshness_datepart": "hour",
                 },
             ).json()["id"]
+            # Its last load ended three hours ago: stale, but young enough for log cleanup to keep
+            loaded = editor.post(
+                "/start_pipeline_execution",
+                json={"pipeline_id": stale, "start_date": iso(now.subtract(hours=3))},
+            )
+            editor.post(
+                "/end_pipeline_execution",
+                json={
+                    "id": loaded.json()["id"],
+                    "end_date": iso(now.subtract(hours=3).add(minutes=1)),
+                    "completed_successfully": True,
+                    "inserts": 3,
+                },
+            )
+            # And a pipeline with no freshness rule has an execution past the 90 days log cleanup keeps
+            archived = editor.post("/pipeline", json={"name": "archived", "pipeline_type_name": "t"}).json()[
+                "id"
+            ]
             old = editor.post(
                 "/start_pipeline_execution",
-                json={"pipeline_id": stale, "start_date": iso(now.subtract(days=100))},
+                json={"pipeline_id": archived, "start_date": iso(now.subtract(days=100))},
             )
             editor.post(
                 "/end_pipeline_execution",

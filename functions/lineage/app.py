@@ -1,4 +1,5 @@
-"""Lineage area, Watcher's surface (seed 004): `/address`, `/address_type`, `/address_lineage`."""
+"""Lineage area: Watcher's surface (seed 004) `/address`, `/address_type`, `/address_lineage`, and
+seed 002's project-wide `GET /api/lineage`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sluice.domain.registry import (
     AddressUpsert,
 )
 from sluice.edge.app import create_app, created_status, editor, json_body, lambda_handler, viewer
-from sluice.wiring import lineage_service, watcher_registry
+from sluice.wiring import lineage_service, project_lineage, watcher_registry
 
 router = APIRouter()
 
@@ -95,6 +96,11 @@ def post_address_lineage(
 @router.get("/address_lineage/{address_id}")
 def get_address_lineage(address_id: int, caller: Principal = Depends(viewer)) -> dict:
     return lineage().lineage_of(caller.project, address_id)
+
+
+@router.get("/api/lineage")
+def get_project_lineage(caller: Principal = Depends(viewer)) -> dict:
+    return project_lineage(caller.project)
 
 
 app = create_app("lineage", [router])

@@ -129,6 +129,28 @@ def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(editor):
     rows = editor.get(f"/api/runs/{second['id']}/nodes/total/preview").json()["rows"]
     assert rows == [{"s": 150, "n": 3}]
 
+    # The dataset is an address, and both lineage views link the two pipelines through it
+    def recorded_graph():  # recorded as the run ends, just after its status is written
+        found = editor.get("/api/lineage").json()
+        recorded = {(e["source"], e["target"], e["type"]) for e in found["edges"] if e.get("recorded")}
+        return found if ("dataset:big_spenders", reader["id"], "reads") in recorded else None
+
+    graph = eventually(recorded_graph)
+    edges = {(e["source"], e["target"], e["type"]): e for e in graph["edges"]}
+    written = edges[(pipeline["id"], "dataset:big_spenders", "writes")]
+    read = edges[("dataset:big_spenders", reader["id"], "reads")]
+    assert written["recorded"] and written["declared"] and read["recorded"] and read["declared"]
+    assert graph["shared_datasets"] == [
+        {
+            "dataset": "dataset:big_spenders",
+            "name": "big_spenders",
+            "writers": [pipeline["id"]],
+            "readers": [reader["id"]],
+        }
+    ]
+    address_id = {n["id"]: n for n in graph["nodes"]}["dataset:big_spenders"]["address_id"]
+    assert editor.get(f"/address/{address_id}").json()["name"] == "big_spenders"
+
     # Listing: newest first
     listed = editor.get(f"/api/pipelines/{pipeline['id']}/runs").json()
     assert [r["id"] for r in listed] == [body["id"]]

@@ -32,6 +32,7 @@ class MemoryLineage:
         self.lease: tuple[str, int] | None = None
         self.rows_written = 0
         self.reads: list[int] = []
+        self.datasets: dict[int, tuple[dict[int, str], dict[int, str]]] = {}
 
     def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]:
         return set(self.edges.get(pipeline_id, set()))
@@ -62,6 +63,14 @@ class MemoryLineage:
             else:
                 self.up.setdefault(row.address, {})[row.ancestor] = row.depth
                 self.down.setdefault(row.ancestor, {})[row.address] = row.depth
+
+    def write_pipeline_datasets(
+        self, project: str, pipeline_id: int, reads: dict[int, str], writes: dict[int, str]
+    ) -> None:
+        self.datasets[pipeline_id] = (dict(reads), dict(writes))
+
+    def delete_pipeline_datasets(self, project: str, pipeline_id: int) -> None:
+        self.datasets.pop(pipeline_id, None)
 
     def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool:
         if self.lease is not None and self.lease[1] >= now:

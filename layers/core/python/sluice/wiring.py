@@ -55,3 +55,13 @@ def pipeline_definitions(table: Table | None = None) -> PipelineDefinitions:
         lineage_service(table),
         stale=StaleDefinition,
     )
+
+
+def project_lineage(project: str, table: Table | None = None) -> dict:
+    """`GET /api/lineage`: the project's pipelines, datasets, connectors and variables as one graph."""
+    from sluice.domain.project_lineage import project_lineage as build
+    from sluice.store.lineage import LineageRepository
+    from sluice.store.pipelines import PipelineDefinitionRepository
+
+    table = table or Table()
+    return build(project, PipelineDefinitionRepository(table), LineageRepository(table))

@@ -132,6 +132,10 @@ class LineageStore(Protocol):
         self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
     ) -> None: ...
     def apply_closure(self, project: str, rows: list[ClosureRow]) -> None: ...
+    def write_pipeline_datasets(
+        self, project: str, pipeline_id: int, reads: dict[int, str], writes: dict[int, str]
+    ) -> None: ...
+    def delete_pipeline_datasets(self, project: str, pipeline_id: int) -> None: ...
     def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool: ...
     def release_lock(self, project: str, owner: str) -> None: ...
 
@@ -165,10 +169,12 @@ class LineageService:
             return {"pipeline_id": pipeline_id, "lineage_relationships_created": 0, "message": message}, False
         # The lease is taken before anything is written, so a busy project (409) changes nothing.
         with self.lineage_lease(project):
-            sources = self._address_ids(project, body.source_addresses)
-            targets = self._address_ids(project, body.target_addresses)
-            edges = cross_product(sources, targets)
+            reads = self._address_ids(project, body.source_addresses)
+            writes = self._address_ids(project, body.target_addresses)
+            edges = cross_product(set(reads), set(writes))
             self._replace_edges(project, pipeline_id, edges)
+            # Kept beside the edges, which a pipeline that only writes (no sources) has none of.
+            self.store.write_pipeline_datasets(project, pipeline_id, reads, writes)
         message = f"Lineage relationships created for pipeline {pipeline_id}"
         return {
             "pipeline_id": pipeline_id,
@@ -177,9 +183,15 @@ class LineageService:
         }, True
 
     def replace_pipeline_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
-        """For other callers (pipeline deletion passes no edges; runs pass their sources x targets)."""
+        """A pipeline's direct edges set outright, and the closure they change."""
         with self.lineage_lease(project):
             self._replace_edges(project, pipeline_id, edges)
+
+    def forget_pipeline(self, project: str, pipeline_id: int) -> None:
+        """A deleted pipeline: its edges, the closure rows they made, and its recorded datasets go."""
+        with self.lineage_lease(project):
+            self._replace_edges(project, pipeline_id, set())
+            self.store.delete_pipeline_datasets(project, pipeline_id)
 
     def lineage_of(self, project: str, address_id: int) -> dict:
         """Everything upstream and downstream of an address, nearest first."""
@@ -198,12 +210,13 @@ class LineageService:
         return {"address_id": address_id, "upstream": listed(upstream), "downstream": listed(downstream)}
 
     # -- internals --------------------------------------------------------------------------------
-    def _address_ids(self, project: str, addresses: list[AddressUpsert]) -> set[int]:
+    def _address_ids(self, project: str, addresses: list[AddressUpsert]) -> dict[int, str]:
+        """{address id: name} of the addresses, each upserted once."""
         ids: dict[str, int] = {}
         for address in addresses:
             if address.name not in ids:
                 ids[address.name] = self.registry.upsert_address(project, address)[0]["id"]
-        return set(ids.values())
+        return {address_id: name for name, address_id in ids.items()}
 
     def _replace_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
         """Direct edges first (the closure is computed from them), then the closure rows that change.

@@ -212,7 +212,7 @@ class Schedules(Protocol):
 class LineageEdges(Protocol):
     """sluice.domain.lineage.LineageService."""
 
-    def replace_pipeline_edges(self, project: str, pipeline_id: int, edges: set[tuple[int, int]]) -> None: ...
+    def forget_pipeline(self, project: str, pipeline_id: int) -> None: ...
 
 
 # -- the one rendering ----------------------------------------------------------------------------
@@ -526,7 +526,7 @@ class PipelineDefinitions:
         while self.store.delete_revisions_and_firings(project, pipeline_id, 500):
             self._within(deadline, record)
         self.store.delete_checks_of(project, pipeline_id)
-        self.lineage.replace_pipeline_edges(project, pipeline_id, set())
+        self.lineage.forget_pipeline(project, pipeline_id)
         self.store.delete(project, pipeline_id)
         self._forget_schedule(project, pipeline_id)
         # A run that started while the history was deleted is caught here; none can start after the

@@ -807,7 +807,7 @@ class RunEngine:
         ran = [n for n in node_runs if n.get("status") == "success"]
         targets = sorted({n["written"]["dataset"] for n in ran if (n.get("written") or {}).get("dataset")})
         sources = sorted({name for n in ran for name in n.get("datasets_read") or []})
-        if self.lineage is not None and targets:
+        if self.lineage is not None and (targets or sources):  # a reader alone records its reads
             try:
                 self.lineage.record(project, ended.pipeline_id, sources, targets)
             except SluiceError as exc:

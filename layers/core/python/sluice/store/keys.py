@@ -134,6 +134,16 @@ def lineage_downstream(project_id: str, address_id: int) -> str:
     return f"{project(project_id)}#LINEAGE#DOWN#{pad(address_id)}"
 
 
+def lineage_datasets(project_id: str) -> str:
+    """What each pipeline last recorded reading and writing (one item per pipeline, for
+    `/api/lineage`); SK = PL#<pipeline>."""
+    return f"{project(project_id)}#LINEAGE#DATASETS"
+
+
+def pipeline_datasets(project_id: str, pipeline_id: int) -> tuple[str, str]:
+    return lineage_datasets(project_id), f"PL#{pad(pipeline_id)}"
+
+
 def lineage_lock(project_id: str) -> tuple[str, str]:
     return project(project_id), "LOCK#lineage"
 

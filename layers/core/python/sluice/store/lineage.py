@@ -49,6 +49,32 @@ class LineageRepository:
             deletes.append((keys.lineage_inbound(project, target), keys.inbound_edge(source, pipeline_id)))
         self.table.batch_write(puts=puts, deletes=deletes)
 
+    # -- the datasets of each pipeline (for /api/lineage) ---------------------------------------
+    def write_pipeline_datasets(
+        self, project: str, pipeline_id: int, reads: dict[int, str], writes: dict[int, str]
+    ) -> None:
+        """Replace what the pipeline last recorded reading and writing ({address id: name})."""
+        pk, sk = keys.pipeline_datasets(project, pipeline_id)
+        self.table.put(
+            {
+                "PK": pk,
+                "SK": sk,
+                "kind": "pipeline_datasets",
+                "pipeline_id": pipeline_id,
+                "reads": [{"address_id": a, "name": n} for a, n in sorted(reads.items())],
+                "writes": [{"address_id": a, "name": n} for a, n in sorted(writes.items())],
+                "recorded_at": timeutil.iso(timeutil.now()),
+            }
+        )
+
+    def delete_pipeline_datasets(self, project: str, pipeline_id: int) -> None:
+        self.table.delete(*keys.pipeline_datasets(project, pipeline_id))
+
+    def recorded_datasets(self, project: str) -> list[dict]:
+        """Every pipeline's recorded datasets: one Query, paged through (the project's whole graph
+        is the answer)."""
+        return list(self.table.query_all(keys.lineage_datasets(project), consistent=True))
+
     # -- closure ---------------------------------------------------------------------------------
     def upstream(self, project: str, address_id: int) -> dict[int, int]:
         """Every ancestor with its depth: one Query."""

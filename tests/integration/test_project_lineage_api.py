@@ -124,3 +124,20 @@ def test_a_deleted_pipeline_leaves_the_graph_with_what_it_recorded(areas, table)
     assert status == 200
     assert graph == {"nodes": [], "edges": [], "shared_datasets": []}
     assert LineageRepository(table).recorded_datasets("acme") == []  # not merely hidden: gone
+
+
+def test_every_pipeline_is_read_page_by_page(areas, table):
+    from sluice.store.pipelines import PipelineDefinitionRepository
+
+    pipelines, _ = areas
+    made = [
+        create(
+            pipelines,
+            f"p{n}",
+            [{"id": "s", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}]}}],
+            [],
+        )
+        for n in range(5)
+    ]
+    found = PipelineDefinitionRepository(table).all("acme", page_size=2)
+    assert [f"pipeline-{record['id']}" for record in found] == made

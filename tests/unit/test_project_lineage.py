@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sluice.domain.project_lineage import PAGE, lineage_graph, project_lineage, variables_of
+from sluice.domain.project_lineage import lineage_graph, project_lineage, variables_of
 
 
 def pipeline(number: int, name: str, nodes: list[dict], **fields) -> dict:
@@ -96,15 +96,15 @@ def test_variables_are_found_anywhere_in_the_graph():
 
 
 class Pipelines:
-    def __init__(self, count: int):
-        self.records = [pipeline(n, f"p{n}", [target("t", f"d{n}")]) for n in range(1, count + 1)]
-        self.pages: list[int | None] = []
+    def __init__(self, count: int, connector_id: int | None = None):
+        self.records = [
+            pipeline(n, f"p{n}", [target("t", f"d{n}")], connector_id=connector_id)
+            for n in range(1, count + 1)
+        ]
         self.referenced: list[list[dict]] = []
 
-    def page(self, project, status, after_id, limit):
-        self.pages.append(after_id)
-        start = after_id or 0
-        return self.records[start : start + limit]
+    def all(self, project):
+        return self.records
 
     def references(self, project, records):
         self.referenced.append(records)
@@ -116,9 +116,13 @@ class Recorded:
         return []
 
 
-def test_every_page_of_pipelines_is_read_and_connectors_only_when_named():
-    store = Pipelines(PAGE + 1)
+def test_connectors_are_read_only_when_a_pipeline_names_one():
+    store = Pipelines(3)
     graph = project_lineage("acme", store, Recorded())
-    assert store.pages == [None, PAGE]
-    assert store.referenced == []  # no pipeline names a connector: no batch read
-    assert len([n for n in graph["nodes"] if n["type"] == "pipeline"]) == PAGE + 1
+    assert store.referenced == []  # no batch read
+    assert len([n for n in graph["nodes"] if n["type"] == "pipeline"]) == 3
+
+    named = Pipelines(2, connector_id=4)
+    graph = project_lineage("acme", named, Recorded())
+    assert [len(records) for records in named.referenced] == [2]
+    assert {n["id"] for n in graph["nodes"] if n["type"] == "connector"} == {"connector-4"}

@@ -191,19 +191,8 @@ def project_variables(project: str) -> Mapping[str, str]:
     return resolve_variables(project)
 
 
-FLOW_PAGE = 100
-
-
 def project_flow(project: str, table: Table | None = None) -> Any:
     """The project's flow graph (seed 000) over all its pipelines, read page by page (Queries)."""
     from sluice.domain.flows import FlowGraph
 
-    store = PipelineDefinitionRepository(table or Table())
-    records: list[dict[str, Any]] = []
-    after: int | None = None
-    while True:
-        page = store.page(project, None, after, FLOW_PAGE)
-        records += page
-        if len(page) < FLOW_PAGE:
-            return FlowGraph.of(records)
-        after = int(page[-1]["id"])
+    return FlowGraph.of(PipelineDefinitionRepository(table or Table()).all(project))

@@ -20,14 +20,11 @@ from typing import Any, Protocol
 from sluice.domain import ids
 from sluice.domain.flows import datasets_of
 
-PAGE = 100
 VARIABLE = re.compile(r"\$\{\s*var\.([^}\s]+)\s*\}")
 
 
 class PipelineRecords(Protocol):
-    def page(
-        self, project: str, status: str | None, after_id: int | None, limit: int
-    ) -> list[dict[str, Any]]: ...
+    def all(self, project: str) -> list[dict[str, Any]]: ...
     def references(
         self, project: str, records: list[dict[str, Any]]
     ) -> dict[tuple[str, int], dict[str, Any]]: ...
@@ -38,16 +35,9 @@ class RecordedDatasets(Protocol):
 
 
 def project_lineage(project: str, pipelines: PipelineRecords, recorded: RecordedDatasets) -> dict[str, Any]:
-    """Read the project's pipelines page by page (Queries), the connectors they name (one batch
-    read) and what they recorded (one Query), and join them; the cost grows with the graph."""
-    records: list[dict[str, Any]] = []
-    after: int | None = None
-    while True:
-        page = pipelines.page(project, None, after, PAGE)
-        records += page
-        if len(page) < PAGE:
-            break
-        after = int(page[-1]["id"])
+    """Read the project's pipelines (a Query a page), the connectors they name (one batch read) and
+    what they recorded (one Query), and join them; the cost grows with the graph."""
+    records = pipelines.all(project)
     connectors = [record for record in records if record.get("connector_id") is not None]
     references = pipelines.references(project, connectors) if connectors else {}
     return lineage_graph(records, recorded.recorded_datasets(project), references)

@@ -81,6 +81,18 @@ class PipelineDefinitionRepository:
             if item.get("kind") == "pipeline"
         ]
 
+    def all(self, project: str, page_size: int = 100) -> list[dict[str, Any]]:
+        """Every pipeline of the project, a page (Query) at a time: for answers that are the whole
+        project (the flow graph, `/api/lineage`)."""
+        records: list[dict[str, Any]] = []
+        after: int | None = None
+        while True:
+            page = self.page(project, None, after, page_size)
+            records += page
+            if len(page) < page_size:
+                return records
+            after = int(page[-1]["id"])
+
     def id_at(self, project: str, status: str | None, offset: int) -> int | None:
         """The id of the `offset`-th pipeline in id order (keys only), or None past the end."""
         if status is None:

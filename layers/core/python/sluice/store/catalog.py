@@ -59,7 +59,7 @@ class Lease:
         owner = uuid.uuid4().hex
         deadline = self._clock() + LEASE_WAIT_SECONDS
         delay = 0.05
-        while not self._take(pk, sk, owner):
+        while not self.table.take_lease(pk, sk, owner, int(self._clock()), LEASE_SECONDS):
             if self._clock() >= deadline:
                 raise Conflict(f"{label} is being changed by another request; retry in a few seconds.")
             self._sleep(delay * (0.5 + random.random()))
@@ -67,23 +67,7 @@ class Lease:
         try:
             yield
         finally:
-            mine = Condition("#owner = :me", names={"#owner": "owner"}, values={":me": owner})
-            with contextlib.suppress(ConditionFailed):  # lapsed and taken by another: not ours
-                self.table.delete(pk, sk, mine)
-
-    def _take(self, pk: str, sk: str, owner: str) -> bool:
-        now = int(self._clock())
-        item = {"PK": pk, "SK": sk, "kind": "lease", "owner": owner, "expires_at": now + LEASE_SECONDS}
-        free = Condition(
-            "attribute_not_exists(PK) OR #expires < :now",
-            names={"#expires": "expires_at"},
-            values={":now": now},
-        )
-        try:
-            self.table.put(item, free)
-        except ConditionFailed:
-            return False
-        return True
+            self.table.release_lease(pk, sk, owner)
 
 
 def _record(item: dict[str, Any], json_fields: tuple[str, ...] = ()) -> dict[str, Any]:

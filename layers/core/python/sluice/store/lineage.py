@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from sluice import timeutil
 from sluice.domain.lineage import ClosureRow, Edge
 from sluice.store import keys
-from sluice.store.table import Condition, ConditionFailed, Table
+from sluice.store.table import Table
 
 
 class LineageRepository:
@@ -106,24 +104,8 @@ class LineageRepository:
 
     # -- the project's lineage lease ----------------------------------------------------------------
     def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool:
-        """Take the lease if it is free or expired. `expires_at` is also the table's TTL attribute,
-        so a lease left by a crashed holder disappears by itself as well."""
-        pk, sk = keys.lineage_lock(project)
-        item = {"PK": pk, "SK": sk, "kind": "lease", "owner": owner, "expires_at": now + lease_seconds}
-        free = Condition(
-            "attribute_not_exists(PK) OR #expires < :now",
-            names={"#expires": "expires_at"},
-            values={":now": now},
-        )
-        try:
-            self.table.put(item, free)
-        except ConditionFailed:
-            return False
-        return True
+        """Take the lease if it is free or expired (it also lapses through the table's TTL)."""
+        return self.table.take_lease(*keys.lineage_lock(project), owner, now, lease_seconds)
 
     def release_lock(self, project: str, owner: str) -> None:
-        pk, sk = keys.lineage_lock(project)
-        mine = Condition("#owner = :me", names={"#owner": "owner"}, values={":me": owner})
-        # If the lease expired and another request holds it now, it is not ours to drop.
-        with contextlib.suppress(ConditionFailed):
-            self.table.delete(pk, sk, mine)
+        self.table.release_lease(*keys.lineage_lock(project), owner)

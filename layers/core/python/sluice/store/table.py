@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -190,6 +191,29 @@ class Table:
             TableName=self.name, Key=serialize({"PK": pk, "SK": sk}), ConsistentRead=consistent
         ).get("Item")
         return deserialize(found) if found else None
+
+    # -- leases --------------------------------------------------------------------------
+    def take_lease(self, pk: str, sk: str, owner: str, now: int, lease_seconds: int) -> bool:
+        """Take the lease item if it is absent or expired; False while another owner holds it.
+        `expires_at` is also the table's TTL attribute, so a lease left by a crashed holder
+        disappears by itself as well."""
+        item = {"PK": pk, "SK": sk, "kind": "lease", "owner": owner, "expires_at": now + lease_seconds}
+        free = Condition(
+            "attribute_not_exists(PK) OR #expires < :now",
+            names={"#expires": "expires_at"},
+            values={":now": now},
+        )
+        try:
+            self.put(item, free)
+        except ConditionFailed:
+            return False
+        return True
+
+    def release_lease(self, pk: str, sk: str, owner: str) -> None:
+        """Drop the lease if `owner` still holds it: one that lapsed and was taken over is not ours."""
+        mine = Condition("#owner = :me", names={"#owner": "owner"}, values={":me": owner})
+        with contextlib.suppress(ConditionFailed):
+            self.delete(pk, sk, mine)
 
     def put(self, item: dict[str, Any], condition: Condition | None = None) -> None:
         params: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}

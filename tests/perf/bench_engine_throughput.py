@@ -6,7 +6,7 @@ the peak memory (ru_maxrss) of the process running the nodes on moto.
 
     .venv/bin/python -m tests.perf.bench_engine_throughput [--rows N] [--repeat K]
 
-Self-contained (no shared harness): prints a markdown table and one JSON line.
+Self-contained (only the offline environment of tests/perf/common.py): prints a markdown table and one JSON line.
 """
 
 from __future__ import annotations
@@ -20,17 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_SECURITY_TOKEN="testing",
-    AWS_SESSION_TOKEN="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_TRACE_DISABLED="true",
-    POWERTOOLS_METRICS_DISABLED="true",
-    POWERTOOLS_LOG_LEVEL="WARNING",
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
+from tests.perf.common import offline_aws_environment
+
+offline_aws_environment()
 
 import duckdb  # noqa: E402
 

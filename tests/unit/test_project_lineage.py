@@ -95,6 +95,14 @@ def test_variables_are_found_anywhere_in_the_graph():
     assert variables_of({"graph": None}) == set()
 
 
+def test_only_what_substitution_would_fill_counts_as_a_reference():
+    # an escaped `$${var.X}` is literal text and `${var.9x}` is malformed: neither is a reference
+    nested = {
+        "nodes": [{"config": {"headers": {"auth": "${var.TOKEN}"}, "note": "$${var.LITERAL} ${var.9x}"}}]
+    }
+    assert variables_of({"graph": nested}) == {"TOKEN"}
+
+
 class Pipelines:
     def __init__(self, count: int, connector_id: int | None = None):
         self.records = [

@@ -12,15 +12,12 @@ A dataset node's id is `dataset:<name>`, and it carries `address_id` once an add
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from sluice.domain import ids
 from sluice.domain.flows import datasets_of
-
-VARIABLE = re.compile(r"\$\{\s*var\.([^}\s]+)\s*\}")
+from sluice.domain.variables import referenced_variables
 
 
 class PipelineRecords(Protocol):
@@ -44,8 +41,8 @@ def project_lineage(project: str, pipelines: PipelineRecords, recorded: Recorded
 
 
 def variables_of(record: Mapping[str, Any]) -> set[str]:
-    """Names of the `${var.NAME}` references anywhere in the pipeline's graph."""
-    return set(VARIABLE.findall(json.dumps(record.get("graph") or {})))
+    """Keys of the `${var.KEY}` references anywhere in the pipeline's graph (as substitution reads them)."""
+    return referenced_variables(record.get("graph") or {})
 
 
 def lineage_graph(
@@ -135,12 +132,12 @@ def _shared(edges: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 {
                     "dataset": node_id,
                     "name": node_id.removeprefix("dataset:"),
-                    "writers": sorted(writers.get(node_id, set()), key=_by_number),
-                    "readers": sorted(readers.get(node_id, set()), key=_by_number),
+                    "writers": sorted(writers.get(node_id, set()), key=_pipeline_number),
+                    "readers": sorted(readers.get(node_id, set()), key=_pipeline_number),
                 }
             )
     return shared
 
 
-def _by_number(pipeline: str) -> int:
-    return int(pipeline.rsplit("-", 1)[-1])
+def _pipeline_number(pipeline: str) -> int:
+    return ids.parse("pipeline", pipeline)

@@ -87,6 +87,17 @@ def variable_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- substitution -----------------------------------------------------------------------------------
+def referenced_variables(config: Any) -> set[str]:
+    """The keys `substitute_variables` would fill in `config`: well-formed `${var.KEY}` references
+    at any depth, not the `$${var.KEY}` escapes."""
+    text = json.dumps(config, ensure_ascii=False)
+    return {
+        found.group(2)
+        for found in _REFERENCE.finditer(text)
+        if not found.group(1) and KEY_PATTERN.fullmatch(found.group(2))
+    }
+
+
 def substitute_variables(
     config: Any,
     variables: Mapping[str, str],

@@ -3,10 +3,7 @@ log cleanup and the run-queue monitor (Watcher's monitoring routes, SPEC 7)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from sluice import timeutil
 from sluice.auth.principal import Principal
@@ -38,19 +35,6 @@ from sluice.store.executions import RunRepository, WatchedPipelines
 from sluice.store.table import Table
 
 router = APIRouter()
-
-
-def optional_json_body(model: Any) -> Callable[..., Any]:
-    """Like json_body, but an empty body means the model's defaults (`POST /timeliness` alone)."""
-    parse = json_body(model)
-
-    async def dependency(request: Request) -> Any:
-        if not (await request.body()).strip():
-            return model()
-        return await parse(request)
-
-    dependency.__name__ = f"optional_json_body_{model.__name__}"
-    return dependency
 
 
 # -- anomaly detection rules -------------------------------------------------------------------------
@@ -101,7 +85,7 @@ def post_unflag_anomaly(
 @router.post("/timeliness")
 def post_timeliness(
     caller: Principal = Depends(editor),
-    body: TimelinessRequest = Depends(optional_json_body(TimelinessRequest)),
+    body: TimelinessRequest = Depends(json_body(TimelinessRequest, empty_is_object=True)),
 ) -> dict:
     return request_check(caller.project, "timeliness", SqsCheckQueue(), body.lookback_minutes)
 

@@ -7,9 +7,7 @@ import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
 from sluice import timeutil
 from sluice.auth.principal import Principal
@@ -89,56 +87,6 @@ class TriggerBody(BaseModel):
     node: str | None = None
 
 
-def optional_body(model: type[BaseModel]):
-    """Like json_body, but an empty body is `{}` (002's curl examples post none to some routes)."""
-
-    async def dependency(request: Request) -> BaseModel:
-        raw = await request.body()
-        try:
-            data = json.loads(raw) if raw.strip() else {}
-        except ValueError as exc:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body",),
-                        "msg": "invalid JSON",
-                        "ctx": {"error": str(exc)},
-                    }
-                ]
-            ) from exc
-        if not isinstance(data, dict):
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "dict_type",
-                        "loc": ("body",),
-                        "msg": "The body must be a JSON object.",
-                        "input": None,
-                    }
-                ]
-            )
-        try:
-            return model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise RequestValidationError(
-                [
-                    {**e, "loc": ("body", *e.get("loc", ())), "msg": _sentence(e)}
-                    for e in exc.errors(include_url=False)
-                ]
-            ) from exc
-
-    dependency.__name__ = f"optional_body_{model.__name__}"
-    return dependency
-
-
-def _sentence(error: dict) -> str:
-    field = ".".join(str(p) for p in error.get("loc", ()))
-    if error.get("type") == "dict_type":
-        return f"{field} must be an object."
-    return f"{field}: {error.get('msg', 'invalid value')}"
-
-
 def _request(body: TriggerBody, trigger: str) -> RunRequest:
     return RunRequest(
         params=body.params,
@@ -167,7 +115,7 @@ def post_pipeline_run(
     pipeline_id: str,
     response: Response,
     caller: Principal = Depends(editor),
-    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> dict:
     engine = run_engine()
@@ -200,7 +148,7 @@ def get_pipeline_runs(
 def post_dry_run(
     pipeline_id: str,
     caller: Principal = Depends(editor),
-    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
 ) -> dict:
     engine = run_engine()
     record = engine.pipeline_by_id(caller.project, pipeline_id)
@@ -303,7 +251,7 @@ def post_v1_runs(
     name: str,
     response: Response,
     caller: Principal = Depends(editor),
-    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> dict:
     engine = run_engine()
@@ -341,7 +289,7 @@ def post_v1_run(
     name: str,
     response: Response,
     caller: Principal = Depends(editor),
-    body: TriggerBody = Depends(optional_body(TriggerBody)),
+    body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> dict:
     """Seed 003's trigger: `{name}` is the pipeline's id (`pipeline-<n>` or `<n>`) or its name."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from sluice import timeutil
+from sluice import composition, timeutil
 from sluice.auth.principal import Principal
 from sluice.domain.alerts import Alerting
 from sluice.domain.anomalies import (
@@ -18,7 +18,9 @@ from sluice.domain.anomalies import (
     upsert_rule,
 )
 from sluice.domain.monitoring import (
+    CheckQueue,
     CleanupRequest,
+    QueueReader,
     TimelinessRequest,
     clean_up_logs,
     freshness_report,
@@ -26,15 +28,16 @@ from sluice.domain.monitoring import (
     request_check,
 )
 from sluice.edge.app import admin, create_app, editor, json_body, lambda_handler, viewer
-from sluice.events import EventBridgePublisher, SqsCheckQueue, SqsQueueDepth
-from sluice.notify import configured_notifier
-from sluice.store.alerts import AlertRepository
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
 from sluice.store.checks import CheckRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
-from sluice.store.table import Table
 
 router = APIRouter()
+Rules = Depends(composition.rule_repository)
+Pipelines = Depends(composition.watched_pipelines)
+Runs = Depends(composition.run_repository)
+Checks = Depends(composition.check_repository)
+QueuedChecks = Depends(composition.check_queue)
 
 
 # -- anomaly detection rules -------------------------------------------------------------------------
@@ -43,41 +46,46 @@ def post_anomaly_detection_rule(
     response: Response,
     caller: Principal = Depends(editor),
     body: RuleRequest = Depends(json_body(RuleRequest)),
+    rules: RuleRepository = Rules,
+    pipelines: WatchedPipelines = Pipelines,
 ) -> dict:
-    table = Table()
-    rule_id, created = upsert_rule(
-        caller.project, body, RuleRepository(table), WatchedPipelines(table), timeutil.now()
-    )
+    rule_id, created = upsert_rule(caller.project, body, rules, pipelines, timeutil.now())
     response.status_code = 201 if created else 200
     return {"id": rule_id}
 
 
 @router.get("/anomaly_detection_rule")
-def list_anomaly_detection_rules(caller: Principal = Depends(viewer)) -> list[dict]:
-    return [rule.view() for rule in RuleRepository(Table()).list(caller.project)]
+def list_anomaly_detection_rules(
+    caller: Principal = Depends(viewer), rules: RuleRepository = Rules
+) -> list[dict]:
+    return [rule.view() for rule in rules.list(caller.project)]
 
 
 @router.get("/anomaly_detection_rule/{anomaly_detection_rule_id}")
-def get_anomaly_detection_rule(anomaly_detection_rule_id: int, caller: Principal = Depends(viewer)) -> dict:
-    return get_rule(caller.project, anomaly_detection_rule_id, RuleRepository(Table())).view()
+def get_anomaly_detection_rule(
+    anomaly_detection_rule_id: int, caller: Principal = Depends(viewer), rules: RuleRepository = Rules
+) -> dict:
+    return get_rule(caller.project, anomaly_detection_rule_id, rules).view()
 
 
 @router.patch("/anomaly_detection_rule")
 def patch_anomaly_detection_rule(
-    caller: Principal = Depends(editor), body: RulePatch = Depends(json_body(RulePatch))
+    caller: Principal = Depends(editor),
+    body: RulePatch = Depends(json_body(RulePatch)),
+    rules: RuleRepository = Rules,
+    pipelines: WatchedPipelines = Pipelines,
 ) -> dict:
-    table = Table()
-    return patch_rule(
-        caller.project, body, RuleRepository(table), WatchedPipelines(table), timeutil.now()
-    ).view()
+    return patch_rule(caller.project, body, rules, pipelines, timeutil.now()).view()
 
 
 @router.post("/unflag_anomaly", status_code=204)
 def post_unflag_anomaly(
-    caller: Principal = Depends(editor), body: UnflagRequest = Depends(json_body(UnflagRequest))
+    caller: Principal = Depends(editor),
+    body: UnflagRequest = Depends(json_body(UnflagRequest)),
+    runs: RunRepository = Runs,
+    results: AnomalyResultRepository = Depends(composition.anomaly_results),
 ) -> Response:
-    table = Table()
-    unflag_anomalies(caller.project, body, RunRepository(table), AnomalyResultRepository(table))
+    unflag_anomalies(caller.project, body, runs, results)
     return Response(status_code=204)
 
 
@@ -86,33 +94,41 @@ def post_unflag_anomaly(
 def post_timeliness(
     caller: Principal = Depends(editor),
     body: TimelinessRequest = Depends(json_body(TimelinessRequest, empty_is_object=True)),
+    queue: CheckQueue = QueuedChecks,
 ) -> dict:
-    return request_check(caller.project, "timeliness", SqsCheckQueue(), body.lookback_minutes)
+    return request_check(caller.project, "timeliness", queue, body.lookback_minutes)
 
 
 @router.post("/freshness")
-def post_freshness(caller: Principal = Depends(editor)) -> dict:
-    return request_check(caller.project, "freshness", SqsCheckQueue())
+def post_freshness(caller: Principal = Depends(editor), queue: CheckQueue = QueuedChecks) -> dict:
+    return request_check(caller.project, "freshness", queue)
 
 
 @router.get("/api/pipeline/freshness")
-def get_pipeline_freshness(caller: Principal = Depends(viewer)) -> list[dict]:
-    return freshness_report(caller.project, timeutil.now(), WatchedPipelines(Table()))
+def get_pipeline_freshness(
+    caller: Principal = Depends(viewer), pipelines: WatchedPipelines = Pipelines
+) -> list[dict]:
+    return freshness_report(caller.project, timeutil.now(), pipelines)
 
 
 # -- maintenance -----------------------------------------------------------------------------------------
 @router.post("/log_cleanup")
 def post_log_cleanup(
-    caller: Principal = Depends(admin), body: CleanupRequest = Depends(json_body(CleanupRequest))
+    caller: Principal = Depends(admin),
+    body: CleanupRequest = Depends(json_body(CleanupRequest)),
+    runs: RunRepository = Runs,
+    checks: CheckRepository = Checks,
 ) -> dict:
-    table = Table()
-    return clean_up_logs(caller.project, body, timeutil.now(), RunRepository(table), CheckRepository(table))
+    return clean_up_logs(caller.project, body, timeutil.now(), runs, checks)
 
 
 @router.post("/celery/monitor-queue")
-def post_monitor_queue(caller: Principal = Depends(editor)) -> dict:
-    alerting = Alerting(AlertRepository(Table()), EventBridgePublisher(), configured_notifier())
-    return monitor_queue([caller.project], SqsQueueDepth(), alerting, timeutil.now())
+def post_monitor_queue(
+    caller: Principal = Depends(editor),
+    depth: QueueReader = Depends(composition.run_queue_depth),
+    alerting: Alerting = Depends(composition.alerting),
+) -> dict:
+    return monitor_queue([caller.project], depth, alerting, timeutil.now())
 
 
 app = create_app("monitor", [router])

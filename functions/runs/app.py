@@ -9,9 +9,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluice import timeutil
+from sluice import composition, timeutil
 from sluice.auth.principal import Principal
 from sluice.domain import ids
+from sluice.domain.events import EventPublisher
 from sluice.domain.executions import (
     EndExecution,
     StartExecution,
@@ -31,45 +32,41 @@ from sluice.domain.run_engine import (
 from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
 from sluice.engine import Storage, read_logs, read_preview, read_profile
 from sluice.errors import NotFound, ValidationFailed
-from sluice.events import EventBridgePublisher
-from sluice.runs_port import EngineExecutor, project_flow, project_variables, run_engine
 from sluice.store.executions import RunRepository, WatchedPipelines
-from sluice.store.runs import RunEngineRepository
-from sluice.store.table import Table
 
 router = APIRouter()
+Engine = Depends(composition.run_engine)
+Runs = Depends(composition.run_repository)
+Pipelines = Depends(composition.watched_pipelines)
 
 
 @router.post("/start_pipeline_execution", status_code=201)
 def post_start_pipeline_execution(
-    caller: Principal = Depends(editor), body: StartExecution = Depends(json_body(StartExecution))
+    caller: Principal = Depends(editor),
+    body: StartExecution = Depends(json_body(StartExecution)),
+    runs: RunRepository = Runs,
+    pipelines: WatchedPipelines = Pipelines,
 ) -> dict:
-    table = Table()
-    run_id = start_execution(
-        caller.project, body, RunRepository(table), WatchedPipelines(table), timeutil.now()
-    )
-    return {"id": run_id}
+    return {"id": start_execution(caller.project, body, runs, pipelines, timeutil.now())}
 
 
 @router.post("/end_pipeline_execution", status_code=204)
 def post_end_pipeline_execution(
-    caller: Principal = Depends(editor), body: EndExecution = Depends(json_body(EndExecution))
+    caller: Principal = Depends(editor),
+    body: EndExecution = Depends(json_body(EndExecution)),
+    runs: RunRepository = Runs,
+    pipelines: WatchedPipelines = Pipelines,
+    publisher: EventPublisher = Depends(composition.event_publisher),
 ) -> Response:
-    table = Table()
-    end_execution(
-        caller.project,
-        body,
-        RunRepository(table),
-        WatchedPipelines(table),
-        EventBridgePublisher(),
-        timeutil.now(),
-    )
+    end_execution(caller.project, body, runs, pipelines, publisher, timeutil.now())
     return Response(status_code=204)
 
 
 @router.get("/pipeline_execution/{pipeline_execution_id}")
-def get_pipeline_execution(pipeline_execution_id: int, caller: Principal = Depends(viewer)) -> dict:
-    return get_execution(caller.project, pipeline_execution_id, RunRepository(Table()))
+def get_pipeline_execution(
+    pipeline_execution_id: int, caller: Principal = Depends(viewer), runs: RunRepository = Runs
+) -> dict:
+    return get_execution(caller.project, pipeline_execution_id, runs)
 
 
 # -- the Runs API (seeds 001, 002) ---------------------------------------------------------------
@@ -104,8 +101,8 @@ def _dry_run(engine: RunEngine, project: str, record: dict, body: TriggerBody) -
         record,
         body.params,
         body.variables,
-        EngineExecutor(),
-        lambda: project_variables(project),
+        composition.node_executor(),
+        lambda: composition.resolve_variables(project),
         full_refresh=body.full_refresh,
     )
 
@@ -117,8 +114,8 @@ def post_pipeline_run(
     caller: Principal = Depends(editor),
     body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    engine: RunEngine = Engine,
 ) -> dict:
-    engine = run_engine()
     record = engine.pipeline_by_id(caller.project, pipeline_id)
     view, created = engine.trigger(
         caller.project,
@@ -138,8 +135,8 @@ def get_pipeline_runs(
     caller: Principal = Depends(viewer),
     page: int = Query(1, ge=1, le=10_000),
     per_page: int = Query(RUN_PAGE_SIZE, ge=1, le=MAX_RUN_PAGE_SIZE),
+    engine: RunEngine = Engine,
 ) -> list[dict]:
-    engine = run_engine()
     record = engine.pipeline_by_id(caller.project, pipeline_id)
     return [run_view(item) for item in engine.list_runs(caller.project, int(record["id"]), page, per_page)]
 
@@ -149,24 +146,24 @@ def post_dry_run(
     pipeline_id: str,
     caller: Principal = Depends(editor),
     body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
+    engine: RunEngine = Engine,
 ) -> dict:
-    engine = run_engine()
     record = engine.pipeline_by_id(caller.project, pipeline_id)
     return _dry_run(engine, caller.project, record, body)
 
 
 @router.get("/api/runs/{run_id}")
-def get_run(run_id: str, caller: Principal = Depends(viewer)) -> dict:
-    return run_engine().get_run(caller.project, run_id)
+def get_run(run_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine) -> dict:
+    return engine.get_run(caller.project, run_id)
 
 
 @router.post("/api/runs/{run_id}/cancel")
-def post_cancel(run_id: str, caller: Principal = Depends(editor)) -> dict:
-    return run_engine().cancel(caller.project, run_id)
+def post_cancel(run_id: str, caller: Principal = Depends(editor), engine: RunEngine = Engine) -> dict:
+    return engine.cancel(caller.project, run_id)
 
 
 @router.post("/api/runs/{run_id}/resume", status_code=202)
-def post_resume(run_id: str, caller: Principal = Depends(editor)) -> dict:
+def post_resume(run_id: str, caller: Principal = Depends(editor), engine: RunEngine = Engine) -> dict:
     def render(item: dict) -> dict:
         return {
             "id": run_ref(int(item["id"])),
@@ -175,14 +172,16 @@ def post_resume(run_id: str, caller: Principal = Depends(editor)) -> dict:
             "resumed_from": run_ref(int(item["resumed_from"])),
         }
 
-    return run_engine().resume(caller.project, run_id, render)
+    return engine.resume(caller.project, run_id, render)
 
 
 LEVELS = ("debug", "info", "warning", "error")
 
 
-def _log_lines(project: str, run_id: str, node_id: str | None, level: str | None) -> tuple[int, list[dict]]:
-    number, sources = run_engine().log_sources(project, run_id, node_id)
+def _log_lines(
+    engine: RunEngine, project: str, run_id: str, node_id: str | None, level: str | None
+) -> tuple[int, list[dict]]:
+    number, sources = engine.log_sources(project, run_id, node_id)
     storage = Storage.s3()
     lines: list[dict] = []
     for folder, node in sources:
@@ -205,8 +204,9 @@ def get_run_logs(
     caller: Principal = Depends(viewer),
     node_id: str | None = None,
     level: str | None = Query(None, pattern="^(debug|info|warning|error)$"),
+    engine: RunEngine = Engine,
 ) -> list[dict]:
-    return _log_lines(caller.project, run_id, node_id, level)[1]
+    return _log_lines(engine, caller.project, run_id, node_id, level)[1]
 
 
 @router.get("/api/runs/{run_id}/logs/export")
@@ -217,8 +217,9 @@ def get_run_logs_export(
     node_id: str | None = None,
     level: str | None = Query(None, pattern="^(debug|info|warning|error)$"),
     format: str | None = Query(None, pattern="^(text|ndjson)$"),  # noqa: A002 - the query parameter's name
+    engine: RunEngine = Engine,
 ) -> Response:
-    number, lines = _log_lines(caller.project, run_id, node_id, level)
+    number, lines = _log_lines(engine, caller.project, run_id, node_id, level)
     wanted = format or ("ndjson" if "ndjson" in (request.headers.get("accept") or "") else "text")
     if wanted == "ndjson":
         body = "".join(json.dumps(line) + "\n" for line in lines)
@@ -234,14 +235,18 @@ def get_run_logs_export(
 
 
 @router.get("/api/runs/{run_id}/nodes/{node_id}/preview")
-def get_node_preview(run_id: str, node_id: str, caller: Principal = Depends(viewer)) -> dict:
-    folder = run_engine().node_artifact_run(caller.project, run_id, node_id)
+def get_node_preview(
+    run_id: str, node_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
+) -> dict:
+    folder = engine.node_artifact_run(caller.project, run_id, node_id)
     return read_preview(Storage.s3(), caller.project, folder, node_id)
 
 
 @router.get("/api/runs/{run_id}/nodes/{node_id}/profile")
-def get_node_profile(run_id: str, node_id: str, caller: Principal = Depends(viewer)) -> dict:
-    folder = run_engine().node_artifact_run(caller.project, run_id, node_id)
+def get_node_profile(
+    run_id: str, node_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
+) -> dict:
+    folder = engine.node_artifact_run(caller.project, run_id, node_id)
     return read_profile(Storage.s3(), caller.project, folder, node_id)
 
 
@@ -253,8 +258,8 @@ def post_v1_runs(
     caller: Principal = Depends(editor),
     body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    engine: RunEngine = Engine,
 ) -> dict:
-    engine = run_engine()
     record = engine.pipeline_by_ref(caller.project, name)
     if body.dry_run:
         nodes = _dry_run(engine, caller.project, record, body)
@@ -291,9 +296,9 @@ def post_v1_run(
     caller: Principal = Depends(editor),
     body: TriggerBody = Depends(json_body(TriggerBody, empty_is_object=True)),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    engine: RunEngine = Engine,
 ) -> dict:
     """Seed 003's trigger: `{name}` is the pipeline's id (`pipeline-<n>` or `<n>`) or its name."""
-    engine = run_engine()
     record = engine.pipeline_by_ref(caller.project, name)
 
     def render(item: dict) -> dict:
@@ -312,22 +317,23 @@ def get_v1_runs(
     caller: Principal = Depends(viewer),
     page: int = Query(1, ge=1, le=10_000),
     per_page: int = Query(20, ge=1, le=MAX_RUN_PAGE_SIZE),
+    engine: RunEngine = Engine,
 ) -> dict:
-    engine = run_engine()
     record = engine.pipeline_by_ref(caller.project, name)
     items = engine.list_runs(caller.project, int(record["id"]), page, per_page)
     return {"data": [v1_run_view(item, record["name"]) for item in items], "page": page, "per_page": per_page}
 
 
 @router.get("/api/v1/pipelines/{name}/runs/{run_id}")
-def get_v1_run(name: str, run_id: str, caller: Principal = Depends(viewer)) -> dict:
-    engine = run_engine()
+def get_v1_run(
+    name: str, run_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
+) -> dict:
     record = engine.pipeline_by_ref(caller.project, name)
     item = engine.run_item(caller.project, run_id)
     if int(item["pipeline_id"]) != int(record["id"]):
         raise NotFound(f"Run {run_ref(int(item['id']))} is not a run of pipeline {record['name']}.")
     view = v1_run_view(item, record["name"])
-    view["node_runs"] = run_engine().get_run(caller.project, run_id)["node_runs"]
+    view["node_runs"] = engine.get_run(caller.project, run_id)["node_runs"]
     return {"data": view}
 
 
@@ -381,10 +387,12 @@ def _int(value: Any) -> int | None:
 
 @router.post("/api/pipeline/run", status_code=202)
 def post_flow_run(
-    caller: Principal = Depends(editor), body: FlowRunBody = Depends(json_body(FlowRunBody))
+    caller: Principal = Depends(editor),
+    body: FlowRunBody = Depends(json_body(FlowRunBody)),
+    engine: RunEngine = Engine,
 ) -> dict:
-    flow = project_flow(caller.project)
-    return run_engine().trigger_flow(
+    flow = engine.project_flow(caller.project)
+    return engine.trigger_flow(
         caller.project,
         flow,
         body.target.model_dump(),
@@ -404,6 +412,7 @@ def get_flow_runs(
     recipe_type: str | None = Query(None, max_length=64),
     since: str | None = None,
     limit: int = Query(RUN_PAGE_SIZE, ge=1, le=MAX_RUN_PAGE_SIZE),
+    engine: RunEngine = Engine,
 ) -> list[dict]:
     wanted = "pending" if status == "queued" else status
     bound = None if since is None else timeutil.sortable(timeutil.parse_instant(since, "since"))
@@ -414,13 +423,14 @@ def get_flow_runs(
             recipe_type is None or recipe_type == view_type
         )
 
-    items = RunEngineRepository(Table()).recent(caller.project, bound, keep, limit)
+    items = engine.runs.recent(caller.project, bound, keep, limit)
     return [flow_run_view(item) for item in items]
 
 
 @router.get("/api/pipeline/runs/{run_id}/details")
-def get_flow_run_details(run_id: str, caller: Principal = Depends(viewer)) -> dict:
-    engine = run_engine()
+def get_flow_run_details(
+    run_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
+) -> dict:
     item = engine.run_item(caller.project, run_id)
     members = [item]
     children = engine.runs.children(caller.project, int(item["id"])) if item.get("flow") else []
@@ -445,9 +455,9 @@ def get_flow_run_details(run_id: str, caller: Principal = Depends(viewer)) -> di
                 written.add(dataset)
         stdout += [
             f"{line.get('timestamp')} [{str(line.get('level')).upper()}] {line['node_id']}: {line.get('message')}"
-            for line in _log_lines(caller.project, str(number), None, None)[1]
+            for line in _log_lines(engine, caller.project, str(number), None, None)[1]
         ]
-    flow = project_flow(caller.project) if written else None
+    flow = engine.project_flow(caller.project) if written else None
     lineage = [
         {
             "dataset": name,

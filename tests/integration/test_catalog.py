@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from sluice.auth.principal import Principal, Role
-from sluice.domain.connectors import resolve_connector_config
-from sluice.domain.variables import resolve_variables, substitute_variables
+from sluice.composition import resolve_connector_config, resolve_variables
+from sluice.domain.variables import substitute_variables
 from sluice.errors import Conflict, Unavailable
 from sluice.store import keys
 from sluice.store.catalog import ConnectorRepository, Lease, SchemaRepository

@@ -15,6 +15,8 @@ import pendulum
 import pytest
 
 from sluice import timeutil
+from sluice.adapters.queues import SqsRunQueue
+from sluice.adapters.state_machine import StepFunctionsRuns
 from sluice.domain.executions import Run
 from sluice.domain.flows import FlowGraph
 from sluice.domain.run_engine import (
@@ -24,7 +26,6 @@ from sluice.domain.run_engine import (
     RunEngine,
     RunRequest,
 )
-from sluice.runs_port import SqsRunQueue
 from sluice.store import keys
 from sluice.store.pipelines import PipelineDefinitionRepository
 from sluice.store.run_control import RunControl
@@ -288,7 +289,7 @@ def test_the_dispatcher_drops_a_message_for_a_run_no_longer_pending(table, queue
     ids = pending_and_finished_runs(table)
     dispatcher = load_runs_function("dispatcher")
     started = []
-    monkeypatch.setattr(dispatcher.StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
+    monkeypatch.setattr(StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
     records = [message(ids[s]) for s in ("running", "success", "cancelled")]
 
     assert dispatcher.on_runs_queued({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
@@ -308,7 +309,7 @@ def test_the_dispatcher_keeps_a_waiting_runs_copy_in_the_queue_without_starting_
     table.put({"PK": pk, "SK": "SLOTS", "running": 1})  # the running run holds the only slot
     dispatcher = load_runs_function("dispatcher")
     started = []
-    monkeypatch.setattr(dispatcher.StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
+    monkeypatch.setattr(StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
     monkeypatch.setattr(dispatcher, "_retry_soon", lambda record: None)
 
     answer = dispatcher.on_runs_queued({"Records": [message(ids["pending"])]}, LambdaContext())

@@ -250,21 +250,3 @@ class Connectors:
 
 def _other_owner(found: dict[str, Any] | None, number: int) -> bool:
     return found is not None and int(found["id"]) != number
-
-
-def resolve_connector_config(
-    project: str, connector_id: str | int, connectors: Connectors | None = None
-) -> dict:
-    """The run engine's entry point: the connector's config with secret values put back."""
-    if connectors is None:
-        connectors = default_connectors()
-    return connectors.resolve_config(project, connector_id)
-
-
-def default_connectors() -> Connectors:
-    """Connectors over the Sluice table and Secrets Manager (imported here: the store imports this module)."""
-    from sluice.store.catalog import ConnectorRepository
-    from sluice.store.secrets import SecretStore
-    from sluice.store.table import Table
-
-    return Connectors(ConnectorRepository(Table()), SecretStore())

@@ -13,9 +13,9 @@ from aws_lambda_powertools import Logger
 from pydantic import ConfigDict, Field, field_validator
 
 from sluice import timeutil
+from sluice.domain.events import EXECUTION_ENDED, EventPublisher
 from sluice.domain.registry import Id, Metadata, WatcherRequest, Watermark
 from sluice.errors import Conflict, InvalidRequest, NotFound, Unavailable, ValidationFailed
-from sluice.events import EXECUTION_ENDED, EventPublisher
 
 RUN_STATUSES = ("pending", "running", "success", "failed", "cancelled")
 TARGET_TIMES = {

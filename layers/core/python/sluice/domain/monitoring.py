@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 
 from sluice import timeutil
 from sluice.domain.alerts import Alert, Alerting
+from sluice.domain.events import QueueDepth
 from sluice.domain.executions import Run, WatchedPipeline, WatchedPipelineType
 from sluice.domain.registry import Id, WatcherRequest
 from sluice.errors import Unavailable, ValidationFailed
-from sluice.events import QueueDepth
 
 CheckKind = Literal["timeliness", "freshness"]
 DEFAULT_LOOKBACK_MINUTES = 60

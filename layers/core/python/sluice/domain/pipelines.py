@@ -156,6 +156,11 @@ def checked_name(name: Any) -> str:
 
 
 # -- ports --------------------------------------------------------------------------------------
+class StaleDefinition(Exception):
+    """The pipeline changed between the read and the write (DefinitionStore.update): read it
+    again and re-plan."""
+
+
 class DefinitionStore(Protocol):
     """sluice.store.pipelines.PipelineDefinitionRepository; records carry `graph` as a document."""
 
@@ -203,7 +208,7 @@ class RunPurger(Protocol):
 
 
 class Schedules(Protocol):
-    """sluice.schedules_port: a pipeline's schedule in EventBridge Scheduler."""
+    """A pipeline's schedule in EventBridge Scheduler (sluice.adapters.schedules)."""
 
     def put(self, project: str, pipeline_id: int, cron: str, enabled: bool) -> None: ...
     def remove(self, project: str, pipeline_id: int) -> None: ...
@@ -321,7 +326,6 @@ class PipelineDefinitions:
         runs: RunPurger,
         schedules: Schedules,
         lineage: LineageEdges,
-        stale: type[Exception],
         clock: Callable[[], pendulum.DateTime] = timeutil.now,
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -329,7 +333,6 @@ class PipelineDefinitions:
         self.runs = runs
         self.schedules = schedules
         self.lineage = lineage
-        self._stale = stale
         self._clock = clock
         self._monotonic = monotonic
 
@@ -454,7 +457,7 @@ class PipelineDefinitions:
             try:
                 record = self.store.update(project, record, changes, revision)
                 break
-            except self._stale:
+            except StaleDefinition:
                 record = self._require(project, int(record["id"]))
         else:
             raise Conflict(f"Pipeline {record['name']} was changed by another request meanwhile; retry.")

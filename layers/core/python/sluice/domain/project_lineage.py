@@ -31,6 +31,17 @@ class RecordedDatasets(Protocol):
     def recorded_datasets(self, project: str) -> list[dict[str, Any]]: ...
 
 
+class ProjectLineage:
+    """The use case over its two readers (the pipeline definitions and the recorded lineage)."""
+
+    def __init__(self, pipelines: PipelineRecords, recorded: RecordedDatasets):
+        self.pipelines = pipelines
+        self.recorded = recorded
+
+    def of(self, project: str) -> dict[str, Any]:
+        return project_lineage(project, self.pipelines, self.recorded)
+
+
 def project_lineage(project: str, pipelines: PipelineRecords, recorded: RecordedDatasets) -> dict[str, Any]:
     """Read the project's pipelines (a Query a page), the connectors they name (one batch read) and
     what they recorded (one Query), and join them; the cost grows with the graph."""

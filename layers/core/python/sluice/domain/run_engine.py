@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -25,12 +23,12 @@ from aws_lambda_powertools import Logger
 
 from sluice import timeutil
 from sluice.domain import ids
+from sluice.domain.events import EXECUTION_ENDED, EventPublisher
 from sluice.domain.executions import ConcurrentEnd, EndReport, PipelineAdvance, Run, apply_end
 from sluice.domain.flows import FlowGraph
 from sluice.domain.graph import Graph
 from sluice.domain.runs import levels, plan_run, select_scope
 from sluice.errors import Conflict, InvalidRequest, NotFound, SluiceError, Unavailable, ValidationFailed
-from sluice.events import EXECUTION_ENDED, EventPublisher
 
 DEFAULT_PARALLELISM = 4
 FINISH_ATTEMPTS = 10
@@ -123,6 +121,7 @@ class Definitions(Protocol):
     def get(self, project: str, pipeline_id: int) -> dict[str, Any] | None: ...
     def find_by_name(self, project: str, name: str) -> dict[str, Any] | None: ...
     def revision(self, project: str, pipeline_id: int, number: int) -> dict[str, Any] | None: ...
+    def all(self, project: str) -> list[dict[str, Any]]: ...
 
 
 class Slots(Protocol):
@@ -305,7 +304,7 @@ class RunEngine:
         self.publisher = publisher
         self.lineage = lineage
         self._clock = clock
-        # Shared by the engines of one table (runs_port keeps one per table); a fresh one otherwise.
+        # Shared by the engines of one table (the composition root keeps one per table); else fresh.
         self.graphs = graphs if graphs is not None else RevisionGraphs()
 
     # -- locating ---------------------------------------------------------------------------------
@@ -1095,6 +1094,10 @@ class RunEngine:
         return {node_id: results[node_id] for node_id in order if node_id in results}
 
     # -- flow runs (seed 000) -----------------------------------------------------------------------
+    def project_flow(self, project: str) -> FlowGraph:
+        """The project's flow graph (seed 000) over all its pipelines, read page by page (Queries)."""
+        return FlowGraph.of(self.definitions.all(project))
+
     def flow_target(self, flow: FlowGraph, project: str, target_type: str, name: str) -> int:
         """The pipeline a seed 000 target names: a pipeline by name, or the writer of a dataset."""
         if target_type == "pipeline":
@@ -1285,11 +1288,3 @@ def _error_text(error: Any) -> str | None:
         if error.get("Error"):
             return str(error["Error"])
     return None
-
-
-def scratch_folder() -> str:
-    return tempfile.mkdtemp(prefix="sluice-dry-run-")
-
-
-def drop_folder(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -258,17 +258,3 @@ def _check_mask(body: VariableWrite, current: dict[str, Any] | None) -> None:
             f"'{MASK}' is the mask of a secret value; send the value itself"
             + (" to make this variable plain." if was_secret else ".")
         )
-
-
-def resolve_variables(project: str, variables: Variables | None = None) -> dict[str, str]:
-    """The run engine's entry point: every variable of the project with its real value."""
-    return (variables or default_variables()).resolve(project)
-
-
-def default_variables() -> Variables:
-    """Variables over the Sluice table and Secrets Manager (imported here: the store imports this module)."""
-    from sluice.store.catalog import VariableRepository
-    from sluice.store.secrets import SecretStore
-    from sluice.store.table import Table
-
-    return Variables(VariableRepository(Table()), SecretStore())

@@ -18,6 +18,7 @@ from typing import Any
 from sluice import timeutil
 from sluice.domain import ids
 from sluice.domain.executions import Run
+from sluice.domain.pipelines import StaleDefinition
 from sluice.errors import Conflict, NameTaken, ValidationFailed
 from sluice.store import keys
 from sluice.store.executions import in_parallel, run_from_item
@@ -28,10 +29,6 @@ MAX_GRAPH_BYTES = 300_000  # gzipped; with the other attributes the item stays u
 FIRING_RETENTION_DAYS = 90
 _FAILED = "ConditionalCheckFailed"
 _REFERENCES = (("connector_id", "connectorId", "connector"), ("schema_id", "schemaId", "schema"))
-
-
-class StaleDefinition(Exception):
-    """The pipeline changed between the read and the write: read it again and re-plan."""
 
 
 def encode_graph(document: dict[str, Any]) -> bytes:

@@ -1,0 +1,35 @@
+"""The Run state machine on Step Functions: starting a run's execution and reading its status."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+from sluice import aws
+
+# The status of an execution Step Functions does not know (the reconciler's word for it).
+MISSING = "MISSING"
+
+
+class StepFunctionsRuns:
+    """Starting and describing Run state machine executions by name."""
+
+    def __init__(self, state_machine_arn: str | None = None):
+        self.arn = state_machine_arn or os.environ.get("RUN_STATE_MACHINE_ARN", "")
+
+    def start(self, name: str, project: str, run_id: int) -> None:
+        client = aws.client("stepfunctions")
+        # A redelivered message: the run's execution is already going.
+        with contextlib.suppress(client.exceptions.ExecutionAlreadyExists):
+            client.start_execution(
+                stateMachineArn=self.arn, name=name, input=json.dumps({"project": project, "run_id": run_id})
+            )
+
+    def status(self, name: str) -> str | None:
+        client = aws.client("stepfunctions")
+        execution_arn = self.arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        try:
+            return client.describe_execution(executionArn=execution_arn)["status"]
+        except client.exceptions.ExecutionDoesNotExist:
+            return MISSING

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from sluice import composition
 from sluice.auth.principal import Principal
-from sluice.domain.catalog import DEFAULT_PAGE, MAX_PAGE, page_view
+from sluice.domain.catalog import DEFAULT_PAGE, MAX_PAGE
 from sluice.domain.connectors import ConnectorCreate, Connectors, ConnectorUpdate
 from sluice.domain.pipelines import (
     DEFAULT_PAGE_SIZE,
@@ -27,6 +27,7 @@ from sluice.domain.registry import (
 )
 from sluice.domain.schemas import SchemaCreate, Schemas, SchemaUpdate
 from sluice.domain.variables import Variables, VariableWrite
+from sluice.domain.views.catalog import page_view
 from sluice.edge.app import create_app, created_status, editor, json_body, lambda_handler, viewer
 from sluice.edge.documents import document_body
 from sluice.errors import ValidationFailed

@@ -26,9 +26,8 @@ from sluice.domain.run_engine import (
     RunEngine,
     RunRequest,
     run_ref,
-    run_view,
-    v1_run_view,
 )
+from sluice.domain.views.runs import definition_run_view, flow_run_view, flow_status, runs_api_view
 from sluice.edge.app import create_app, editor, json_body, lambda_handler, viewer
 from sluice.engine import Storage, read_logs, read_preview, read_profile
 from sluice.errors import NotFound, ValidationFailed
@@ -138,7 +137,9 @@ def get_pipeline_runs(
     engine: RunEngine = Engine,
 ) -> list[dict]:
     record = engine.pipeline_by_id(caller.project, pipeline_id)
-    return [run_view(item) for item in engine.list_runs(caller.project, int(record["id"]), page, per_page)]
+    return [
+        runs_api_view(item) for item in engine.list_runs(caller.project, int(record["id"]), page, per_page)
+    ]
 
 
 @router.post("/api/pipelines/{pipeline_id}/dry-run")
@@ -280,7 +281,7 @@ def post_v1_runs(
         caller.project,
         record,
         _request(body, "api"),
-        lambda item: {"data": v1_run_view(item, record["name"])},
+        lambda item: {"data": definition_run_view(item, record["name"])},
         _key(idempotency_key),
         surface="001",
     )
@@ -302,7 +303,7 @@ def post_v1_run(
     record = engine.pipeline_by_ref(caller.project, name)
 
     def render(item: dict) -> dict:
-        return {"data": {**v1_run_view(item, record["name"]), "pipeline_id": record_ref(record)}}
+        return {"data": {**definition_run_view(item, record["name"]), "pipeline_id": record_ref(record)}}
 
     view, created = engine.trigger(
         caller.project, record, _request(body, "api"), render, _key(idempotency_key), surface="003"
@@ -321,7 +322,11 @@ def get_v1_runs(
 ) -> dict:
     record = engine.pipeline_by_ref(caller.project, name)
     items = engine.list_runs(caller.project, int(record["id"]), page, per_page)
-    return {"data": [v1_run_view(item, record["name"]) for item in items], "page": page, "per_page": per_page}
+    return {
+        "data": [definition_run_view(item, record["name"]) for item in items],
+        "page": page,
+        "per_page": per_page,
+    }
 
 
 @router.get("/api/v1/pipelines/{name}/runs/{run_id}")
@@ -332,7 +337,7 @@ def get_v1_run(
     item = engine.run_item(caller.project, run_id)
     if int(item["pipeline_id"]) != int(record["id"]):
         raise NotFound(f"Run {run_ref(int(item['id']))} is not a run of pipeline {record['name']}.")
-    view = v1_run_view(item, record["name"])
+    view = definition_run_view(item, record["name"])
     view["node_runs"] = engine.get_run(caller.project, run_id)["node_runs"]
     return {"data": view}
 
@@ -348,41 +353,6 @@ class FlowRunBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     target: FlowTarget
     scope: Literal["single", "upstream", "downstream", "full"] = "single"
-
-
-EXIT_STATUS = {"success": 0, "failed": 1, "cancelled": 130}
-
-
-def flow_status(status: str | None) -> str | None:
-    return "queued" if status == "pending" else status
-
-
-def flow_run_view(item: dict) -> dict:
-    """A run as seed 000 lists it (`queued` for pending)."""
-    flow = item.get("flow") or {}
-    target = flow.get("target") or {"type": "pipeline", "name": item.get("pipeline_name")}
-    return {
-        "run_id": run_ref(int(item["id"])),
-        "pipeline_id": ids.render("pipeline", int(item["pipeline_id"])),
-        "pipeline": item.get("pipeline_name"),
-        "status": flow_status(item.get("status")),
-        "recipe_type": "pipeline" if item.get("origin") == "sluice" else "external",
-        "target": target,
-        "scope": flow.get("scope") or item.get("scope"),
-        "trigger": item.get("trigger"),
-        "parent_id": run_ref(int(item["parent_id"])) if item.get("parent_id") else None,
-        "created_at": item.get("created_at") or item.get("start_date"),
-        "started_at": item.get("start_date"),
-        "finished_at": item.get("end_date"),
-        "updated_at": item.get("updated_at") or item.get("end_date") or item.get("start_date"),
-        "rows_loaded": _int(item.get("total_rows")),
-        "error": item.get("error"),
-        "exit_status": EXIT_STATUS.get(str(item.get("status"))),
-    }
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 @router.post("/api/pipeline/run", status_code=202)

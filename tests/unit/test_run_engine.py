@@ -17,10 +17,10 @@ from sluice.domain.run_engine import (
     RunRequest,
     _error_text,
     execution_name,
-    run_view,
 )
+from sluice.domain.run_engine.errors import NotPending, SlotsFull
+from sluice.domain.views.runs import runs_api_view
 from sluice.errors import Conflict
-from sluice.store.run_control import NotPending, SlotsFull
 
 NOW = pendulum.datetime(2024, 1, 15, 6, 0, 0, tz="UTC")
 GRAPH = {
@@ -343,7 +343,7 @@ def test_execution_names_are_safe_and_bounded():
 
 
 def test_run_view_renders_ids_and_progress():
-    view = run_view(
+    view = runs_api_view(
         {"id": 3, "pipeline_id": 7, "status": "pending", "start_date": "2024-01-15T06:00:00Z"}, []
     )
     assert view["id"] == "run-3" and view["pipeline_id"] == "pipeline-7"

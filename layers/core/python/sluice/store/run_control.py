@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice import timeutil
+from sluice.domain.run_engine.errors import NotPending, SlotsFull
 from sluice.store import keys
 from sluice.store.settings import SettingsRepository
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
@@ -19,14 +20,6 @@ from sluice.store.table import Condition, ConditionFailed, Table, TransactionCan
 
 def slots_key(project: str) -> tuple[str, str]:
     return keys.project(project), "SLOTS"
-
-
-class SlotsFull(Exception):
-    """Every execution slot of the project is taken; the run stays pending in the queue."""
-
-
-class NotPending(Exception):
-    """The run is no longer pending (already dispatched, cancelled or gone)."""
 
 
 class RunControl:

@@ -10,28 +10,19 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.domain.executions import ConcurrentEnd, PipelineAdvance, Run
-from sluice.domain.run_engine import FlowChildStarted
+from sluice.domain.run_engine.errors import FlowChildStarted, TriggerReplayed
 from sluice.errors import Conflict
 from sluice.store import keys
 from sluice.store.executions import (
     _END_FIELDS,
     _closure_item,
     _month,
-    run_from_item,
     run_index_item,
     run_item,
 )
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-
-
-class TriggerReplayed(Exception):
-    """The Idempotency-Key was used before; `claim` is what the first trigger stored."""
-
-    def __init__(self, claim: dict[str, Any]):
-        super().__init__("idempotency key already used")
-        self.claim = claim
 
 
 class RunEngineRepository:
@@ -412,7 +403,3 @@ class RunEngineRepository:
 
     def forget_active(self, project: str, run_id: int) -> None:
         self.table.delete(*keys.active_run(project, run_id))
-
-
-def run_of(item: dict[str, Any]) -> Run:
-    return run_from_item(item)

@@ -24,10 +24,25 @@ from aws_lambda_powertools import Logger
 from sluice import timeutil
 from sluice.domain import ids
 from sluice.domain.events import EXECUTION_ENDED, EventPublisher
-from sluice.domain.executions import ConcurrentEnd, EndReport, PipelineAdvance, Run, apply_end
+from sluice.domain.executions import (
+    ConcurrentEnd,
+    EndReport,
+    PipelineAdvance,
+    Run,
+    apply_end,
+    run_from_stored,
+)
 from sluice.domain.flows import FlowGraph
 from sluice.domain.graph import Graph
+from sluice.domain.run_engine.errors import (
+    FlowChildStarted,
+    NodeFailed,
+    NotPending,
+    SlotsFull,
+    TriggerReplayed,
+)
 from sluice.domain.runs import levels, plan_run, select_scope
+from sluice.domain.views.runs import runs_api_view
 from sluice.errors import Conflict, InvalidRequest, NotFound, SluiceError, Unavailable, ValidationFailed
 
 DEFAULT_PARALLELISM = 4
@@ -137,10 +152,6 @@ class RunQueue(Protocol):
         ...
 
 
-class FlowChildStarted(Conflict):
-    """The flow's pipeline already has its child run in that level (started by someone else)."""
-
-
 @dataclass
 class Reconciliation:
     """What one reconciler pass did in a project."""
@@ -210,78 +221,6 @@ def execution_name(project: str, run_id: int) -> str:
 
 def adjacency(graph: Graph) -> dict[str, list[str]]:
     return {node.id: [e.source for e in graph.inputs_of(node.id)] for node in graph.nodes}
-
-
-# -- views ------------------------------------------------------------------------------------------
-def node_run_view(item: Mapping[str, Any]) -> dict[str, Any]:
-    view = {
-        "id": ids.render("nr", int(item["id"])),
-        "node_id": item["node_id"],
-        "status": item.get("status"),
-        "row_count": _int(item.get("row_count")),
-        "duration_ms": _int(item.get("duration_ms")),
-        "started_at": item.get("started_at"),
-        "finished_at": item.get("finished_at"),
-        "error": item.get("error"),
-    }
-    if item.get("reused_from") is not None:
-        view["reused_from"] = run_ref(int(item["reused_from"]))
-    return view
-
-
-def progress_of(item: Mapping[str, Any]) -> dict[str, Any]:
-    stage = item.get("progress_stage") or "queued"
-    if item.get("status") in FINISHED:
-        stage = "done"
-    return {"stage": stage, "rows_processed": _int(item.get("rows_processed")) or 0}
-
-
-def run_view(item: Mapping[str, Any], node_runs: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Seed 002's run (with node_runs when given)."""
-    view: dict[str, Any] = {
-        "id": run_ref(int(item["id"])),
-        "pipeline_id": ids.render("pipeline", int(item["pipeline_id"])),
-        "status": item.get("status"),
-        "started_at": item.get("start_date"),
-        "finished_at": item.get("end_date"),
-        "params": item.get("params") or {},
-        "full_refresh": bool(item.get("full_refresh")),
-        "trigger": item.get("trigger"),
-        "resumed_from": run_ref(int(item["resumed_from"])) if item.get("resumed_from") else None,
-        "error": item.get("error"),
-        "progress": progress_of(item),
-        "rows_loaded": _int(item.get("total_rows")),
-    }
-    if node_runs is not None:
-        ordered = sorted(node_runs, key=lambda n: (int(n.get("position", 0)), n["node_id"]))
-        view["node_runs"] = [node_run_view(n) for n in ordered]
-    return view
-
-
-def v1_run_view(item: Mapping[str, Any], pipeline_name: str) -> dict[str, Any]:
-    """Seed 001's run."""
-    started, ended = item.get("start_date"), item.get("end_date")
-    duration_ms = None
-    if started and ended:
-        duration_ms = int(
-            (timeutil.from_stored(ended) - timeutil.from_stored(started)).total_seconds() * 1000  # type: ignore[operator]
-        )
-    return {
-        "id": run_ref(int(item["id"])),
-        "pipeline": pipeline_name,
-        "status": item.get("status"),
-        "started_at": started,
-        "finished_at": ended,
-        "duration_ms": duration_ms,
-        "rows_loaded": _int(item.get("total_rows")),
-        "full_refresh": bool(item.get("full_refresh")),
-        "error": item.get("error"),
-        "progress": progress_of(item),
-    }
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if value is not None else None
 
 
 # -- the engine ------------------------------------------------------------------------------------
@@ -414,8 +353,6 @@ class RunEngine:
         claim = None
         if idempotency_key is not None:
             claim = {"key": idempotency_key, "request_hash": fingerprint, "response": response}
-        from sluice.store.runs import TriggerReplayed  # the store's signal; the domain only relays it
-
         try:
             self.runs.create(project, run, {k: v for k, v in engine.items() if v is not None}, claim)
         except TriggerReplayed as replay:
@@ -445,8 +382,6 @@ class RunEngine:
     # -- dispatch (the run queue's consumer) ------------------------------------------------------
     def dispatch(self, project: str, run_id: int, start: Callable[[str], None]) -> str:
         """'dropped' (not pending any more), 'full' (slots taken; retry later), 'started'."""
-        from sluice.store.run_control import NotPending, SlotsFull
-
         item = self.runs.get(project, run_id)
         if item is None or item.get("status") != "pending":
             return "dropped"
@@ -593,14 +528,16 @@ class RunEngine:
     ) -> dict[str, Any]:
         """Run one node of the run. A failed node is recorded and re-raised (NodeFailed), which
         fails the level's Map and so the run; a node of a run being cancelled does not start."""
-        from sluice.engine import NodeFailed
-
         item = self._require_run(project, run_id)
         current = self.runs.node_run(project, run_id, node_id)
         if current is None:
             raise NodeFailed(f"node '{node_id}' is not in the plan of {run_ref(run_id)}")
         if current.get("status") == "success":
-            return {"node_id": node_id, "status": "success", "row_count": _int(current.get("row_count"))}
+            return {
+                "node_id": node_id,
+                "status": "success",
+                "row_count": _int_or_none(current.get("row_count")),
+            }
         if item.get("cancel_requested"):
             self.runs.update_node_run(project, run_id, node_id, {"status": "cancelled"}, only_if=("pending",))
             return {"node_id": node_id, "status": "cancelled"}
@@ -756,9 +693,7 @@ class RunEngine:
     def _ended(
         self, item: dict[str, Any], node_runs: list[dict[str, Any]], status: str
     ) -> tuple[Run, PipelineAdvance | None, str | None]:
-        from sluice.store.runs import run_of
-
-        run = run_of(item)
+        run = run_from_stored(item)
         now = self._clock()
         end = now if now > run.start_date else run.start_date.add(microseconds=1)
         written = [n["written"] for n in node_runs if n.get("status") == "success" and n.get("written")]
@@ -941,7 +876,7 @@ class RunEngine:
     # -- Runs API ---------------------------------------------------------------------------------
     def get_run(self, project: str, ref: str | int) -> dict[str, Any]:
         item = self.run_item(project, ref)
-        return run_view(item, self.runs.node_runs(project, int(item["id"])))
+        return runs_api_view(item, self.runs.node_runs(project, int(item["id"])))
 
     def list_runs(self, project: str, pipeline_id: int, page: int, per_page: int) -> list[dict[str, Any]]:
         run_ids = self.runs.pipeline_run_ids(project, pipeline_id, (page - 1) * per_page, per_page)
@@ -1028,8 +963,6 @@ class RunEngine:
     ) -> dict[str, Any]:
         """Every node on its first 10 rows, in topological order, in a scratch folder dropped at
         the end: no run, no node run, no object written. A failed node's descendants are skipped."""
-        from sluice.engine import NodeFailed
-
         graph = Graph.from_document(record.get("graph"))
         if graph.empty:
             raise InvalidRequest(f"Pipeline {record['name']} has no nodes to run.")
@@ -1259,7 +1192,6 @@ def _substituted(
     """The node's config with `${var.KEY}` filled in (the project's variables are read only when the
     config refers to one); an unknown key fails the node with the sentence naming it."""
     from sluice.domain.variables import substitute_variables
-    from sluice.engine import NodeFailed
 
     if "${var." not in json.dumps(config):
         return dict(config)
@@ -1288,3 +1220,7 @@ def _error_text(error: Any) -> str | None:
         if error.get("Error"):
             return str(error["Error"])
     return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None

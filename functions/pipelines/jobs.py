@@ -42,7 +42,7 @@ def on_schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _trigger_run(project: str, pipeline_id: int, scheduled_at: str) -> str | None:
-    from sluice.domain.run_engine import RunRequest, run_ref
+    from sluice.domain.run_engine import RunRequest, TriggerSurface, run_ref
 
     engine = composition.run_engine()
     record = engine.definitions.get(project, pipeline_id)
@@ -52,8 +52,8 @@ def _trigger_run(project: str, pipeline_id: int, scheduled_at: str) -> str | Non
         project,
         record,
         RunRequest(params={"scheduled_at": scheduled_at}, trigger="schedule"),
-        lambda item: {"id": run_ref(int(item["id"]))},
+        lambda run: {"id": run_ref(run.id)},
         idempotency_key=f"schedule:{pipeline_id}:{scheduled_at}",
-        surface="schedule",
+        surface=TriggerSurface.schedule,
     )
     return view["id"]

@@ -8,9 +8,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from sluice import composition
+from sluice.domain.status import RunStatus
 
 logger = Logger(service="runs")
-_executor = composition.node_executor()  # keeps its S3 storage for the container's life
 
 
 @logger.inject_lambda_context
@@ -27,20 +27,17 @@ def next_step(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def execute_node(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Raises NodeFailed (the Lambda's errorType) when the node fails, which fails the run."""
-    project = str(event["project"])
-    return composition.run_engine().execute(
-        project,
-        int(event["run_id"]),
-        str(event["node_id"]),
-        _executor,
-        lambda: composition.resolve_variables(project),
-    )
+    engine = composition.run_engine()
+    return engine.execute(str(event["project"]), int(event["run_id"]), str(event["node_id"]))
 
 
 @logger.inject_lambda_context
 def finish_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = composition.run_engine().finish(
-        str(event["project"]), int(event["run_id"]), str(event.get("outcome") or "failed"), event.get("error")
+        str(event["project"]),
+        int(event["run_id"]),
+        str(event.get("outcome") or RunStatus.failed),
+        event.get("error"),
     )
     logger.info("run finished", extra=result)
     return result

@@ -19,7 +19,6 @@ from sluice import aws
 from sluice.store.table import Table
 
 if TYPE_CHECKING:
-    from sluice.adapters.node_engine import EngineExecutor
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
     from sluice.adapters.state_machine import StepFunctionsRuns
     from sluice.domain.alerts import Alerting, Notifier
@@ -138,6 +137,7 @@ def resolve_variables(project: str) -> Mapping[str, str]:
 # -- the run engine ----------------------------------------------------------------------------------
 def run_engine() -> RunEngine:
     from sluice.adapters.events import EventBridgePublisher
+    from sluice.adapters.node_engine import EngineExecutor, S3RunArtifacts
     from sluice.domain.lineage import DatasetLineage
     from sluice.domain.run_engine import RunEngine
     from sluice.store.pipelines import PipelineDefinitionRepository
@@ -153,6 +153,9 @@ def run_engine() -> RunEngine:
         publisher=EventBridgePublisher(),
         lineage=DatasetLineage(_lineage(table)),
         graphs=_revision_graphs(table),
+        executor=EngineExecutor(),
+        variables=resolve_variables,
+        artifacts=S3RunArtifacts(),
     )
 
 
@@ -166,12 +169,6 @@ def run_state_machine() -> StepFunctionsRuns:
     from sluice.adapters.state_machine import StepFunctionsRuns
 
     return StepFunctionsRuns()
-
-
-def node_executor() -> EngineExecutor:
-    from sluice.adapters.node_engine import EngineExecutor
-
-    return EngineExecutor()
 
 
 # Revision graphs never change within a table, so the engines of one table share a cache. A table

@@ -1,4 +1,5 @@
-"""The node engine (sluice.engine, DuckDB over Parquet in S3) as the run engine's NodeExecutor."""
+"""The node engine (sluice.engine, DuckDB over Parquet in S3) as the run engine's NodeExecutor, and
+what node runs left in the data bucket (logs, preview, profile) as its RunArtifacts."""
 
 from __future__ import annotations
 
@@ -86,3 +87,33 @@ def scratch_folder() -> str:
 
 def drop_folder(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+class S3RunArtifacts:
+    """Log lines, output previews and profiles of node runs, read from the data bucket."""
+
+    def __init__(self, storage: Any = None):
+        self._storage = storage
+
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            from sluice.engine import Storage
+
+            self._storage = Storage.s3()
+        return self._storage
+
+    def logs(self, project: str, artifact_run: str, node_id: str) -> list[dict[str, Any]]:
+        from sluice.engine import read_logs
+
+        return read_logs(self.storage, project, artifact_run, node_id)
+
+    def preview(self, project: str, artifact_run: str, node_id: str) -> dict[str, Any]:
+        from sluice.engine import read_preview
+
+        return read_preview(self.storage, project, artifact_run, node_id)
+
+    def profile(self, project: str, artifact_run: str, node_id: str) -> dict[str, Any]:
+        from sluice.engine import read_profile
+
+        return read_profile(self.storage, project, artifact_run, node_id)

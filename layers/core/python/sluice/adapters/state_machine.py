@@ -1,4 +1,5 @@
-"""The Run state machine on Step Functions: starting a run's execution and reading its status."""
+"""The Run state machine on Step Functions: starting a run's execution and reading its status (the
+reconciler's `execution_status`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import json
 import os
 
 from sluice import aws
-
-# The status of an execution Step Functions does not know (the reconciler's word for it).
-MISSING = "MISSING"
+from sluice.domain.run_engine.ports import EXECUTION_MISSING
 
 
 class StepFunctionsRuns:
@@ -32,4 +31,4 @@ class StepFunctionsRuns:
         try:
             return client.describe_execution(executionArn=execution_arn)["status"]
         except client.exceptions.ExecutionDoesNotExist:
-            return MISSING
+            return EXECUTION_MISSING

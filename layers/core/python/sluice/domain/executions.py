@@ -17,10 +17,10 @@ from pydantic import ConfigDict, Field, field_validator
 from sluice import timeutil
 from sluice.domain.events import EXECUTION_ENDED, EventPublisher
 from sluice.domain.registry import Id, Metadata, WatcherRequest, Watermark
+from sluice.domain.status import RunStatus
 from sluice.domain.views.executions import watcher_view
 from sluice.errors import Conflict, InvalidRequest, NotFound, Unavailable, ValidationFailed
 
-RUN_STATUSES = ("pending", "running", "success", "failed", "cancelled")
 TARGET_TIMES = {
     "inserts": "last_target_insert",
     "updates": "last_target_update",
@@ -187,7 +187,7 @@ class EndReport:
 
     @property
     def status(self) -> str:
-        return "success" if self.completed_successfully else "failed"
+        return (RunStatus.success if self.completed_successfully else RunStatus.failed).value
 
     def target_times(self) -> dict[str, pendulum.DateTime]:
         """The pipeline's last_target_* times this end moves: those whose count is above zero."""
@@ -261,7 +261,7 @@ def run_from_stored(item: Mapping[str, Any]) -> Run:
     return Run(
         id=int(item["id"]),
         pipeline_id=int(item["pipeline_id"]),
-        status=item.get("status", "running"),
+        status=item.get("status", RunStatus.running.value),
         start_date=timeutil.from_stored(item["start_date"]),
         parent_id=item.get("parent_id"),
         ancestors=tuple(int(a) for a in item.get("ancestors") or ()),
@@ -328,7 +328,7 @@ def start_execution(
         Run(
             id=run_id,
             pipeline_id=request.pipeline_id,
-            status="running",
+            status=RunStatus.running.value,
             start_date=request.start_date or now,
             parent_id=request.parent_id,
             ancestors=ancestors,

@@ -14,6 +14,7 @@ from sluice.domain.alerts import Alert, Alerting
 from sluice.domain.events import QueueDepth
 from sluice.domain.executions import Run, WatchedPipeline, WatchedPipelineType
 from sluice.domain.registry import Id, WatcherRequest
+from sluice.domain.status import UNFINISHED
 from sluice.errors import Unavailable, ValidationFailed
 
 CheckKind = Literal["timeliness", "freshness"]
@@ -24,7 +25,6 @@ DEFAULT_BATCH_SIZE = 10_000
 QUEUE_WARNING_AT = 50
 QUEUE_CRITICAL_AT = 100
 QUEUE_ALERT_EVERY = _dt.timedelta(hours=1)
-UNFINISHED = ("pending", "running")
 
 
 # -- service levels ----------------------------------------------------------------------------------

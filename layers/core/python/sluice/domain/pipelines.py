@@ -25,11 +25,11 @@ from sluice.domain.executions import Run
 from sluice.domain.graph import Graph, graph_from_nodes_and_edges, graph_from_sources, validate_graph
 from sluice.domain.registry import Id
 from sluice.domain.schedules import check_schedule, parse_cron
+from sluice.domain.status import DEFAULT_PIPELINE_STATUS, PipelineStatus
 from sluice.domain.views.definitions import definition_view, revision_summary
 from sluice.errors import Conflict, NameTaken, NotFound, SluiceError, Unavailable, ValidationFailed
 
-STATUSES = ("active", "paused", "error", "draft")
-DEFAULT_STATUS = "active"
+DEFAULT_STATUS = DEFAULT_PIPELINE_STATUS.value
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,149}$")
 ID_LIKE = re.compile(r"^(pipeline-)?[0-9]+$", re.IGNORECASE)
 MAX_DESCRIPTION_CHARS = 4_000
@@ -334,7 +334,7 @@ class PipelineDefinitions:
         }
         pipeline_id = self.store.next_id(project)
         if schedule:
-            self.schedules.put(project, pipeline_id, schedule, enabled=status == "active")
+            self.schedules.put(project, pipeline_id, schedule, enabled=status == PipelineStatus.active)
         try:
             record = self.store.create(
                 project,
@@ -489,10 +489,10 @@ class PipelineDefinitions:
             self._forget_schedule(project, pipeline_id)
             return {"recorded": False, "reason": "pipeline does not exist"}
         status = record.get("status") or DEFAULT_STATUS
-        if status != "active" or not record.get("schedule"):
+        if status != PipelineStatus.active or not record.get("schedule"):
             return {
                 "recorded": False,
-                "reason": f"pipeline is {status}" if status != "active" else "no schedule",
+                "reason": f"pipeline is {status}" if status != PipelineStatus.active else "no schedule",
             }
         scheduled = _scheduled_minute(scheduled_time, now)
         following = parse_cron(record["schedule"]).next_after(max(scheduled, now))
@@ -560,7 +560,9 @@ class PipelineDefinitions:
         pipeline_id = int(record["id"])
         if record.get("schedule"):
             status = record.get("status") or DEFAULT_STATUS
-            self.schedules.put(project, pipeline_id, record["schedule"], enabled=status == "active")
+            self.schedules.put(
+                project, pipeline_id, record["schedule"], enabled=status == PipelineStatus.active
+            )
         else:
             self.schedules.remove(project, pipeline_id)
 

@@ -43,7 +43,6 @@ class NodeStatus(StrEnum):
 
 HAS_OUTPUT = frozenset({NodeStatus.success, NodeStatus.reused})  # an output a later node can read
 EXECUTED = frozenset({NodeStatus.success, NodeStatus.failed})  # ran in this run, so it has logs
-STARTABLE = frozenset({NodeStatus.pending, NodeStatus.running})  # a (re)tried execution may start it
 
 
 class PipelineStatus(StrEnum):

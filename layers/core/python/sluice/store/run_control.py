@@ -13,6 +13,7 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.domain.run_engine.errors import NotPending, SlotsFull
+from sluice.domain.status import RunStatus
 from sluice.store import keys
 from sluice.store.settings import SettingsRepository
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
@@ -61,12 +62,14 @@ class RunControl:
                 pk,
                 sk,
                 set_={
-                    "status": "running",
+                    "status": RunStatus.running,
                     "slot_held": True,
                     "execution_name": execution_name,
                     "running_at": now,
                 },
-                condition=Condition("#s = :pending", names={"#s": "status"}, values={":pending": "pending"}),
+                condition=Condition(
+                    "#s = :pending", names={"#s": "status"}, values={":pending": RunStatus.pending}
+                ),
             ),
         ]
         try:
@@ -79,7 +82,7 @@ class RunControl:
     def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool:
         """Give back the run's slot if it holds one; True when this call released it."""
         pk, sk = keys.run(project, run_id)
-        changes: dict[str, Any] = {"status": "pending"} if back_to_pending else {}
+        changes: dict[str, Any] = {"status": RunStatus.pending} if back_to_pending else {}
         try:
             self.table.transact(
                 [
@@ -112,7 +115,7 @@ class RunControl:
                 condition=Condition(
                     "#s IN (:pending, :running)",
                     names={"#s": "status"},
-                    values={":pending": "pending", ":running": "running"},
+                    values={":pending": RunStatus.pending, ":running": RunStatus.running},
                 ),
             )
         except ConditionFailed:

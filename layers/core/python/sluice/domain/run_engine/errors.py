@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sluice.domain.status import NodeStatus
 from sluice.errors import Conflict, SluiceError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -56,7 +57,7 @@ class NodeFailed(SluiceError):
     def to_dict(self) -> dict[str, Any]:
         return {
             "node_id": self.node_id,
-            "status": "failed",
+            "status": NodeStatus.failed.value,
             "error": self.detail,
             "started_at": self.started_at,
             "finished_at": self.finished_at,

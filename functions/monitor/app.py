@@ -17,12 +17,11 @@ from sluice.domain.anomalies import (
     unflag_anomalies,
     upsert_rule,
 )
+from sluice.domain.log_cleanup import CleanupRequest, clean_up_logs
 from sluice.domain.monitoring import (
     CheckQueue,
-    CleanupRequest,
     QueueReader,
     TimelinessRequest,
-    clean_up_logs,
     freshness_report,
     monitor_queue,
     request_check,

@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from sluice import composition, timeutil
 from sluice.domain.anomalies import detect_anomalies
+from sluice.domain.log_cleanup import cleanup_batch
 from sluice.domain.monitoring import (
     DEFAULT_LOOKBACK_MINUTES,
     CheckMessage,
     check_freshness,
     check_timeliness,
-    cleanup_batch,
     monitor_queue,
 )
 

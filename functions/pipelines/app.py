@@ -11,11 +11,11 @@ from sluice import composition
 from sluice.auth.principal import Principal
 from sluice.domain.catalog import DEFAULT_PAGE, MAX_PAGE
 from sluice.domain.connectors import ConnectorCreate, Connectors, ConnectorUpdate
+from sluice.domain.definition_requests import DefinitionRequest
 from sluice.domain.pipelines import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     REVISIONS_PAGE_SIZE,
-    DefinitionRequest,
     PipelineDefinitions,
 )
 from sluice.domain.registry import (

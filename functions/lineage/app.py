@@ -3,7 +3,7 @@ seed 002's project-wide `GET /api/lineage`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from sluice import composition
 from sluice.auth.principal import Principal
@@ -17,15 +17,25 @@ from sluice.domain.registry import (
     AddressUpsert,
     Registry,
 )
-from sluice.edge.app import create_app, created_status, editor, json_body, lambda_handler, viewer
+from sluice.edge.app import area_router, create_app, created_status, editor, json_body, lambda_handler, viewer
+from sluice.edge.responses.registry import (
+    Address,
+    AddressLineage,
+    AddressType,
+    Created,
+    LineageRecorded,
+)
+from sluice.edge.responses.registry import (
+    ProjectLineage as ProjectLineageAnswer,
+)
 
-router = APIRouter()
+router = area_router()
 Watcher = Depends(composition.watcher_registry)
 Lineage = Depends(composition.lineage_service)
 
 
 # -- addresses ----------------------------------------------------------------------------------
-@router.post("/address")
+@router.post("/address", response_model=Created)
 def post_address(
     response: Response,
     caller: Principal = Depends(editor),
@@ -37,17 +47,17 @@ def post_address(
     return result
 
 
-@router.get("/address")
+@router.get("/address", response_model=list[Address])
 def get_addresses(caller: Principal = Depends(viewer), registry: Registry = Watcher) -> list[dict]:
     return registry.list_addresses(caller.project)
 
 
-@router.get("/address/{address_id}")
+@router.get("/address/{address_id}", response_model=Address)
 def get_address(address_id: int, caller: Principal = Depends(viewer), registry: Registry = Watcher) -> dict:
     return registry.get_address(caller.project, address_id)
 
 
-@router.patch("/address")
+@router.patch("/address", response_model=Address)
 def patch_address(
     caller: Principal = Depends(editor),
     body: AddressPatch = Depends(json_body(AddressPatch)),
@@ -57,7 +67,7 @@ def patch_address(
 
 
 # -- address types ------------------------------------------------------------------------------
-@router.post("/address_type")
+@router.post("/address_type", response_model=Created)
 def post_address_type(
     response: Response,
     caller: Principal = Depends(editor),
@@ -69,19 +79,19 @@ def post_address_type(
     return result
 
 
-@router.get("/address_type")
+@router.get("/address_type", response_model=list[AddressType])
 def get_address_types(caller: Principal = Depends(viewer), registry: Registry = Watcher) -> list[dict]:
     return registry.list_address_types(caller.project)
 
 
-@router.get("/address_type/{address_type_id}")
+@router.get("/address_type/{address_type_id}", response_model=AddressType)
 def get_address_type(
     address_type_id: int, caller: Principal = Depends(viewer), registry: Registry = Watcher
 ) -> dict:
     return registry.get_address_type(caller.project, address_type_id)
 
 
-@router.patch("/address_type")
+@router.patch("/address_type", response_model=AddressType)
 def patch_address_type(
     caller: Principal = Depends(editor),
     body: AddressTypePatch = Depends(json_body(AddressTypePatch)),
@@ -91,7 +101,7 @@ def patch_address_type(
 
 
 # -- lineage --------------------------------------------------------------------------------------
-@router.post("/address_lineage")
+@router.post("/address_lineage", response_model=LineageRecorded)
 def post_address_lineage(
     response: Response,
     caller: Principal = Depends(editor),
@@ -103,14 +113,14 @@ def post_address_lineage(
     return result
 
 
-@router.get("/address_lineage/{address_id}")
+@router.get("/address_lineage/{address_id}", response_model=AddressLineage)
 def get_address_lineage(
     address_id: int, caller: Principal = Depends(viewer), lineage: LineageService = Lineage
 ) -> dict:
     return lineage.lineage_of(caller.project, address_id)
 
 
-@router.get("/api/lineage")
+@router.get("/api/lineage", response_model=ProjectLineageAnswer)
 def get_project_lineage(
     caller: Principal = Depends(viewer), lineage: ProjectLineage = Depends(composition.project_lineage)
 ) -> dict:

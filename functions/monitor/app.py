@@ -3,7 +3,7 @@ log cleanup and the run-queue monitor (Watcher's monitoring routes, SPEC 7)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from sluice import composition, timeutil
 from sluice.auth.principal import Principal
@@ -26,12 +26,20 @@ from sluice.domain.monitoring import (
     monitor_queue,
     request_check,
 )
-from sluice.edge.app import admin, create_app, editor, json_body, lambda_handler, viewer
+from sluice.edge.app import admin, area_router, create_app, editor, json_body, lambda_handler, viewer
+from sluice.edge.responses.monitoring import (
+    AnomalyRule,
+    CheckQueued,
+    Freshness,
+    LogCleanup,
+    QueueMonitor,
+    RuleSaved,
+)
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
 from sluice.store.checks import CheckRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
 
-router = APIRouter()
+router = area_router()
 Rules = Depends(composition.rule_repository)
 Pipelines = Depends(composition.watched_pipelines)
 Runs = Depends(composition.run_repository)
@@ -40,7 +48,7 @@ QueuedChecks = Depends(composition.check_queue)
 
 
 # -- anomaly detection rules -------------------------------------------------------------------------
-@router.post("/anomaly_detection_rule", status_code=201)
+@router.post("/anomaly_detection_rule", status_code=201, response_model=RuleSaved)
 def post_anomaly_detection_rule(
     response: Response,
     caller: Principal = Depends(editor),
@@ -53,21 +61,21 @@ def post_anomaly_detection_rule(
     return {"id": rule_id}
 
 
-@router.get("/anomaly_detection_rule")
+@router.get("/anomaly_detection_rule", response_model=list[AnomalyRule])
 def list_anomaly_detection_rules(
     caller: Principal = Depends(viewer), rules: RuleRepository = Rules
 ) -> list[dict]:
     return [rule.view() for rule in rules.list(caller.project)]
 
 
-@router.get("/anomaly_detection_rule/{anomaly_detection_rule_id}")
+@router.get("/anomaly_detection_rule/{anomaly_detection_rule_id}", response_model=AnomalyRule)
 def get_anomaly_detection_rule(
     anomaly_detection_rule_id: int, caller: Principal = Depends(viewer), rules: RuleRepository = Rules
 ) -> dict:
     return get_rule(caller.project, anomaly_detection_rule_id, rules).view()
 
 
-@router.patch("/anomaly_detection_rule")
+@router.patch("/anomaly_detection_rule", response_model=AnomalyRule)
 def patch_anomaly_detection_rule(
     caller: Principal = Depends(editor),
     body: RulePatch = Depends(json_body(RulePatch)),
@@ -89,7 +97,7 @@ def post_unflag_anomaly(
 
 
 # -- checks ---------------------------------------------------------------------------------------------
-@router.post("/timeliness")
+@router.post("/timeliness", response_model=CheckQueued)
 def post_timeliness(
     caller: Principal = Depends(editor),
     body: TimelinessRequest = Depends(json_body(TimelinessRequest, empty_is_object=True)),
@@ -98,12 +106,12 @@ def post_timeliness(
     return request_check(caller.project, "timeliness", queue, body.lookback_minutes)
 
 
-@router.post("/freshness")
+@router.post("/freshness", response_model=CheckQueued)
 def post_freshness(caller: Principal = Depends(editor), queue: CheckQueue = QueuedChecks) -> dict:
     return request_check(caller.project, "freshness", queue)
 
 
-@router.get("/api/pipeline/freshness")
+@router.get("/api/pipeline/freshness", response_model=list[Freshness])
 def get_pipeline_freshness(
     caller: Principal = Depends(viewer), pipelines: WatchedPipelines = Pipelines
 ) -> list[dict]:
@@ -111,7 +119,7 @@ def get_pipeline_freshness(
 
 
 # -- maintenance -----------------------------------------------------------------------------------------
-@router.post("/log_cleanup")
+@router.post("/log_cleanup", response_model=LogCleanup)
 def post_log_cleanup(
     caller: Principal = Depends(admin),
     body: CleanupRequest = Depends(json_body(CleanupRequest)),
@@ -121,7 +129,7 @@ def post_log_cleanup(
     return clean_up_logs(caller.project, body, timeutil.now(), runs, checks)
 
 
-@router.post("/celery/monitor-queue")
+@router.post("/celery/monitor-queue", response_model=QueueMonitor)
 def post_monitor_queue(
     caller: Principal = Depends(editor),
     depth: QueueReader = Depends(composition.run_queue_depth),

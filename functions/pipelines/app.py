@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from sluice import composition
 from sluice.auth.principal import Principal
@@ -28,16 +28,33 @@ from sluice.domain.registry import (
 from sluice.domain.schemas import SchemaCreate, Schemas, SchemaUpdate
 from sluice.domain.variables import Variables, VariableWrite
 from sluice.domain.views.catalog import page_view
-from sluice.edge.app import create_app, created_status, editor, json_body, lambda_handler, viewer
+from sluice.edge.app import area_router, create_app, created_status, editor, json_body, lambda_handler, viewer
 from sluice.edge.documents import document_body
+from sluice.edge.responses.catalog import (
+    ConnectorData,
+    SchemaData,
+    VariableData,
+)
+from sluice.edge.responses.catalog import (
+    Connectors as ConnectorList,
+)
+from sluice.edge.responses.catalog import (
+    Schemas as SchemaList,
+)
+from sluice.edge.responses.catalog import (
+    Variables as VariableList,
+)
+from sluice.edge.responses.definitions import DefinitionData, RevisionData, Revisions
+from sluice.edge.responses.definitions import Definitions as DefinitionList
+from sluice.edge.responses.registry import Created, PipelineType, PipelineUpserted, WatcherPipeline
 from sluice.errors import ValidationFailed
 
-router = APIRouter()
+router = area_router()
 Watcher = Depends(composition.watcher_registry)
 
 
 # -- pipelines ----------------------------------------------------------------------------------
-@router.post("/pipeline")
+@router.post("/pipeline", response_model=PipelineUpserted)
 def post_pipeline(
     response: Response,
     caller: Principal = Depends(editor),
@@ -49,17 +66,17 @@ def post_pipeline(
     return result
 
 
-@router.get("/pipeline")
+@router.get("/pipeline", response_model=list[WatcherPipeline])
 def get_pipelines(caller: Principal = Depends(viewer), registry: Registry = Watcher) -> list[dict]:
     return registry.list_pipelines(caller.project)
 
 
-@router.get("/pipeline/{pipeline_id}")
+@router.get("/pipeline/{pipeline_id}", response_model=WatcherPipeline)
 def get_pipeline(pipeline_id: int, caller: Principal = Depends(viewer), registry: Registry = Watcher) -> dict:
     return registry.get_pipeline(caller.project, pipeline_id)
 
 
-@router.patch("/pipeline")
+@router.patch("/pipeline", response_model=WatcherPipeline)
 def patch_pipeline(
     caller: Principal = Depends(editor),
     body: PipelinePatch = Depends(json_body(PipelinePatch)),
@@ -69,7 +86,7 @@ def patch_pipeline(
 
 
 # -- pipeline types -----------------------------------------------------------------------------
-@router.post("/pipeline_type")
+@router.post("/pipeline_type", response_model=Created)
 def post_pipeline_type(
     response: Response,
     caller: Principal = Depends(editor),
@@ -81,19 +98,19 @@ def post_pipeline_type(
     return result
 
 
-@router.get("/pipeline_type")
+@router.get("/pipeline_type", response_model=list[PipelineType])
 def get_pipeline_types(caller: Principal = Depends(viewer), registry: Registry = Watcher) -> list[dict]:
     return registry.list_pipeline_types(caller.project)
 
 
-@router.get("/pipeline_type/{pipeline_type_id}")
+@router.get("/pipeline_type/{pipeline_type_id}", response_model=PipelineType)
 def get_pipeline_type(
     pipeline_type_id: int, caller: Principal = Depends(viewer), registry: Registry = Watcher
 ) -> dict:
     return registry.get_pipeline_type(caller.project, pipeline_type_id)
 
 
-@router.patch("/pipeline_type")
+@router.patch("/pipeline_type", response_model=PipelineType)
 def patch_pipeline_type(
     caller: Principal = Depends(editor),
     body: PipelineTypePatch = Depends(json_body(PipelineTypePatch)),
@@ -104,11 +121,11 @@ def patch_pipeline_type(
 
 # -- pipeline definitions: seeds 001 and 003 (SPEC 3) --------------------------------------------
 # docs/api.md "Pipeline definitions". Bodies are JSON or YAML; single objects come as {"data": {...}}.
-definitions = APIRouter(prefix="/api/v1/pipelines")
+definitions = area_router("/api/v1/pipelines")
 Definitions = Depends(composition.pipeline_definitions)
 
 
-@definitions.get("")
+@definitions.get("", response_model=DefinitionList)
 def list_definitions(
     caller: Principal = Depends(viewer),
     status: Literal["active", "paused", "error", "draft"] | None = None,
@@ -128,7 +145,7 @@ def list_definitions(
     return service.list_pages(caller.project, status, page or 1, per_page or DEFAULT_PAGE_SIZE)
 
 
-@definitions.post("", status_code=201)
+@definitions.post("", status_code=201, response_model=DefinitionData)
 def create_definition(
     caller: Principal = Depends(editor),
     body: DefinitionRequest = Depends(document_body(DefinitionRequest)),
@@ -137,7 +154,7 @@ def create_definition(
     return {"data": service.create(caller.project, body, caller.subject)}
 
 
-@definitions.put("")
+@definitions.put("", response_model=DefinitionData)
 def update_definition_by_id(
     caller: Principal = Depends(editor),
     body: DefinitionRequest = Depends(document_body(DefinitionRequest)),
@@ -157,14 +174,14 @@ def delete_definition_by_id(
     return Response(status_code=204)
 
 
-@definitions.get("/{name}")
+@definitions.get("/{name}", response_model=DefinitionData)
 def get_definition(
     name: str, caller: Principal = Depends(viewer), service: PipelineDefinitions = Definitions
 ) -> dict:
     return {"data": service.get(caller.project, name)}
 
 
-@definitions.put("/{name}")
+@definitions.put("/{name}", response_model=DefinitionData)
 def update_definition(
     name: str,
     caller: Principal = Depends(editor),
@@ -182,7 +199,7 @@ def delete_definition(
     return Response(status_code=204)
 
 
-@definitions.get("/{name}/revisions")
+@definitions.get("/{name}/revisions", response_model=Revisions)
 def list_revisions(
     name: str,
     caller: Principal = Depends(viewer),
@@ -193,7 +210,7 @@ def list_revisions(
     return service.revisions(caller.project, name, limit, before)
 
 
-@definitions.get("/{name}/revisions/{revision}")
+@definitions.get("/{name}/revisions/{revision}", response_model=RevisionData)
 def get_revision(
     name: str, revision: int, caller: Principal = Depends(viewer), service: PipelineDefinitions = Definitions
 ) -> dict:
@@ -203,7 +220,7 @@ def get_revision(
 # -- catalog: connectors, schemas, variables ------------------------------------------------------
 # Seed 003's references of a pipeline and seed 001's variables; docs/api.md "Connectors, schemas
 # and variables". Single objects come wrapped as {"data": {...}}, lists as {"data": [...]}.
-catalog = APIRouter(prefix="/api/v1")
+catalog = area_router("/api/v1")
 PageLimit = Query(None, ge=1, le=MAX_PAGE, description="page size; with it or cursor the list is paged")
 ConnectorService = Depends(composition.connectors)
 SchemaService = Depends(composition.schemas)
@@ -215,7 +232,7 @@ def _listed(views: list[dict], cursor: str | None, limit: int | None, given_curs
     return page_view(views, cursor, limit or DEFAULT_PAGE, paged)
 
 
-@catalog.post("/connectors", status_code=201)
+@catalog.post("/connectors", status_code=201, response_model=ConnectorData)
 def post_connector(
     caller: Principal = Depends(editor),
     body: ConnectorCreate = Depends(json_body(ConnectorCreate)),
@@ -224,7 +241,7 @@ def post_connector(
     return {"data": connectors.create(caller.project, body)}
 
 
-@catalog.get("/connectors")
+@catalog.get("/connectors", response_model=ConnectorList)
 def get_connectors(
     caller: Principal = Depends(viewer),
     limit: int | None = PageLimit,
@@ -235,14 +252,14 @@ def get_connectors(
     return _listed(views, next_cursor, limit, cursor)
 
 
-@catalog.get("/connectors/{connector_id}")
+@catalog.get("/connectors/{connector_id}", response_model=ConnectorData)
 def get_connector(
     connector_id: str, caller: Principal = Depends(viewer), connectors: Connectors = ConnectorService
 ) -> dict:
     return {"data": connectors.get(caller.project, connector_id)}
 
 
-@catalog.put("/connectors/{connector_id}")
+@catalog.put("/connectors/{connector_id}", response_model=ConnectorData)
 def put_connector(
     connector_id: str,
     caller: Principal = Depends(editor),
@@ -260,7 +277,7 @@ def delete_connector(
     return Response(status_code=204)
 
 
-@catalog.post("/schemas", status_code=201)
+@catalog.post("/schemas", status_code=201, response_model=SchemaData)
 def post_schema(
     caller: Principal = Depends(editor),
     body: SchemaCreate = Depends(json_body(SchemaCreate)),
@@ -269,7 +286,7 @@ def post_schema(
     return {"data": schemas.create(caller.project, body)}
 
 
-@catalog.get("/schemas")
+@catalog.get("/schemas", response_model=SchemaList)
 def get_schemas(
     caller: Principal = Depends(viewer),
     limit: int | None = PageLimit,
@@ -280,12 +297,12 @@ def get_schemas(
     return _listed(views, next_cursor, limit, cursor)
 
 
-@catalog.get("/schemas/{schema_id}")
+@catalog.get("/schemas/{schema_id}", response_model=SchemaData)
 def get_schema(schema_id: str, caller: Principal = Depends(viewer), schemas: Schemas = SchemaService) -> dict:
     return {"data": schemas.get(caller.project, schema_id)}
 
 
-@catalog.put("/schemas/{schema_id}")
+@catalog.put("/schemas/{schema_id}", response_model=SchemaData)
 def put_schema(
     schema_id: str,
     caller: Principal = Depends(editor),
@@ -303,7 +320,7 @@ def delete_schema(
     return Response(status_code=204)
 
 
-@catalog.get("/variables")
+@catalog.get("/variables", response_model=VariableList)
 def get_variables(
     caller: Principal = Depends(viewer),
     limit: int | None = PageLimit,
@@ -314,14 +331,14 @@ def get_variables(
     return _listed(views, next_cursor, limit, cursor)
 
 
-@catalog.get("/variables/{key}")
+@catalog.get("/variables/{key}", response_model=VariableData)
 def get_variable(
     key: str, caller: Principal = Depends(viewer), variables: Variables = VariableService
 ) -> dict:
     return {"data": variables.get(caller.project, key)}
 
 
-@catalog.put("/variables/{key}")
+@catalog.put("/variables/{key}", response_model=VariableData)
 def put_variable(
     key: str,
     response: Response,

@@ -3,21 +3,31 @@ cancel and resume a run; its node runs' logs (and their export), output previews
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 from runs_triggers import TriggerBody, checked_key, trigger_body
 
 from sluice import composition
 from sluice.auth.principal import Principal
 from sluice.domain.run_engine import MAX_RUN_PAGE_SIZE, RUN_PAGE_SIZE, RunEngine
 from sluice.domain.views.runs import log_export, resumed_view, runs_api_view, triggered_view
-from sluice.edge.app import editor, viewer
+from sluice.edge.app import area_router, editor, viewer
+from sluice.edge.responses.runs import (
+    Cancelled,
+    DryRunNode,
+    LogLine,
+    NodePreview,
+    NodeProfile,
+    Resumed,
+    Run,
+    Triggered,
+)
 
-router = APIRouter()
+router = area_router()
 Engine = Depends(composition.run_engine)
 LEVEL = "^(debug|info|warning|error)$"
 
 
-@router.post("/api/pipelines/{pipeline_id}/run", status_code=202)
+@router.post("/api/pipelines/{pipeline_id}/run", status_code=202, response_model=Triggered)
 def post_pipeline_run(
     pipeline_id: str,
     response: Response,
@@ -34,7 +44,7 @@ def post_pipeline_run(
     return view
 
 
-@router.get("/api/pipelines/{pipeline_id}/runs")
+@router.get("/api/pipelines/{pipeline_id}/runs", response_model=list[Run])
 def get_pipeline_runs(
     pipeline_id: str,
     caller: Principal = Depends(viewer),
@@ -46,7 +56,7 @@ def get_pipeline_runs(
     return [runs_api_view(run) for run in engine.list_runs(caller.project, int(record["id"]), page, per_page)]
 
 
-@router.post("/api/pipelines/{pipeline_id}/dry-run")
+@router.post("/api/pipelines/{pipeline_id}/dry-run", response_model=dict[str, DryRunNode])
 def post_dry_run(
     pipeline_id: str,
     caller: Principal = Depends(editor),
@@ -57,22 +67,22 @@ def post_dry_run(
     return engine.dry_run(caller.project, record, body.params, body.variables, body.full_refresh)
 
 
-@router.get("/api/runs/{run_id}")
+@router.get("/api/runs/{run_id}", response_model=Run)
 def get_run(run_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine) -> dict:
     return engine.get_run(caller.project, run_id)
 
 
-@router.post("/api/runs/{run_id}/cancel")
+@router.post("/api/runs/{run_id}/cancel", response_model=Cancelled)
 def post_cancel(run_id: str, caller: Principal = Depends(editor), engine: RunEngine = Engine) -> dict:
     return engine.cancel(caller.project, run_id)
 
 
-@router.post("/api/runs/{run_id}/resume", status_code=202)
+@router.post("/api/runs/{run_id}/resume", status_code=202, response_model=Resumed)
 def post_resume(run_id: str, caller: Principal = Depends(editor), engine: RunEngine = Engine) -> dict:
     return engine.resume(caller.project, run_id, resumed_view)
 
 
-@router.get("/api/runs/{run_id}/logs")
+@router.get("/api/runs/{run_id}/logs", response_model=list[LogLine])
 def get_run_logs(
     run_id: str,
     caller: Principal = Depends(viewer),
@@ -101,14 +111,14 @@ def get_run_logs_export(
     )
 
 
-@router.get("/api/runs/{run_id}/nodes/{node_id}/preview")
+@router.get("/api/runs/{run_id}/nodes/{node_id}/preview", response_model=NodePreview)
 def get_node_preview(
     run_id: str, node_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
 ) -> dict:
     return engine.node_preview(caller.project, run_id, node_id)
 
 
-@router.get("/api/runs/{run_id}/nodes/{node_id}/profile")
+@router.get("/api/runs/{run_id}/nodes/{node_id}/profile", response_model=NodeProfile)
 def get_node_profile(
     run_id: str, node_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
 ) -> dict:

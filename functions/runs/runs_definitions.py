@@ -3,7 +3,7 @@ trigger by id or name): trigger (or dry-run), list, and read one with its node r
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import Depends, Header, Query, Response
 from runs_triggers import TriggerBody, checked_key, trigger_body
 
 from sluice import composition
@@ -11,14 +11,15 @@ from sluice.auth.principal import Principal
 from sluice.domain import ids
 from sluice.domain.run_engine import MAX_RUN_PAGE_SIZE, RunEngine, RunRecord, TriggerSurface
 from sluice.domain.views.runs import definition_run_view, dry_run_view
-from sluice.edge.app import editor, viewer
+from sluice.edge.app import area_router, editor, viewer
+from sluice.edge.responses.runs import DefinitionRunData, DefinitionRuns
 
-router = APIRouter(prefix="/api/v1/pipelines/{name}")
+router = area_router("/api/v1/pipelines/{name}")
 Engine = Depends(composition.run_engine)
 DEFINITION_RUNS_PAGE = 20
 
 
-@router.post("/runs", status_code=202)
+@router.post("/runs", status_code=202, response_model=DefinitionRunData)
 def post_definition_runs(
     name: str,
     response: Response,
@@ -43,7 +44,7 @@ def post_definition_runs(
     return view
 
 
-@router.post("/run", status_code=201)
+@router.post("/run", status_code=201, response_model=DefinitionRunData)
 def post_definition_run(
     name: str,
     response: Response,
@@ -65,7 +66,7 @@ def post_definition_run(
     return view
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=DefinitionRuns)
 def get_definition_runs(
     name: str,
     caller: Principal = Depends(viewer),
@@ -82,7 +83,7 @@ def get_definition_runs(
     }
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", response_model=DefinitionRunData)
 def get_definition_run(
     name: str, run_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
 ) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from sluice import composition, timeutil
 from sluice.auth.principal import Principal
@@ -14,15 +14,16 @@ from sluice.domain.executions import (
     get_execution,
     start_execution,
 )
-from sluice.edge.app import editor, json_body, viewer
+from sluice.edge.app import area_router, editor, json_body, viewer
+from sluice.edge.responses.monitoring import Execution, ExecutionStarted
 from sluice.store.executions import RunRepository, WatchedPipelines
 
-router = APIRouter()
+router = area_router()
 Runs = Depends(composition.run_repository)
 Pipelines = Depends(composition.watched_pipelines)
 
 
-@router.post("/start_pipeline_execution", status_code=201)
+@router.post("/start_pipeline_execution", status_code=201, response_model=ExecutionStarted)
 def post_start_pipeline_execution(
     caller: Principal = Depends(editor),
     body: StartExecution = Depends(json_body(StartExecution)),
@@ -44,7 +45,7 @@ def post_end_pipeline_execution(
     return Response(status_code=204)
 
 
-@router.get("/pipeline_execution/{pipeline_execution_id}")
+@router.get("/pipeline_execution/{pipeline_execution_id}", response_model=Execution)
 def get_pipeline_execution(
     pipeline_execution_id: int, caller: Principal = Depends(viewer), runs: RunRepository = Runs
 ) -> dict:

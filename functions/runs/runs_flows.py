@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import composition
 from sluice.auth.principal import Principal
 from sluice.domain.run_engine import MAX_RUN_PAGE_SIZE, RUN_PAGE_SIZE, RunEngine, RunRecord
 from sluice.domain.views.runs import flow_run_view, flow_triggered_view
-from sluice.edge.app import editor, json_body, viewer
+from sluice.edge.app import area_router, editor, json_body, viewer
+from sluice.edge.responses.runs import FlowRun, FlowRunDetails, FlowTriggered
 
-router = APIRouter(prefix="/api/pipeline")
+router = area_router("/api/pipeline")
 Engine = Depends(composition.run_engine)
 
 
@@ -30,7 +31,7 @@ class FlowRunBody(BaseModel):
     scope: Literal["single", "upstream", "downstream", "full"] = "single"
 
 
-@router.post("/run", status_code=202)
+@router.post("/run", status_code=202, response_model=FlowTriggered)
 def post_flow_run(
     caller: Principal = Depends(editor),
     body: FlowRunBody = Depends(json_body(FlowRunBody)),
@@ -44,7 +45,7 @@ def post_flow_run(
     return engine.trigger_flow(caller.project, flow, body.target.model_dump(), body.scope, render)
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=list[FlowRun])
 def get_flow_runs(
     caller: Principal = Depends(viewer),
     status: str | None = Query(None, pattern="^(queued|pending|running|success|failed|cancelled)$"),
@@ -57,7 +58,7 @@ def get_flow_runs(
     return [flow_run_view(run) for run in runs]
 
 
-@router.get("/runs/{run_id}/details")
+@router.get("/runs/{run_id}/details", response_model=FlowRunDetails)
 def get_flow_run_details(
     run_id: str, caller: Principal = Depends(viewer), engine: RunEngine = Engine
 ) -> dict:

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from mangum import Mangum
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -131,6 +132,20 @@ def _validated(model: type[Body], data: Any) -> Body:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
         ) from exc
+
+
+class AnswerRoute(APIRoute):
+    """A route whose response model (sluice.edge.responses) validates and documents what its view
+    produced, and serializes only the keys the view set: an absent key stays absent, not null."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["response_model_exclude_unset"] = True
+        super().__init__(*args, **kwargs)
+
+
+def area_router(prefix: str = "") -> APIRouter:
+    """An area's router: its routes are AnswerRoutes."""
+    return APIRouter(prefix=prefix, route_class=AnswerRoute)
 
 
 def created_status(response: Any, created: bool) -> None:

@@ -3,12 +3,12 @@ seed 002's project-wide `GET /api/lineage`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import Depends, Response
 
 from sluice import composition
 from sluice.auth.principal import Principal
-from sluice.domain.lineage import LineageService
-from sluice.domain.project_lineage import ProjectLineage
 from sluice.domain.registry import (
     AddressLineageRequest,
     AddressPatch,
@@ -28,6 +28,10 @@ from sluice.edge.responses.registry import (
 from sluice.edge.responses.registry import (
     ProjectLineage as ProjectLineageAnswer,
 )
+
+if TYPE_CHECKING:  # the services load with their builders, at the first request that needs them
+    from sluice.domain.lineage import LineageService
+    from sluice.domain.project_lineage import ProjectLineage
 
 router = area_router()
 Watcher = Depends(composition.watcher_registry)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from sluice import __version__, composition
 from sluice.auth.principal import Principal
-from sluice.domain.access import create_api_key
+from sluice.domain.access import create_api_key, list_api_keys
 from sluice.domain.settings import SettingsChange
 from sluice.edge.app import admin, area_router, create_app, json_body, lambda_handler, viewer
 from sluice.edge.responses.platform import ApiKeys, Liveness, NewApiKey, ProjectSettings
@@ -46,7 +46,7 @@ def post_api_key(
 def get_api_keys(
     caller: Principal = Depends(admin), keys: ApiKeyRepository = Depends(composition.api_keys)
 ) -> dict:
-    return {"data": keys.list(caller.project)}
+    return {"data": list_api_keys(caller.project, keys)}
 
 
 @router.delete("/api/v1/api-keys/{key_id}", status_code=204)

@@ -19,7 +19,7 @@ Json = Any  # a value the caller sent or a config holds: any JSON
 
 
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class OpenAnswer(Answer):

@@ -17,8 +17,10 @@ from sluice.domain.run_engine import (
     RunEngine,
     RunRecord,
     RunRequest,
-    _error_text,
     execution_name,
+)
+from sluice.domain.run_engine import (
+    error_text as _error_text,
 )
 from sluice.domain.run_engine.errors import NotPending, SlotsFull
 from sluice.domain.views.runs import runs_api_view

@@ -43,8 +43,6 @@ from sluice.domain.run_engine.record import (
 )
 from sluice.domain.run_engine.trigger import RunRequest, TriggerSurface
 
-_error_text = error_text  # the name the unit tests know
-
 __all__ = [
     "DEFAULT_PARALLELISM",
     "EXECUTION_MISSING",
@@ -72,7 +70,6 @@ __all__ = [
     "SlotsFull",
     "TriggerReplayed",
     "TriggerSurface",
-    "_error_text",
     "artifact_run",
     "error_text",
     "execution_name",

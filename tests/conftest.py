@@ -27,14 +27,11 @@ def aws():
     from moto import mock_aws
 
     from sluice import aws as sluice_aws
-    from sluice import runs_port
 
     sluice_aws.reset_clients()
-    runs_port.forget_revision_graphs()
     with mock_aws():
         yield
     sluice_aws.reset_clients()
-    runs_port.forget_revision_graphs()
 
 
 @pytest.fixture

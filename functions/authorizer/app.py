@@ -11,12 +11,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from sluice import composition
 from sluice.auth.tokens import bearer_token
 from sluice.config import settings
 from sluice.domain.access import authenticate
 from sluice.errors import Unauthorized
-from sluice.store.api_keys import ApiKeyRepository
-from sluice.store.table import Table
 
 logger = Logger(service="authorizer")
 
@@ -33,7 +32,7 @@ def _authorization_header(event: dict[str, Any]) -> str | None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         token = bearer_token(_authorization_header(event))
-        principal = authenticate(token, ApiKeyRepository(Table()), settings().jwt_secret)
+        principal = authenticate(token, composition.api_keys(), settings().jwt_secret)
     except Unauthorized as denial:
         logger.info("denied", extra={"reason": denial.detail, "route": event.get("routeKey")})
         return {"isAuthorized": True, "context": {"denied": denial.detail}}

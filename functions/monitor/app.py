@@ -3,12 +3,9 @@ log cleanup and the run-queue monitor (Watcher's monitoring routes, SPEC 7)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from fastapi import Depends, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-
-from sluice import timeutil
+from sluice import composition, timeutil
 from sluice.auth.principal import Principal
 from sluice.domain.alerts import Alerting
 from sluice.domain.anomalies import (
@@ -20,115 +17,125 @@ from sluice.domain.anomalies import (
     unflag_anomalies,
     upsert_rule,
 )
+from sluice.domain.log_cleanup import CleanupRequest, clean_up_logs
 from sluice.domain.monitoring import (
-    CleanupRequest,
+    CheckQueue,
+    QueueReader,
     TimelinessRequest,
-    clean_up_logs,
     freshness_report,
     monitor_queue,
     request_check,
 )
-from sluice.edge.app import admin, create_app, editor, json_body, lambda_handler, viewer
-from sluice.events import EventBridgePublisher, SqsCheckQueue, SqsQueueDepth
-from sluice.notify import configured_notifier
-from sluice.store.alerts import AlertRepository
+from sluice.edge.app import admin, area_router, create_app, editor, json_body, lambda_handler, viewer
+from sluice.edge.responses.monitoring import (
+    AnomalyRule,
+    CheckQueued,
+    Freshness,
+    LogCleanup,
+    QueueMonitor,
+    RuleSaved,
+)
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
 from sluice.store.checks import CheckRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
-from sluice.store.table import Table
 
-router = APIRouter()
-
-
-def optional_json_body(model: Any) -> Callable[..., Any]:
-    """Like json_body, but an empty body means the model's defaults (`POST /timeliness` alone)."""
-    parse = json_body(model)
-
-    async def dependency(request: Request) -> Any:
-        if not (await request.body()).strip():
-            return model()
-        return await parse(request)
-
-    dependency.__name__ = f"optional_json_body_{model.__name__}"
-    return dependency
+router = area_router()
+Rules = Depends(composition.rule_repository)
+Pipelines = Depends(composition.watched_pipelines)
+Runs = Depends(composition.run_repository)
+Checks = Depends(composition.check_repository)
+QueuedChecks = Depends(composition.check_queue)
 
 
 # -- anomaly detection rules -------------------------------------------------------------------------
-@router.post("/anomaly_detection_rule", status_code=201)
+@router.post("/anomaly_detection_rule", status_code=201, response_model=RuleSaved)
 def post_anomaly_detection_rule(
     response: Response,
     caller: Principal = Depends(editor),
     body: RuleRequest = Depends(json_body(RuleRequest)),
+    rules: RuleRepository = Rules,
+    pipelines: WatchedPipelines = Pipelines,
 ) -> dict:
-    table = Table()
-    rule_id, created = upsert_rule(
-        caller.project, body, RuleRepository(table), WatchedPipelines(table), timeutil.now()
-    )
+    rule_id, created = upsert_rule(caller.project, body, rules, pipelines, timeutil.now())
     response.status_code = 201 if created else 200
     return {"id": rule_id}
 
 
-@router.get("/anomaly_detection_rule")
-def list_anomaly_detection_rules(caller: Principal = Depends(viewer)) -> list[dict]:
-    return [rule.view() for rule in RuleRepository(Table()).list(caller.project)]
+@router.get("/anomaly_detection_rule", response_model=list[AnomalyRule])
+def list_anomaly_detection_rules(
+    caller: Principal = Depends(viewer), rules: RuleRepository = Rules
+) -> list[dict]:
+    return [rule.view() for rule in rules.list(caller.project)]
 
 
-@router.get("/anomaly_detection_rule/{anomaly_detection_rule_id}")
-def get_anomaly_detection_rule(anomaly_detection_rule_id: int, caller: Principal = Depends(viewer)) -> dict:
-    return get_rule(caller.project, anomaly_detection_rule_id, RuleRepository(Table())).view()
-
-
-@router.patch("/anomaly_detection_rule")
-def patch_anomaly_detection_rule(
-    caller: Principal = Depends(editor), body: RulePatch = Depends(json_body(RulePatch))
+@router.get("/anomaly_detection_rule/{anomaly_detection_rule_id}", response_model=AnomalyRule)
+def get_anomaly_detection_rule(
+    anomaly_detection_rule_id: int, caller: Principal = Depends(viewer), rules: RuleRepository = Rules
 ) -> dict:
-    table = Table()
-    return patch_rule(
-        caller.project, body, RuleRepository(table), WatchedPipelines(table), timeutil.now()
-    ).view()
+    return get_rule(caller.project, anomaly_detection_rule_id, rules).view()
+
+
+@router.patch("/anomaly_detection_rule", response_model=AnomalyRule)
+def patch_anomaly_detection_rule(
+    caller: Principal = Depends(editor),
+    body: RulePatch = Depends(json_body(RulePatch)),
+    rules: RuleRepository = Rules,
+    pipelines: WatchedPipelines = Pipelines,
+) -> dict:
+    return patch_rule(caller.project, body, rules, pipelines, timeutil.now()).view()
 
 
 @router.post("/unflag_anomaly", status_code=204)
 def post_unflag_anomaly(
-    caller: Principal = Depends(editor), body: UnflagRequest = Depends(json_body(UnflagRequest))
+    caller: Principal = Depends(editor),
+    body: UnflagRequest = Depends(json_body(UnflagRequest)),
+    runs: RunRepository = Runs,
+    results: AnomalyResultRepository = Depends(composition.anomaly_results),
 ) -> Response:
-    table = Table()
-    unflag_anomalies(caller.project, body, RunRepository(table), AnomalyResultRepository(table))
+    unflag_anomalies(caller.project, body, runs, results)
     return Response(status_code=204)
 
 
 # -- checks ---------------------------------------------------------------------------------------------
-@router.post("/timeliness")
+@router.post("/timeliness", response_model=CheckQueued)
 def post_timeliness(
     caller: Principal = Depends(editor),
-    body: TimelinessRequest = Depends(optional_json_body(TimelinessRequest)),
+    body: TimelinessRequest = Depends(json_body(TimelinessRequest, empty_is_object=True)),
+    queue: CheckQueue = QueuedChecks,
 ) -> dict:
-    return request_check(caller.project, "timeliness", SqsCheckQueue(), body.lookback_minutes)
+    return request_check(caller.project, "timeliness", queue, body.lookback_minutes)
 
 
-@router.post("/freshness")
-def post_freshness(caller: Principal = Depends(editor)) -> dict:
-    return request_check(caller.project, "freshness", SqsCheckQueue())
+@router.post("/freshness", response_model=CheckQueued)
+def post_freshness(caller: Principal = Depends(editor), queue: CheckQueue = QueuedChecks) -> dict:
+    return request_check(caller.project, "freshness", queue)
 
 
-@router.get("/api/pipeline/freshness")
-def get_pipeline_freshness(caller: Principal = Depends(viewer)) -> list[dict]:
-    return freshness_report(caller.project, timeutil.now(), WatchedPipelines(Table()))
+@router.get("/api/pipeline/freshness", response_model=list[Freshness])
+def get_pipeline_freshness(
+    caller: Principal = Depends(viewer), pipelines: WatchedPipelines = Pipelines
+) -> list[dict]:
+    return freshness_report(caller.project, timeutil.now(), pipelines)
 
 
 # -- maintenance -----------------------------------------------------------------------------------------
-@router.post("/log_cleanup")
+@router.post("/log_cleanup", response_model=LogCleanup)
 def post_log_cleanup(
-    caller: Principal = Depends(admin), body: CleanupRequest = Depends(json_body(CleanupRequest))
+    caller: Principal = Depends(admin),
+    body: CleanupRequest = Depends(json_body(CleanupRequest)),
+    runs: RunRepository = Runs,
+    checks: CheckRepository = Checks,
 ) -> dict:
-    table = Table()
-    return clean_up_logs(caller.project, body, timeutil.now(), RunRepository(table), CheckRepository(table))
+    return clean_up_logs(caller.project, body, timeutil.now(), runs, checks)
 
 
-@router.post("/celery/monitor-queue")
-def post_monitor_queue(caller: Principal = Depends(editor)) -> dict:
-    alerting = Alerting(AlertRepository(Table()), EventBridgePublisher(), configured_notifier())
-    return monitor_queue([caller.project], SqsQueueDepth(), alerting, timeutil.now())
+@router.post("/celery/monitor-queue", response_model=QueueMonitor)
+def post_monitor_queue(
+    caller: Principal = Depends(editor),
+    depth: QueueReader = Depends(composition.run_queue_depth),
+    alerting: Alerting = Depends(composition.alerting),
+) -> dict:
+    return monitor_queue([caller.project], depth, alerting, timeutil.now())
 
 
 app = create_app("monitor", [router])

@@ -9,30 +9,18 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from sluice import timeutil
-from sluice.domain.alerts import Alerting
+from sluice import composition, timeutil
 from sluice.domain.anomalies import detect_anomalies
+from sluice.domain.log_cleanup import cleanup_batch
 from sluice.domain.monitoring import (
     DEFAULT_LOOKBACK_MINUTES,
     CheckMessage,
     check_freshness,
     check_timeliness,
-    cleanup_batch,
     monitor_queue,
 )
-from sluice.events import EventBridgePublisher, SqsQueueDepth
-from sluice.notify import configured_notifier
-from sluice.store.alerts import AlertRepository
-from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
-from sluice.store.checks import CheckRepository
-from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
-from sluice.store.table import Table
 
 logger = Logger(service="monitor")
-
-
-def _alerting(table: Table) -> Alerting:
-    return Alerting(AlertRepository(table), EventBridgePublisher(), configured_notifier())
 
 
 def _settings_of(event: Any) -> dict[str, Any]:
@@ -56,14 +44,13 @@ def on_execution_ended(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError):
         logger.error("execution.ended event without project and execution_id", extra={"detail": detail})
         return {"anomalies": []}
-    table = Table()
     found = detect_anomalies(
         project,
         execution_id,
-        RunRepository(table),
-        RuleRepository(table),
-        AnomalyResultRepository(table),
-        _alerting(table),
+        composition.run_repository(),
+        composition.rule_repository(),
+        composition.anomaly_results(),
+        composition.alerting(),
         timeutil.now(),
     )
     if found:
@@ -96,22 +83,24 @@ def on_check_requested(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _run_check(message: CheckMessage) -> int:
-    table = Table()
     now = timeutil.now()
+    pipelines, checks, alerting = (
+        composition.watched_pipelines(),
+        composition.check_repository(),
+        composition.alerting(),
+    )
     if message.check == "timeliness":
         found = check_timeliness(
             message.project,
             message.lookback_minutes,
             now,
-            RunRepository(table),
-            WatchedPipelines(table),
-            CheckRepository(table),
-            _alerting(table),
+            composition.run_repository(),
+            pipelines,
+            checks,
+            alerting,
         )
     else:
-        found = check_freshness(
-            message.project, now, WatchedPipelines(table), CheckRepository(table), _alerting(table)
-        )
+        found = check_freshness(message.project, now, pipelines, checks, alerting)
     return len(found)
 
 
@@ -133,28 +122,27 @@ def scheduled_freshness(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def scheduled_queue_monitor(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    table = Table()
-    return monitor_queue(ProjectRegistry(table).all(), SqsQueueDepth(), _alerting(table), timeutil.now())
+    projects = composition.project_registry().all()
+    return monitor_queue(projects, composition.run_queue_depth(), composition.alerting(), timeutil.now())
 
 
 @logger.inject_lambda_context
 def scheduled_log_cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """One step of the cleanup loop: {retention_days, batch_size, cursor?, totals?} in, the same
     with the new cursor and totals and `done` out."""
-    table = Table()
     return cleanup_batch(
         _settings_of(event),
         timeutil.now(),
-        ProjectRegistry(table),
-        RunRepository(table),
-        CheckRepository(table),
+        composition.project_registry(),
+        composition.run_repository(),
+        composition.check_repository(),
     )
 
 
 def _for_every_project(check: Any) -> dict[str, Any]:
     """Run a check in each registered project; one project's failure does not stop the others,
     but fails the invocation at the end so the scheduler retries (checks are idempotent)."""
-    projects = ProjectRegistry(Table()).all()
+    projects = composition.project_registry().all()
     found, failed = 0, []
     for project in projects:
         try:

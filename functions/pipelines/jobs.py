@@ -11,16 +11,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from sluice.domain.pipelines import PipelineDefinitions
+from sluice import composition
 from sluice.errors import SluiceError
-from sluice.store.table import Table
-from sluice.wiring import pipeline_definitions
 
 logger = Logger(service="pipelines")
-
-
-def _definitions(table: Table) -> PipelineDefinitions:
-    return pipeline_definitions(table)
 
 
 @logger.inject_lambda_context
@@ -32,11 +26,12 @@ def on_schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError):
         logger.error("schedule firing without project and pipeline_id", extra={"event": event})
         return {"recorded": False, "reason": "malformed event"}
-    table = Table()
-    result = _definitions(table).fire_schedule(project, pipeline_id, event.get("scheduled_time"))
+    result = composition.pipeline_definitions().fire_schedule(
+        project, pipeline_id, event.get("scheduled_time")
+    )
     if result.get("scheduled_at"):
         try:
-            result["run_id"] = _trigger_run(table, project, pipeline_id, result["scheduled_at"])
+            result["run_id"] = _trigger_run(project, pipeline_id, result["scheduled_at"])
         except SluiceError as exc:  # no nodes, or the queue is down: the firing stays recorded
             logger.warning(
                 "scheduled run not started", extra={"pipeline_id": pipeline_id, "reason": exc.detail}
@@ -46,11 +41,10 @@ def on_schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
-def _trigger_run(table: Table, project: str, pipeline_id: int, scheduled_at: str) -> str | None:
-    from sluice.domain.run_engine import RunRequest, run_ref
-    from sluice.runs_port import run_engine
+def _trigger_run(project: str, pipeline_id: int, scheduled_at: str) -> str | None:
+    from sluice.domain.run_engine import RunRequest, TriggerSurface, run_ref
 
-    engine = run_engine(table)
+    engine = composition.run_engine()
     record = engine.definitions.get(project, pipeline_id)
     if record is None:
         return None
@@ -58,8 +52,8 @@ def _trigger_run(table: Table, project: str, pipeline_id: int, scheduled_at: str
         project,
         record,
         RunRequest(params={"scheduled_at": scheduled_at}, trigger="schedule"),
-        lambda item: {"id": run_ref(int(item["id"]))},
+        lambda run: {"id": run_ref(run.id)},
         idempotency_key=f"schedule:{pipeline_id}:{scheduled_at}",
-        surface="schedule",
+        surface=TriggerSurface.schedule,
     )
     return view["id"]

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from pydantic import BaseModel, Field
 
-from sluice import __version__
+from sluice import __version__, composition
 from sluice.auth.principal import Principal
-from sluice.domain.access import create_api_key
+from sluice.domain.access import create_api_key, list_api_keys
 from sluice.domain.settings import SettingsChange
-from sluice.edge.app import admin, create_app, json_body, lambda_handler, viewer
+from sluice.edge.app import admin, area_router, create_app, json_body, lambda_handler, viewer
+from sluice.edge.responses.platform import ApiKeys, Liveness, NewApiKey, ProjectSettings
 from sluice.store.api_keys import ApiKeyRepository
 from sluice.store.settings import SettingsRepository
-from sluice.store.table import Table
 
-public = APIRouter()
-router = APIRouter()
+public = area_router()
+router = area_router()
 
 
 class ApiKeyRequest(BaseModel):
@@ -23,44 +23,54 @@ class ApiKeyRequest(BaseModel):
     role: str = Field(min_length=1, max_length=20)
 
 
-@public.get("/")
+@public.get("/", response_model=Liveness)
 def root() -> dict:
     return {"status": "ok"}
 
 
-@public.get("/health")
+@public.get("/health", response_model=Liveness)
 def health() -> dict:
     return {"status": "ok", "version": __version__}
 
 
-@router.post("/api/v1/api-keys", status_code=201)
+@router.post("/api/v1/api-keys", status_code=201, response_model=NewApiKey)
 def post_api_key(
-    caller: Principal = Depends(admin), body: ApiKeyRequest = Depends(json_body(ApiKeyRequest))
+    caller: Principal = Depends(admin),
+    body: ApiKeyRequest = Depends(json_body(ApiKeyRequest)),
+    keys: ApiKeyRepository = Depends(composition.api_keys),
 ) -> dict:
-    return create_api_key(caller, body.name.strip(), body.role, ApiKeyRepository(Table()))
+    return create_api_key(caller, body.name.strip(), body.role, keys)
 
 
-@router.get("/api/v1/api-keys")
-def get_api_keys(caller: Principal = Depends(admin)) -> dict:
-    return {"data": ApiKeyRepository(Table()).list(caller.project)}
+@router.get("/api/v1/api-keys", response_model=ApiKeys)
+def get_api_keys(
+    caller: Principal = Depends(admin), keys: ApiKeyRepository = Depends(composition.api_keys)
+) -> dict:
+    return {"data": list_api_keys(caller.project, keys)}
 
 
 @router.delete("/api/v1/api-keys/{key_id}", status_code=204)
-def delete_api_key(key_id: str, caller: Principal = Depends(admin)) -> Response:
-    ApiKeyRepository(Table()).revoke(caller.project, key_id)
+def delete_api_key(
+    key_id: str, caller: Principal = Depends(admin), keys: ApiKeyRepository = Depends(composition.api_keys)
+) -> Response:
+    keys.revoke(caller.project, key_id)
     return Response(status_code=204)
 
 
-@router.get("/api/system/settings")
-def get_settings(caller: Principal = Depends(viewer)) -> dict:
-    return SettingsRepository(Table()).get(caller.project).view()
-
-
-@router.patch("/api/system/settings")
-def patch_settings(
-    caller: Principal = Depends(admin), body: SettingsChange = Depends(json_body(SettingsChange))
+@router.get("/api/system/settings", response_model=ProjectSettings)
+def get_settings(
+    caller: Principal = Depends(viewer), settings: SettingsRepository = Depends(composition.project_settings)
 ) -> dict:
-    return SettingsRepository(Table()).change(caller.project, body.changes(), caller.subject).view()
+    return settings.get(caller.project).view()
+
+
+@router.patch("/api/system/settings", response_model=ProjectSettings)
+def patch_settings(
+    caller: Principal = Depends(admin),
+    body: SettingsChange = Depends(json_body(SettingsChange)),
+    settings: SettingsRepository = Depends(composition.project_settings),
+) -> dict:
+    return settings.change(caller.project, body.changes(), caller.subject).view()
 
 
 app = create_app("platform", [public, router])

@@ -8,9 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from sluice import aws
-from sluice.config import settings
-from sluice.runs_port import StepFunctionsRuns, run_engine
+from sluice import composition
 
 RETRY_AFTER_SECONDS = 2  # a full project's head run is looked at again this soon (FIFO order kept)
 
@@ -20,8 +18,8 @@ logger = Logger(service="runs")
 @logger.inject_lambda_context
 def on_runs_queued(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failures = []
-    engine = run_engine()
-    machine = StepFunctionsRuns()
+    engine = composition.run_engine()
+    machine = composition.run_state_machine()
     for record in event.get("Records") or []:
         try:
             body = json.loads(record.get("body") or "")
@@ -44,11 +42,4 @@ def on_runs_queued(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _retry_soon(record: dict[str, Any]) -> None:
-    try:
-        aws.client("sqs").change_message_visibility(
-            QueueUrl=settings().run_queue_url,
-            ReceiptHandle=record["receiptHandle"],
-            VisibilityTimeout=RETRY_AFTER_SECONDS,
-        )
-    except Exception:  # noqa: BLE001 - the message still returns after the queue's visibility timeout
-        logger.warning("could not shorten a waiting run's visibility timeout")
+    composition.run_queue().retry_soon(record["receiptHandle"], RETRY_AFTER_SECONDS)

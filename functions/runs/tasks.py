@@ -7,41 +7,37 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from sluice.runs_port import EngineExecutor, StepFunctionsRuns, project_variables, run_engine
-from sluice.store.executions import ProjectRegistry
-from sluice.store.table import Table
+from sluice import composition
+from sluice.domain.status import RunStatus
 
 logger = Logger(service="runs")
-_executor = EngineExecutor()
 
 
 @logger.inject_lambda_context
 def plan_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_engine().plan(str(event["project"]), int(event["run_id"]))
+    return composition.run_engine().plan(str(event["project"]), int(event["run_id"]))
 
 
 @logger.inject_lambda_context
 def next_step(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_engine().next_step(str(event["project"]), int(event["run_id"]), int(event.get("level") or 0))
+    engine = composition.run_engine()
+    return engine.next_step(str(event["project"]), int(event["run_id"]), int(event.get("level") or 0))
 
 
 @logger.inject_lambda_context
 def execute_node(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Raises NodeFailed (the Lambda's errorType) when the node fails, which fails the run."""
-    project = str(event["project"])
-    return run_engine().execute(
-        project,
-        int(event["run_id"]),
-        str(event["node_id"]),
-        _executor,
-        lambda: project_variables(project),
-    )
+    engine = composition.run_engine()
+    return engine.execute(str(event["project"]), int(event["run_id"]), str(event["node_id"]))
 
 
 @logger.inject_lambda_context
 def finish_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = run_engine().finish(
-        str(event["project"]), int(event["run_id"]), str(event.get("outcome") or "failed"), event.get("error")
+    result = composition.run_engine().finish(
+        str(event["project"]),
+        int(event["run_id"]),
+        str(event.get("outcome") or RunStatus.failed),
+        event.get("error"),
     )
     logger.info("run finished", extra=result)
     return result
@@ -51,12 +47,11 @@ def finish_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Scheduled: in every project, runs whose execution died end failed, pending runs whose
     message was lost are queued again and flow parents whose hand-over was lost move on."""
-    table = Table()
-    engine = run_engine(table)
-    machine = StepFunctionsRuns()
+    engine = composition.run_engine()
+    machine = composition.run_state_machine()
     totals = {"finished": 0, "requeued": 0, "flows": 0, "errors": 0}
     failed = []
-    for project in ProjectRegistry(table).all():
+    for project in composition.project_registry().all():
         try:
             done = engine.reconcile(project, machine.status)
         except Exception:

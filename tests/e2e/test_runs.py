@@ -422,6 +422,12 @@ def test_bad_input_is_refused_or_fails_the_run_cleanly(stack, editor):
     active = create_pipeline(editor, "awake", *three_nodes("awake_out"))
     assert editor.post(f"/api/pipelines/{active['id']}/run", json={"params": [1, 2]}).status_code == 422
     assert editor.get("/api/runs/run-99999").status_code == 404
+    for body in ('{"params": {"x": NaN}}', '{"variables": {"x": -Infinity}}', "[" * 10_000 + "]" * 10_000):
+        for path in (f"/api/pipelines/{active['id']}/run", f"/api/v1/pipelines/{active['name']}/runs"):
+            refused = editor.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["detail"][0]["msg"].startswith("Request body is not valid JSON: ")
+    assert editor.get(f"/api/pipelines/{active['id']}/runs").json() == []
 
     # An unreachable URL and a file that is not its declared format: the run fails with the reason
     s3 = moto_client(stack, "s3")

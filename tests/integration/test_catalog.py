@@ -12,8 +12,9 @@ import boto3
 import pytest
 
 from sluice.auth.principal import Principal, Role
-from sluice.domain.connectors import resolve_connector_config
-from sluice.domain.variables import resolve_variables, substitute_variables
+from sluice.composition import resolve_connector_config, resolve_variables
+from sluice.domain.variables import substitute_variables
+from sluice.domain.views.catalog import connector_view, schema_view
 from sluice.errors import Conflict, Unavailable
 from sluice.store import keys
 from sluice.store.catalog import ConnectorRepository, Lease, SchemaRepository
@@ -86,7 +87,7 @@ def test_connector_secrets_go_to_secrets_manager_and_never_into_the_table(api, t
     assert (status, listed) == (200, {"data": [connector]})
     assert "arn:" not in json.dumps(listed) and "sluice/dev" not in json.dumps(listed)
     assert resolve_connector_config("acme", "connector-1")["password"] == PASSWORD
-    assert ConnectorRepository(table).get("acme", 1) == connector
+    assert connector_view(ConnectorRepository(table).record("acme", 1)) == connector
 
 
 def test_put_replaces_config_and_a_mask_given_back_keeps_the_stored_secret(api):
@@ -329,7 +330,7 @@ def test_schema_crud(api, table):
         {"name": "amount", "type": "DECIMAL(18,2)", "nullable": True, "description": "in EUR"},
     ]
     assert invoke(api, "GET", "/api/v1/schemas/1", principal=VIEWER)[1]["data"] == schema
-    assert SchemaRepository(table).get("acme", 1) == schema
+    assert schema_view(SchemaRepository(table).record("acme", 1)) == schema
     assert invoke(api, "POST", "/api/v1/schemas", {**SCHEMA, "name": "ORDERS"}, EDITOR)[0] == 409
     status, body = invoke(
         api, "PUT", "/api/v1/schemas/schema-1", {"columns": [{"name": "id", "type": "integer"}]}, EDITOR

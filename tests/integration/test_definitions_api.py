@@ -792,7 +792,7 @@ def test_a_firing_is_recorded_once_and_moves_next_run_at(pipelines, table):
 
 
 def test_a_firing_for_a_deleted_pipeline_removes_its_leftover_schedule(pipelines):
-    from sluice.schedules_port import EventBridgeSchedules
+    from sluice.adapters.schedules import EventBridgeSchedules
 
     EventBridgeSchedules(TARGET_ARN, ROLE_ARN).put("acme", 77, "0 * * * *", enabled=True)
     assert _jobs().on_schedule_fired({"project": "acme", "pipeline_id": 77}, _context())["recorded"] is False

@@ -11,8 +11,8 @@ import pendulum
 import pytest
 
 from sluice.auth.principal import Principal, Role
+from sluice.domain.events import RecordingPublisher
 from sluice.domain.executions import ConcurrentEnd, EndExecution, end_execution
-from sluice.events import RecordingPublisher
 from sluice.store import keys
 from sluice.store.executions import RunRepository, WatchedPipelines
 from tests.apigw import invoke, load_area

@@ -19,8 +19,8 @@ from sluice import timeutil
 from sluice.auth.principal import Principal, Role
 from sluice.domain.alerts import Alerting
 from sluice.domain.anomalies import AnomalyResult, Verdict, detect_anomalies
+from sluice.domain.events import RecordingPublisher
 from sluice.domain.monitoring import check_freshness, check_timeliness
-from sluice.events import RecordingPublisher
 from sluice.store import keys
 from sluice.store.alerts import AlertRepository
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository

@@ -15,6 +15,8 @@ import pendulum
 import pytest
 
 from sluice import timeutil
+from sluice.adapters.queues import SqsRunQueue
+from sluice.adapters.state_machine import StepFunctionsRuns
 from sluice.domain.executions import Run
 from sluice.domain.flows import FlowGraph
 from sluice.domain.run_engine import (
@@ -24,7 +26,6 @@ from sluice.domain.run_engine import (
     RunEngine,
     RunRequest,
 )
-from sluice.runs_port import SqsRunQueue
 from sluice.store import keys
 from sluice.store.pipelines import PipelineDefinitionRepository
 from sluice.store.run_control import RunControl
@@ -113,7 +114,11 @@ def engine(table, queue_url, clock):
 def start_flow(engine: RunEngine) -> int:
     records = [engine.definitions.get(PROJECT, pid) for pid in (1, 2)]
     view = engine.trigger_flow(
-        PROJECT, FlowGraph.of(records), {"type": "pipeline", "name": "p1"}, "downstream", dict
+        PROJECT,
+        FlowGraph.of(records),
+        {"type": "pipeline", "name": "p1"},
+        "downstream",
+        lambda run: {"id": run.id},
     )
     return int(view["id"])
 
@@ -157,10 +162,10 @@ def run_in_parallel(calls: int, call) -> list:
 def test_a_flow_child_is_counted_once_however_often_it_is_reported(table):
     repository = RunEngineRepository(table)
     flow_parent(table, PROJECT, 1, [[5], [6, 7]], 1)
-    assert repository.flow_child_done(PROJECT, 1, 1, 6, True)["flow_remaining"] == 1
+    assert repository.flow_child_done(PROJECT, 1, 1, 6, True).stored["flow_remaining"] == 1
     assert repository.flow_child_done(PROJECT, 1, 1, 6, True) is None
     assert repository.flow_child_done(PROJECT, 1, 0, 7, True) is None  # not the parent's level
-    done = repository.flow_child_done(PROJECT, 1, 1, 7, False)
+    done = repository.flow_child_done(PROJECT, 1, 1, 7, False).stored
     assert done["flow_remaining"] == 0 and done["flow_counted"] == {6, 7} and done["flow_failed"] is True
     assert repository.flow_child_done(PROJECT, 1, 1, 7, False) is None
 
@@ -173,10 +178,10 @@ def test_concurrent_hand_overs_and_reconcilers_count_each_child_once_and_one_of_
     # Every child reported four times at once: its own hand-over, retries and reconcilers
     results = run_in_parallel(8, lambda i: repository.flow_child_done(PROJECT, 1, 1, 6 + i % 2, True))
     counted = [r for r in results if r is not None]
-    assert len(counted) == 2 and sorted(r["flow_remaining"] for r in counted) == [0, 1]
+    assert len(counted) == 2 and sorted(r.stored["flow_remaining"] for r in counted) == [0, 1]
     moved = run_in_parallel(6, lambda i: repository.start_flow_level(PROJECT, 1, 2, 1))
     assert moved.count(True) == 1
-    parent = repository.get(PROJECT, 1)
+    parent = repository.get(PROJECT, 1).stored
     assert (parent["flow_level"], parent["flow_remaining"]) == (2, 1)
     assert "flow_counted" not in parent and parent["flow_level_started_at"]
 
@@ -202,7 +207,7 @@ def test_a_second_child_for_the_same_place_in_the_flow_writes_nothing(table):
     with pytest.raises(FlowChildStarted):
         child(3)
     assert repository.get(PROJECT, 3) is None and repository.active(PROJECT) == [1, 2]
-    assert [c["id"] for c in repository.children(PROJECT, 1)] == [2]
+    assert [c.id for c in repository.children(PROJECT, 1)] == [2]
 
 
 def test_a_re_send_is_claimed_once_and_never_for_a_run_no_longer_pending(table, atomic_writes):
@@ -229,31 +234,33 @@ def test_a_re_send_is_not_swallowed_by_the_queues_deduplication(queue_url):
 def test_a_lost_flow_hand_over_is_repaired_once(engine, queue_url):
     parent = start_flow(engine)
     (first,) = engine.runs.children(PROJECT, parent)
-    assert engine.dispatch(PROJECT, int(first["id"]), lambda name: None) == "started"
+    assert engine.dispatch(PROJECT, first.id, lambda name: None) == "started"
     with patch.object(engine, "_hand_over", lambda *args: None):  # the Lambda dies here
-        engine.finish(PROJECT, int(first["id"]), "success")
+        engine.finish(PROJECT, first.id, "success")
     queued(queue_url)
 
     assert engine.reconcile(PROJECT, alive) == Reconciliation(flows=1)
 
-    item = engine.runs.get(PROJECT, parent)
+    item = engine.runs.get(PROJECT, parent).stored
     assert (item["status"], item["flow_level"], item["flow_remaining"]) == ("running", 1, 1)
-    second = [c for c in engine.runs.children(PROJECT, parent) if c["flow_level"] == 1]
-    assert [int(c["pipeline_id"]) for c in second] == [2]
-    assert queued(queue_url) == [{"project": PROJECT, "run_id": int(second[0]["id"])}]
+    second = [c for c in engine.runs.children(PROJECT, parent) if c.flow_level == 1]
+    assert [c.pipeline_id for c in second] == [2]
+    assert queued(queue_url) == [{"project": PROJECT, "run_id": second[0].id}]
     assert engine.reconcile(PROJECT, alive) == Reconciliation()
     assert queued(queue_url) == []
 
-    engine.dispatch(PROJECT, int(second[0]["id"]), lambda name: None)
+    engine.dispatch(PROJECT, second[0].id, lambda name: None)
     with patch.object(engine, "_hand_over", lambda *args: None):
-        engine.finish(PROJECT, int(second[0]["id"]), "success")
+        engine.finish(PROJECT, second[0].id, "success")
     engine.reconcile(PROJECT, alive)
-    assert engine.runs.get(PROJECT, parent)["status"] == "success"
+    assert engine.runs.get(PROJECT, parent).status == "success"
     assert engine.runs.active(PROJECT) == []
 
 
 def test_a_pending_run_whose_message_was_lost_is_sent_again_and_dispatched(engine, queue_url, clock):
-    view, _ = engine.trigger(PROJECT, engine.definitions.get(PROJECT, 1), RunRequest(), lambda item: item)
+    view, _ = engine.trigger(
+        PROJECT, engine.definitions.get(PROJECT, 1), RunRequest(), lambda run: {"id": run.id}
+    )
     run_id = int(view["id"])
     queued(queue_url)  # the message is lost
     clock.offset = STALE_PENDING_SECONDS
@@ -261,7 +268,7 @@ def test_a_pending_run_whose_message_was_lost_is_sent_again_and_dispatched(engin
     assert engine.reconcile(PROJECT, alive) == Reconciliation(requeued=1)
     assert engine.reconcile(PROJECT, alive) == Reconciliation()
     assert queued(queue_url) == [{"project": PROJECT, "run_id": run_id}]
-    assert engine.runs.get(PROJECT, run_id)["requeues"] == 1
+    assert engine.runs.get(PROJECT, run_id).stored["requeues"] == 1
     assert engine.dispatch(PROJECT, run_id, lambda name: None) == "started"
 
 
@@ -288,12 +295,12 @@ def test_the_dispatcher_drops_a_message_for_a_run_no_longer_pending(table, queue
     ids = pending_and_finished_runs(table)
     dispatcher = load_runs_function("dispatcher")
     started = []
-    monkeypatch.setattr(dispatcher.StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
+    monkeypatch.setattr(StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
     records = [message(ids[s]) for s in ("running", "success", "cancelled")]
 
     assert dispatcher.on_runs_queued({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
     assert started == [] and RunControl(table).running_count(PROJECT) == 0
-    assert [RunEngineRepository(table).get(PROJECT, ids[s])["status"] for s in ("running", "success")] == [
+    assert [RunEngineRepository(table).get(PROJECT, ids[s]).status for s in ("running", "success")] == [
         "running",
         "success",
     ]
@@ -308,14 +315,14 @@ def test_the_dispatcher_keeps_a_waiting_runs_copy_in_the_queue_without_starting_
     table.put({"PK": pk, "SK": "SLOTS", "running": 1})  # the running run holds the only slot
     dispatcher = load_runs_function("dispatcher")
     started = []
-    monkeypatch.setattr(dispatcher.StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
+    monkeypatch.setattr(StepFunctionsRuns, "start", lambda self, name, p, r: started.append(r))
     monkeypatch.setattr(dispatcher, "_retry_soon", lambda record: None)
 
     answer = dispatcher.on_runs_queued({"Records": [message(ids["pending"])]}, LambdaContext())
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": f"m{ids['pending']}"}]}
     assert started == [] and RunControl(table).running_count(PROJECT) == 1
-    assert RunEngineRepository(table).get(PROJECT, ids["pending"])["status"] == "pending"
+    assert RunEngineRepository(table).get(PROJECT, ids["pending"]).status == "pending"
 
 
 def test_the_scheduled_task_re_sends_stale_pending_runs_of_every_project(table, queue_url):

@@ -19,9 +19,9 @@ from sluice.domain.anomalies import (
     judge,
     unflag_anomalies,
 )
+from sluice.domain.events import ALERT_RAISED, RecordingPublisher
 from sluice.domain.executions import Run
 from sluice.errors import NotFound
-from sluice.events import ALERT_RAISED, RecordingPublisher
 
 BASELINE = [10, 12, 14, 16, 18]
 NOW = pendulum.datetime(2024, 6, 30, 12, tz="UTC")

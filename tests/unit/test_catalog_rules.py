@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from sluice.domain import ids
-from sluice.domain.connectors import ConnectorCreate, ConnectorUpdate, connector_view
+from sluice.domain.connectors import ConnectorCreate, ConnectorUpdate
 from sluice.domain.schemas import SchemaCreate
 from sluice.domain.secrets import (
     MASK,
@@ -21,6 +21,7 @@ from sluice.domain.secrets import (
     split_secrets,
 )
 from sluice.domain.variables import VariableWrite, check_key, substitute_variables
+from sluice.domain.views.catalog import connector_view
 from sluice.errors import ValidationFailed
 
 

@@ -7,10 +7,10 @@ import time
 import pendulum
 import pytest
 
+from sluice.adapters.schedules import schedule_name
 from sluice.domain.schedules import check_schedule, parse_cron, parse_eventbridge, to_eventbridge_cron
 from sluice.edge.documents import read_document
 from sluice.errors import ValidationFailed
-from sluice.schedules_port import schedule_name
 
 YAML = "application/yaml"
 

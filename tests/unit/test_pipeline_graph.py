@@ -11,8 +11,8 @@ from sluice.domain.graph import (
     Graph,
     graph_from_nodes_and_edges,
     graph_from_sources,
-    validate_graph,
 )
+from sluice.domain.graph_validation import validate_graph
 from sluice.errors import ValidationFailed
 
 NODES = [

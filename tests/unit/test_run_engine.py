@@ -12,15 +12,19 @@ from sluice import timeutil
 from sluice.domain.executions import ConcurrentEnd, Run
 from sluice.domain.run_engine import (
     FlowChildStarted,
+    NodeRunRecord,
     RevisionGraphs,
     RunEngine,
+    RunRecord,
     RunRequest,
-    _error_text,
     execution_name,
-    run_view,
 )
+from sluice.domain.run_engine import (
+    error_text as _error_text,
+)
+from sluice.domain.run_engine.errors import NotPending, SlotsFull
+from sluice.domain.views.runs import runs_api_view
 from sluice.errors import Conflict
-from sluice.store.run_control import NotPending, SlotsFull
 
 NOW = pendulum.datetime(2024, 1, 15, 6, 0, 0, tz="UTC")
 GRAPH = {
@@ -73,13 +77,17 @@ class FakeRuns:
         return self.claims.get(key)
 
     def get(self, project, run_id):
-        return copy.deepcopy(self.items.get(run_id))
+        item = self.items.get(run_id)
+        return None if item is None else RunRecord.from_stored(copy.deepcopy(item))
 
     def node_runs(self, project, run_id):
-        return [copy.deepcopy(v) for (r, _), v in self.nodes.items() if r == run_id]
+        return [
+            NodeRunRecord.from_stored(copy.deepcopy(v)) for (r, _), v in self.nodes.items() if r == run_id
+        ]
 
     def node_run(self, project, run_id, node_id):
-        return copy.deepcopy(self.nodes.get((run_id, node_id)))
+        found = self.nodes.get((run_id, node_id))
+        return None if found is None else NodeRunRecord.from_stored(copy.deepcopy(found))
 
     def active(self, project):
         return sorted(self.active_ids)
@@ -88,7 +96,7 @@ class FakeRuns:
         return sorted((i for i, v in self.items.items() if v["pipeline_id"] == pipeline_id), reverse=True)
 
     def get_many(self, project, run_ids):
-        return [self.items[i] for i in run_ids]
+        return [RunRecord.from_stored(self.items[i]) for i in run_ids]
 
     def store_plan(self, project, run_id, plan, node_runs, watermark):
         if "plan" in self.items[run_id]:
@@ -144,7 +152,11 @@ class FakeRuns:
         return item["requeues"]
 
     def children(self, project, run_id):
-        return [copy.deepcopy(v) for _, v in sorted(self.items.items()) if v.get("parent_id") == run_id]
+        return [
+            RunRecord.from_stored(copy.deepcopy(v))
+            for _, v in sorted(self.items.items())
+            if v.get("parent_id") == run_id
+        ]
 
     def start_flow_level(self, project, parent_id, level, count):
         parent = self.items[parent_id]
@@ -165,7 +177,7 @@ class FakeRuns:
         parent["flow_remaining"] -= 1
         if not succeeded:
             parent["flow_failed"] = True
-        return copy.deepcopy(parent)
+        return RunRecord.from_stored(copy.deepcopy(parent))
 
 
 class FakeDefinitions:
@@ -244,13 +256,13 @@ def engine():
 
 def trigger(engine: RunEngine, **request) -> int:
     record = engine.definitions.get("acme", 7)
-    view, _ = engine.trigger("acme", record, RunRequest(**request), lambda item: {"id": item["id"]})
+    view, _ = engine.trigger("acme", record, RunRequest(**request), lambda run: {"id": run.id})
     return view["id"]
 
 
 def test_trigger_writes_a_pending_run_and_queues_it(engine):
     run_id = trigger(engine, params={"date": "2024-01-15"})
-    item = engine.runs.get("acme", run_id)
+    item = engine.runs.items[run_id]
     assert item["status"] == "pending" and item["params"] == {"date": "2024-01-15"} and item["revision"] == 1
     assert engine.queue.sent == [("acme", run_id)]
 
@@ -302,7 +314,7 @@ def test_finish_is_idempotent_releases_the_slot_and_skips_unstarted_nodes(engine
     assert engine.finish("acme", run_id, "success")["status"] == "failed"
     item = engine.runs.items[run_id]
     assert item["error"] == "boom" and not engine.slots.held and run_id not in engine.runs.active_ids
-    assert {n["status"] for n in engine.runs.node_runs("acme", run_id)} == {"skipped"}
+    assert {n.status for n in engine.runs.node_runs("acme", run_id)} == {"skipped"}
 
 
 def test_cancel_of_a_pending_run_ends_it_at_once_and_a_finished_one_is_refused(engine):
@@ -343,8 +355,11 @@ def test_execution_names_are_safe_and_bounded():
 
 
 def test_run_view_renders_ids_and_progress():
-    view = run_view(
-        {"id": 3, "pipeline_id": 7, "status": "pending", "start_date": "2024-01-15T06:00:00Z"}, []
+    view = runs_api_view(
+        RunRecord.from_stored(
+            {"id": 3, "pipeline_id": 7, "status": "pending", "start_date": "2024-01-15T06:00:00Z"}
+        ),
+        [],
     )
     assert view["id"] == "run-3" and view["pipeline_id"] == "pipeline-7"
     assert view["progress"] == {"stage": "queued", "rows_processed": 0} and view["node_runs"] == []

@@ -15,6 +15,7 @@ from sluice.domain.run_engine import (
     STALE_PENDING_SECONDS,
     Reconciliation,
     RunEngine,
+    RunRecord,
 )
 from tests.unit.test_run_engine import (
     NOW,
@@ -97,28 +98,30 @@ def alive(name: str) -> str:
 
 def start_flow(engine: RunEngine) -> int:
     flow = FlowGraph.of(list(engine.definitions.records.values()))
-    view = engine.trigger_flow("acme", flow, {"type": "pipeline", "name": "p1"}, "downstream", lambda i: i)
+    view = engine.trigger_flow(
+        "acme", flow, {"type": "pipeline", "name": "p1"}, "downstream", lambda run: {"id": run.id}
+    )
     return int(view["id"])
 
 
-def children(engine: RunEngine, parent: int, level: int | None = None) -> dict[int, dict]:
+def children(engine: RunEngine, parent: int, level: int | None = None) -> dict[int, RunRecord]:
     """The parent's children by pipeline id (of one level when given)."""
     return {
-        int(c["pipeline_id"]): c
+        c.pipeline_id: c
         for c in engine.runs.children("acme", parent)
-        if level is None or c["flow_level"] == level
+        if level is None or c.flow_level == level
     }
 
 
-def run_child(engine: RunEngine, child: dict, outcome: str = "success", lose_hand_over: bool = False):
+def run_child(engine: RunEngine, child: RunRecord, outcome: str = "success", lose_hand_over: bool = False):
     """Dispatch and finish a child; `lose_hand_over`: its Lambda dies between ending the child
     and telling the parent."""
-    engine.dispatch("acme", int(child["id"]), lambda name: None)
+    engine.dispatch("acme", child.id, lambda name: None)
     if lose_hand_over:
         with patch.object(engine, "_hand_over", lambda *args: None):
-            engine.finish("acme", int(child["id"]), outcome)
+            engine.finish("acme", child.id, outcome)
     else:
-        engine.finish("acme", int(child["id"]), outcome)
+        engine.finish("acme", child.id, outcome)
 
 
 def parent_of(engine: RunEngine, parent: int) -> dict:
@@ -147,8 +150,8 @@ def test_the_late_hand_over_after_the_reconciler_counted_the_child_changes_nothi
     before = dict(parent_of(engine, parent))
 
     # The slow Lambda was not dead after all: its hand-over arrives now, and a retried finish too
-    engine._hand_over("acme", engine.runs.get("acme", int(first["id"])), True)
-    engine.finish("acme", int(first["id"]), "success")
+    engine._hand_over("acme", engine.runs.get("acme", first.id), True)
+    engine.finish("acme", first.id, "success")
 
     assert parent_of(engine, parent) == before
     assert len(children(engine, parent)) == 3
@@ -158,7 +161,7 @@ def test_a_retried_finish_repeats_the_hand_over_its_first_attempt_lost(engine):
     parent = start_flow(engine)
     first = children(engine, parent)[1]
     run_child(engine, first, lose_hand_over=True)
-    engine.finish("acme", int(first["id"]), "success")  # Step Functions retries FinishRun
+    engine.finish("acme", first.id, "success")  # Step Functions retries FinishRun
     assert parent_of(engine, parent)["flow_level"] == 1 and set(children(engine, parent, 1)) == {2, 3}
     assert engine.reconcile("acme", alive) == NOTHING
 
@@ -168,12 +171,12 @@ def test_no_child_is_counted_while_another_child_of_the_level_still_runs(engine)
     run_child(engine, children(engine, parent)[1])
     level = children(engine, parent, 1)
     run_child(engine, level[2], lose_hand_over=True)
-    engine.dispatch("acme", int(level[3]["id"]), lambda name: None)
+    engine.dispatch("acme", level[3].id, lambda name: None)
 
     assert engine.reconcile("acme", alive) == NOTHING
     assert parent_of(engine, parent)["flow_remaining"] == 2
 
-    engine.finish("acme", int(level[3]["id"]), "success")  # told normally: one left uncounted
+    engine.finish("acme", level[3].id, "success")  # told normally: one left uncounted
     assert parent_of(engine, parent)["flow_level"] == 1
     assert engine.reconcile("acme", alive).flows == 1
     assert parent_of(engine, parent)["flow_level"] == 2 and set(children(engine, parent, 2)) == {4}

@@ -7,6 +7,7 @@ import pendulum
 import pytest
 
 from sluice.domain.alerts import Alerting
+from sluice.domain.events import ALERT_RAISED, QueueDepth, RecordingPublisher
 from sluice.domain.executions import Run, WatchedPipeline, WatchedPipelineType
 from sluice.domain.monitoring import (
     Sla,
@@ -22,7 +23,6 @@ from sluice.domain.monitoring import (
     sla_of,
 )
 from sluice.errors import Unavailable, ValidationFailed
-from sluice.events import ALERT_RAISED, QueueDepth, RecordingPublisher
 
 NOW = pendulum.datetime(2024, 3, 1, 12, tz="UTC")
 

@@ -11,6 +11,7 @@ _CONFIG: Any = None
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
 _client_hooks: list[Callable[[str, Any], None]] = []
+_generation = 0
 
 
 def client(service: str) -> Any:
@@ -52,9 +53,17 @@ def _client_config() -> Any:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests that point the process at a new endpoint)."""
+    """Forget cached clients (tests that point the process at a new endpoint or moto account)."""
+    global _generation
     with _lock:
         _clients.clear()
+        _generation += 1
+
+
+def client_generation() -> int:
+    """How many times the cached clients were dropped: what is cached about the data behind them
+    (the composition root's revision graphs) is kept per generation."""
+    return _generation
 
 
 def add_client_hook(hook: Callable[[str, Any], None]) -> None:

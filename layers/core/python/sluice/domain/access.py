@@ -7,6 +7,7 @@ from typing import Protocol
 
 from sluice.auth.principal import Principal, Role, valid_project
 from sluice.auth.tokens import decode_jwt, generate_api_key, hash_api_key, is_api_key
+from sluice.domain.views.access import api_key_view
 from sluice.errors import Unauthorized, ValidationFailed
 
 BOOTSTRAP_KEY_ID = "bootstrap-admin"
@@ -56,7 +57,12 @@ def create_api_key(caller: Principal, name: str, role: str, keys: ApiKeyStore) -
     secret = generate_api_key()
     key_id = "key_" + secrets.token_hex(8)
     record = keys.create(caller.project, key_id, name, parsed.name, hash_api_key(secret), caller.subject)
-    return {**record, "key": secret}
+    return {**api_key_view(record), "key": secret}
+
+
+def list_api_keys(project: str, keys: ApiKeyStore) -> list[dict]:
+    """The project's keys as listed: never a secret or a hash."""
+    return [api_key_view(record) for record in keys.list(project)]
 
 
 def bootstrap_admin_key(project: str, secret: str, keys: ApiKeyStore) -> bool:

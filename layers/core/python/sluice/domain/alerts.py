@@ -9,8 +9,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from sluice import timeutil
+from sluice.domain.events import ALERT_RAISED, EventPublisher
 from sluice.errors import Unavailable
-from sluice.events import ALERT_RAISED, EventPublisher
 
 ALERT_TYPES = ("anomaly", "freshness", "timeliness", "queue")
 SEVERITIES = ("info", "warning", "critical")

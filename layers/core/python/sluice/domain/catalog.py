@@ -53,14 +53,6 @@ def _no_control_characters(value: str) -> str:
 PlainText = Annotated[str, AfterValidator(_no_control_characters)]
 
 
-def page_view(views: list[dict[str, Any]], cursor: str | None, limit: int | None, paged: bool) -> dict:
-    """`{"data": [...]}`, plus `pagination` when the caller asked for a page (limit or cursor)."""
-    body: dict[str, Any] = {"data": views}
-    if paged:
-        body["pagination"] = {"limit": limit, "cursor": cursor, "hasMore": cursor is not None}
-    return body
-
-
 def used_by(kind: str, rendered_id: str, count: int) -> str:
     """The 409 sentence of a delete refused because pipelines still reference the object."""
     noun = "pipeline" if count == 1 else "pipelines"
@@ -69,9 +61,8 @@ def used_by(kind: str, rendered_id: str, count: int) -> str:
 
 class CatalogStore(Protocol):
     """A repository of connectors or schemas (sluice.store.catalog). Records are the stored
-    attributes (`config` with secret references); `get` is the public rendering."""
+    attributes (a connector's `config` with secret references); views render them."""
 
-    def get(self, project: str, object_id: int) -> dict[str, Any] | None: ...
     def record(self, project: str, object_id: int) -> dict[str, Any] | None: ...
     def find_by_name(self, project: str, name: str) -> dict[str, Any] | None: ...
     def page(

@@ -29,6 +29,7 @@ from sluice.domain.secrets import (
     reveal,
     split_secrets,
 )
+from sluice.domain.views.catalog import connector_view
 from sluice.errors import InvalidRequest, NameTaken, NotFound, SluiceError
 
 KIND = "connector"
@@ -94,20 +95,6 @@ class ConnectorUpdate(ConnectorFields):
     secret_fields: list[SecretField] | None = Field(
         default=None, alias="secretFields", max_length=MAX_SECRET_FIELDS
     )
-
-
-def connector_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The one rendering of a connector: secret values masked, never the secret's name or version."""
-    return {
-        "id": ids.render(KIND, int(record["id"])),
-        "name": record["name"],
-        "type": record["type"],
-        "config": mask(record.get("config") or {}),
-        "secretFields": list(record.get("secret_fields") or []),
-        "pipelineCount": max(int(record.get("ref_count") or 0), 0),
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-    }
 
 
 class Connectors:
@@ -250,21 +237,3 @@ class Connectors:
 
 def _other_owner(found: dict[str, Any] | None, number: int) -> bool:
     return found is not None and int(found["id"]) != number
-
-
-def resolve_connector_config(
-    project: str, connector_id: str | int, connectors: Connectors | None = None
-) -> dict:
-    """The run engine's entry point: the connector's config with secret values put back."""
-    if connectors is None:
-        connectors = default_connectors()
-    return connectors.resolve_config(project, connector_id)
-
-
-def default_connectors() -> Connectors:
-    """Connectors over the Sluice table and Secrets Manager (imported here: the store imports this module)."""
-    from sluice.store.catalog import ConnectorRepository
-    from sluice.store.secrets import SecretStore
-    from sluice.store.table import Table
-
-    return Connectors(ConnectorRepository(Table()), SecretStore())

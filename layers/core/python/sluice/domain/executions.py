@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Protocol
 
@@ -13,11 +15,12 @@ from aws_lambda_powertools import Logger
 from pydantic import ConfigDict, Field, field_validator
 
 from sluice import timeutil
+from sluice.domain.events import EXECUTION_ENDED, EventPublisher
 from sluice.domain.registry import Id, Metadata, WatcherRequest, Watermark
+from sluice.domain.status import RunStatus
+from sluice.domain.views.executions import watcher_view
 from sluice.errors import Conflict, InvalidRequest, NotFound, Unavailable, ValidationFailed
-from sluice.events import EXECUTION_ENDED, EventPublisher
 
-RUN_STATUSES = ("pending", "running", "success", "failed", "cancelled")
 TARGET_TIMES = {
     "inserts": "last_target_insert",
     "updates": "last_target_update",
@@ -184,7 +187,7 @@ class EndReport:
 
     @property
     def status(self) -> str:
-        return "success" if self.completed_successfully else "failed"
+        return (RunStatus.success if self.completed_successfully else RunStatus.failed).value
 
     def target_times(self) -> dict[str, pendulum.DateTime]:
         """The pipeline's last_target_* times this end moves: those whose count is above zero."""
@@ -251,6 +254,36 @@ def apply_end(run: Run, report: EndReport, now: _dt.datetime) -> Run:
     )
 
 
+def run_from_stored(item: Mapping[str, Any]) -> Run:
+    """A run from the attributes stored for it (the repository's item; the run engine's record)."""
+    metadata = item.get("execution_metadata")
+    throughput = item.get("throughput")
+    return Run(
+        id=int(item["id"]),
+        pipeline_id=int(item["pipeline_id"]),
+        status=item.get("status", RunStatus.running.value),
+        start_date=timeutil.from_stored(item["start_date"]),
+        parent_id=item.get("parent_id"),
+        ancestors=tuple(int(a) for a in item.get("ancestors") or ()),
+        end_date=timeutil.from_stored(item.get("end_date")),
+        completed_successfully=item.get("completed_successfully"),
+        duration_seconds=item.get("duration_seconds"),
+        total_rows=item.get("total_rows"),
+        inserts=item.get("inserts"),
+        updates=item.get("updates"),
+        soft_deletes=item.get("soft_deletes"),
+        throughput=float(throughput) if throughput is not None else None,
+        watermark=item.get("watermark"),
+        next_watermark=item.get("next_watermark"),
+        execution_metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
+        anomaly_flags={k: bool(v) for k, v in (item.get("anomaly_flags") or {}).items()},
+        end_count=int(item.get("end_count") or 0),
+        origin=item.get("origin", "watcher"),
+        created_at=timeutil.from_stored(item.get("created_at")),
+        updated_at=timeutil.from_stored(item.get("updated_at")),
+    )
+
+
 # -- ports ------------------------------------------------------------------------------------------
 class ConcurrentEnd(Conflict):
     """Another end of the same run was recorded between our read and our write."""
@@ -295,7 +328,7 @@ def start_execution(
         Run(
             id=run_id,
             pipeline_id=request.pipeline_id,
-            status="running",
+            status=RunStatus.running.value,
             start_date=request.start_date or now,
             parent_id=request.parent_id,
             ancestors=ancestors,
@@ -360,26 +393,3 @@ def get_execution(project: str, run_id: int, runs: RunStore) -> dict[str, Any]:
     if run is None:
         raise NotFound(f"Pipeline execution {run_id} not found.")
     return watcher_view(run, runs.children(project, run_id))
-
-
-def watcher_view(run: Run, children: list[Run]) -> dict[str, Any]:
-    """Seed 004's execution object; children are listed one level deep, each with no children."""
-    return {
-        "id": run.id,
-        "parent_id": run.parent_id,
-        "pipeline_id": run.pipeline_id,
-        "start_date": timeutil.iso(run.start_date),
-        "end_date": timeutil.iso(run.end_date),
-        "duration_seconds": run.duration_seconds,
-        "completed_successfully": run.completed_successfully,
-        "inserts": run.inserts,
-        "updates": run.updates,
-        "soft_deletes": run.soft_deletes,
-        "total_rows": run.total_rows,
-        "watermark": run.watermark,
-        "next_watermark": run.next_watermark,
-        "execution_metadata": run.execution_metadata,
-        "anomaly_flags": dict(run.anomaly_flags) or None,
-        "throughput": float(run.throughput) if run.throughput is not None else None,
-        "child_executions": [watcher_view(child, []) for child in children],
-    }

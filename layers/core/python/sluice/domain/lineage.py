@@ -247,3 +247,30 @@ class LineageService:
             yield
         finally:
             self.store.release_lock(project, owner)
+
+
+DATASET_ADDRESS_TYPE = "sluice_dataset"
+DATASET_ADDRESS_GROUP = "sluice"
+
+
+class DatasetLineage:
+    """A run's dataset sources and targets as Watcher addresses, linked through LineageService
+    (the run engine's LineageRecorder)."""
+
+    def __init__(self, service: LineageService):
+        self.service = service
+
+    def record(self, project: str, pipeline_id: int, sources: list[str], targets: list[str]) -> None:
+        def address(name: str) -> AddressUpsert:
+            return AddressUpsert(
+                name=name,
+                address_type_name=DATASET_ADDRESS_TYPE,
+                address_type_group_name=DATASET_ADDRESS_GROUP,
+            )
+
+        request = AddressLineageRequest(
+            pipeline_id=pipeline_id,
+            source_addresses=[address(n) for n in sources],
+            target_addresses=[address(n) for n in targets],
+        )
+        self.service.record_address_lineage(project, request)

@@ -1,161 +1,50 @@
 """Pipeline definitions (SPEC 3): seeds 001's and 003's surfaces over the one pipeline record.
 
 `PipelineDefinitions` holds the use cases (create, read, list by page or cursor, update, delete
-with all run history, revisions, schedule firings) over ports passed in; `definition_view` is the
-one rendering of a pipeline on `/api/v1/*`, carrying both seeds' fields and Watcher's.
+with all run history, revisions, schedule firings) over ports passed in. The request bodies are
+definition_requests.py's; the one rendering of a pipeline on `/api/v1/*` is
+views/definitions.py's `definition_view`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-import re
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
 import pendulum
 from aws_lambda_powertools import Logger
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from sluice import timeutil
 from sluice.domain import ids
+from sluice.domain.definition_requests import DefinitionRequest, checked_name
 from sluice.domain.executions import Run
-from sluice.domain.graph import Graph, graph_from_nodes_and_edges, graph_from_sources, validate_graph
-from sluice.domain.registry import Id, pipeline_view
+from sluice.domain.graph import Graph
 from sluice.domain.schedules import check_schedule, parse_cron
+from sluice.domain.status import DEFAULT_PIPELINE_STATUS, PipelineStatus
+from sluice.domain.views.definitions import definition_view, revision_summary
 from sluice.errors import Conflict, NameTaken, NotFound, SluiceError, Unavailable, ValidationFailed
 
-STATUSES = ("active", "paused", "error", "draft")
-DEFAULT_STATUS = "active"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,149}$")
-ID_LIKE = re.compile(r"^(pipeline-)?[0-9]+$", re.IGNORECASE)
-MAX_DESCRIPTION_CHARS = 4_000
-MAX_VERSION_CHARS = 50
-MAX_PARTITIONING_CHARS = 4_096
+DEFAULT_STATUS = DEFAULT_PIPELINE_STATUS.value
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 REVISIONS_PAGE_SIZE = 50
 UPDATE_ATTEMPTS = 4
 RUN_BATCH = 100
 DELETE_BUDGET_SECONDS = 20.0  # API Gateway stops waiting at 29 s; a longer history takes repeats
-EXECUTION_MODES = ("full_refresh", "incremental")
 KIND = "pipeline"
 
 logger = Logger(service="sluice")
 
 
-# -- request bodies ------------------------------------------------------------------------------
-def _version_text(value: Any) -> Any:
-    """001 writes `version: 1.0`; YAML and JSON read that as a number, so a number becomes its text."""
-    if isinstance(value, bool):
-        raise ValueError("version must be a string")
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-def _bounded_partitioning(value: Any) -> Any:
-    if value is not None and len(json.dumps(value)) > MAX_PARTITIONING_CHARS:
-        raise ValueError(f"partitioning must be at most {MAX_PARTITIONING_CHARS} characters of JSON")
-    return value
-
-
-Positive = Annotated[Id, Field(ge=1)]
-
-
-class ExecutionConfig(BaseModel):
-    """Seed 003's execution settings; `mode` is SPEC 3's addition."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    batchSize: Annotated[Id, Field(ge=1, le=1_000_000)] | None = Field(  # noqa: N815 - the seed's name
-        None, validation_alias=AliasChoices("batchSize", "batch_size")
-    )
-    parallelism: Annotated[Id, Field(ge=1, le=64)] | None = None
-    partitioning: Annotated[
-        str | list[str] | dict[str, Any] | None, BeforeValidator(_bounded_partitioning)
-    ] = None
-    mode: Literal["full_refresh", "incremental"] | None = None
-
-    def stored(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-class DefinitionRequest(BaseModel):
-    """A create or update body in either seed's shape (camelCase or snake_case for 003's fields).
-
-    Which fields were sent matters on an update (`model_fields_set`): an absent field is kept,
-    null clears `description`, `version`, `schedule`, `connectorId`, `schemaId` and `executionConfig`.
-    """
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    id: str | Id | None = None
-    name: str | None = None
-    description: str | None = Field(None, max_length=MAX_DESCRIPTION_CHARS)
-    version: Annotated[str | None, BeforeValidator(_version_text), Field(max_length=MAX_VERSION_CHARS)] = None
-    status: Literal["active", "paused", "error", "draft"] | None = None
-    schedule: str | None = None
-    connector_id: str | Id | None = Field(None, validation_alias=AliasChoices("connectorId", "connector_id"))
-    schema_id: str | Id | None = Field(None, validation_alias=AliasChoices("schemaId", "schema_id"))
-    execution_config: ExecutionConfig | None = Field(
-        None, validation_alias=AliasChoices("executionConfig", "execution_config")
-    )
-    nodes: list[Any] | None = None
-    edges: list[Any] | None = None
-    sources: list[Any] | None = None
-    transforms: list[Any] | None = None
-    destinations: list[Any] | None = None
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _lower_status(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    def sent(self, field: str) -> bool:
-        return field in self.model_fields_set
-
-    def graph(self) -> Graph | None:
-        """The graph in whichever spelling was sent (validated), or None when none was sent."""
-        spelled_003 = self.nodes is not None or self.edges is not None
-        spelled_001 = any(g is not None for g in (self.sources, self.transforms, self.destinations))
-        if spelled_003 and spelled_001:
-            raise ValidationFailed(
-                "Give the graph as nodes/edges (seed 003) or as sources/transforms/destinations "
-                "(seed 001), not both."
-            )
-        if self.edges is not None and self.nodes is None:
-            raise ValidationFailed(
-                "edges need nodes: nodes and edges are replaced together, so send nodes with the edges."
-            )
-        if spelled_003:
-            graph = graph_from_nodes_and_edges(self.nodes, self.edges)
-        elif spelled_001:
-            graph = graph_from_sources(self.sources, self.transforms, self.destinations)
-        else:
-            return None
-        validate_graph(graph)
-        return graph
-
-
-def checked_name(name: Any) -> str:
-    """A name given on /api/v1: letters, digits, space, `_`, `.`, `-`; never an id's shape."""
-    if not isinstance(name, str):
-        raise ValidationFailed("name is required: a string of 1-150 characters.")
-    name = name.strip()
-    if not NAME_PATTERN.match(name):
-        raise ValidationFailed(
-            "name must be 1-150 characters of letters, digits, spaces, '_', '.' and '-', starting with "
-            "a letter or digit (no slashes or control characters)."
-        )
-    if ID_LIKE.match(name):
-        raise ValidationFailed(f"name '{name}' looks like a pipeline id; choose a name that is not a number.")
-    return name
-
-
 # -- ports --------------------------------------------------------------------------------------
+class StaleDefinition(Exception):
+    """The pipeline changed between the read and the write (DefinitionStore.update): read it
+    again and re-plan."""
+
+
 class DefinitionStore(Protocol):
     """sluice.store.pipelines.PipelineDefinitionRepository; records carry `graph` as a document."""
 
@@ -203,7 +92,7 @@ class RunPurger(Protocol):
 
 
 class Schedules(Protocol):
-    """sluice.schedules_port: a pipeline's schedule in EventBridge Scheduler."""
+    """A pipeline's schedule in EventBridge Scheduler (sluice.adapters.schedules)."""
 
     def put(self, project: str, pipeline_id: int, cron: str, enabled: bool) -> None: ...
     def remove(self, project: str, pipeline_id: int) -> None: ...
@@ -213,89 +102,6 @@ class LineageEdges(Protocol):
     """sluice.domain.lineage.LineageService."""
 
     def forget_pipeline(self, project: str, pipeline_id: int) -> None: ...
-
-
-# -- the one rendering ----------------------------------------------------------------------------
-def last_run_view(run: Run | None) -> dict[str, Any] | None:
-    """Seed 001's `last_run`; rows_loaded is what the run's targets wrote (an external run's total_rows)."""
-    if run is None:
-        return None
-    duration_ms = None
-    if run.end_date is not None:
-        duration_ms = int(round((run.end_date - run.start_date).total_seconds() * 1000))
-    return {
-        "id": ids.render("run", run.id),
-        "status": run.status,
-        "started_at": timeutil.iso(run.start_date),
-        "duration_ms": duration_ms,
-        "rows_loaded": run.total_rows,
-    }
-
-
-def next_run_at(record: dict[str, Any], now: pendulum.DateTime) -> str | None:
-    """When an active pipeline's schedule fires next: what the last firing stored, or from now on."""
-    schedule = record.get("schedule")
-    if not schedule or (record.get("status") or DEFAULT_STATUS) != "active":
-        return None
-    stored = timeutil.from_stored(record.get("next_run_at")) if record.get("next_run_at") else None
-    if stored is not None and stored > now:
-        return timeutil.iso(stored)
-    try:
-        return timeutil.iso(parse_cron(schedule).next_after(now))
-    except ValidationFailed:
-        return None
-
-
-def definition_view(
-    record: dict[str, Any],
-    last_run: Run | None,
-    references: dict[tuple[str, int], dict[str, Any]],
-    now: pendulum.DateTime,
-) -> dict[str, Any]:
-    """A pipeline on /api/v1: SPEC 3's fields, both graph spellings, and Watcher's fields."""
-    pipeline_id = int(record["id"])
-    graph = Graph.from_document(record.get("graph"))
-    connector_id, schema_id = record.get("connector_id"), record.get("schema_id")
-    config = record.get("execution_config") or {}
-    watcher = {k: v for k, v in pipeline_view(record).items() if k not in ("id", "name")}
-    last = last_run_view(last_run)
-    return {
-        "id": ids.render(KIND, pipeline_id),
-        "name": record["name"],
-        "description": record.get("description"),
-        "version": record.get("version"),
-        "status": record.get("status") or DEFAULT_STATUS,
-        "schedule": record.get("schedule"),
-        "next_run_at": next_run_at(record, now),
-        "last_run": last,
-        "lastRunAt": last["started_at"] if last else None,
-        "lastRunStatus": last["status"] if last else None,
-        **graph.both_spellings(),
-        "connectorId": ids.render("connector", connector_id) if connector_id is not None else None,
-        "schemaId": ids.render("schema", schema_id) if schema_id is not None else None,
-        "connector": references.get(("connector", connector_id)) if connector_id is not None else None,
-        "schema": references.get(("schema", schema_id)) if schema_id is not None else None,
-        "executionConfig": {
-            "batchSize": config.get("batchSize"),
-            "parallelism": config.get("parallelism"),
-            "partitioning": config.get("partitioning"),
-            "mode": config.get("mode"),
-        },
-        "revision": record.get("revision"),
-        "createdAt": record.get("created_at"),
-        "updatedAt": record.get("updated_at"),
-        **watcher,
-    }
-
-
-def revision_summary(revision: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "revision": revision["revision"],
-        "author": revision["author"],
-        "created_at": revision["created_at"],
-        "node_count": revision["node_count"],
-        "edge_count": revision["edge_count"],
-    }
 
 
 def encode_cursor(pipeline_id: int) -> str:
@@ -321,7 +127,6 @@ class PipelineDefinitions:
         runs: RunPurger,
         schedules: Schedules,
         lineage: LineageEdges,
-        stale: type[Exception],
         clock: Callable[[], pendulum.DateTime] = timeutil.now,
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -329,7 +134,6 @@ class PipelineDefinitions:
         self.runs = runs
         self.schedules = schedules
         self.lineage = lineage
-        self._stale = stale
         self._clock = clock
         self._monotonic = monotonic
 
@@ -413,7 +217,7 @@ class PipelineDefinitions:
         }
         pipeline_id = self.store.next_id(project)
         if schedule:
-            self.schedules.put(project, pipeline_id, schedule, enabled=status == "active")
+            self.schedules.put(project, pipeline_id, schedule, enabled=status == PipelineStatus.active)
         try:
             record = self.store.create(
                 project,
@@ -454,7 +258,7 @@ class PipelineDefinitions:
             try:
                 record = self.store.update(project, record, changes, revision)
                 break
-            except self._stale:
+            except StaleDefinition:
                 record = self._require(project, int(record["id"]))
         else:
             raise Conflict(f"Pipeline {record['name']} was changed by another request meanwhile; retry.")
@@ -568,10 +372,10 @@ class PipelineDefinitions:
             self._forget_schedule(project, pipeline_id)
             return {"recorded": False, "reason": "pipeline does not exist"}
         status = record.get("status") or DEFAULT_STATUS
-        if status != "active" or not record.get("schedule"):
+        if status != PipelineStatus.active or not record.get("schedule"):
             return {
                 "recorded": False,
-                "reason": f"pipeline is {status}" if status != "active" else "no schedule",
+                "reason": f"pipeline is {status}" if status != PipelineStatus.active else "no schedule",
             }
         scheduled = _scheduled_minute(scheduled_time, now)
         following = parse_cron(record["schedule"]).next_after(max(scheduled, now))
@@ -639,7 +443,9 @@ class PipelineDefinitions:
         pipeline_id = int(record["id"])
         if record.get("schedule"):
             status = record.get("status") or DEFAULT_STATUS
-            self.schedules.put(project, pipeline_id, record["schedule"], enabled=status == "active")
+            self.schedules.put(
+                project, pipeline_id, record["schedule"], enabled=status == PipelineStatus.active
+            )
         else:
             self.schedules.remove(project, pipeline_id)
 

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from sluice.domain import ids
-from sluice.domain.flows import datasets_of
-from sluice.domain.variables import referenced_variables
 
 
 class PipelineRecords(Protocol):
@@ -31,6 +29,17 @@ class RecordedDatasets(Protocol):
     def recorded_datasets(self, project: str) -> list[dict[str, Any]]: ...
 
 
+class ProjectLineage:
+    """The use case over its two readers (the pipeline definitions and the recorded lineage)."""
+
+    def __init__(self, pipelines: PipelineRecords, recorded: RecordedDatasets):
+        self.pipelines = pipelines
+        self.recorded = recorded
+
+    def of(self, project: str) -> dict[str, Any]:
+        return project_lineage(project, self.pipelines, self.recorded)
+
+
 def project_lineage(project: str, pipelines: PipelineRecords, recorded: RecordedDatasets) -> dict[str, Any]:
     """Read the project's pipelines (a Query a page), the connectors they name (one batch read) and
     what they recorded (one Query), and join them; the cost grows with the graph."""
@@ -42,6 +51,8 @@ def project_lineage(project: str, pipelines: PipelineRecords, recorded: Recorded
 
 def variables_of(record: Mapping[str, Any]) -> set[str]:
     """Keys of the `${var.KEY}` references anywhere in the pipeline's graph (as substitution reads them)."""
+    from sluice.domain.variables import referenced_variables  # its request models: not at cold start
+
     return referenced_variables(record.get("graph") or {})
 
 
@@ -50,6 +61,8 @@ def lineage_graph(
     recorded: Iterable[Mapping[str, Any]],
     references: Mapping[tuple[str, int], Mapping[str, Any]],
 ) -> dict[str, Any]:
+    from sluice.domain.flows import datasets_of  # the graph model: only once a graph is drawn
+
     nodes: dict[str, dict[str, Any]] = {}
     edges: dict[tuple[str, str, str], dict[str, Any]] = {}
 

@@ -9,22 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from sluice.domain.status import RunStatus
 from sluice.errors import Conflict, ValidationFailed
-
-
-class RunStatus(StrEnum):
-    pending = "pending"
-    running = "running"
-    success = "success"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (RunStatus.success, RunStatus.failed, RunStatus.cancelled)
-
 
 ALLOWED = {
     RunStatus.pending: {RunStatus.running, RunStatus.cancelled, RunStatus.failed},
@@ -41,10 +28,10 @@ def check_transition(current: str, wanted: str) -> None:
         raise Conflict(f"A {now.value} run cannot become {then.value}.")
 
 
-Graph = Mapping[str, Iterable[str]]  # node id -> ids of its upstream nodes
+Adjacency = Mapping[str, Iterable[str]]  # node id -> ids of its upstream nodes
 
 
-def downstream_of(graph: Graph) -> dict[str, set[str]]:
+def downstream_of(graph: Adjacency) -> dict[str, set[str]]:
     children: dict[str, set[str]] = {node: set() for node in graph}
     for node, parents in graph.items():
         for parent in parents:
@@ -63,7 +50,7 @@ def _walk(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
     return seen
 
 
-def select_scope(graph: Graph, target: str | None, scope: str = "full") -> set[str]:
+def select_scope(graph: Adjacency, target: str | None, scope: str = "full") -> set[str]:
     """The nodes a run covers: `single` the target, `upstream`/`downstream` the target and its
     ancestors/descendants, `full` both; with no target, every node."""
     if scope not in SCOPES:
@@ -83,7 +70,7 @@ def select_scope(graph: Graph, target: str | None, scope: str = "full") -> set[s
 
 
 def levels(
-    graph: Graph, nodes: Iterable[str] | None = None, satisfied: Iterable[str] = ()
+    graph: Adjacency, nodes: Iterable[str] | None = None, satisfied: Iterable[str] = ()
 ) -> list[list[str]]:
     """Topological levels of `nodes` (default all). Upstream nodes outside `nodes` must be in
     `satisfied` (their outputs already exist), else the plan is refused: a node would start
@@ -121,7 +108,7 @@ class Plan:
 
 
 def plan_run(
-    graph: Graph,
+    graph: Adjacency,
     target: str | None = None,
     scope: str = "full",
     succeeded_before: Mapping[str, str] | None = None,

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from sluice.domain import ids
 from sluice.domain.catalog import CatalogName, CatalogStore, Description, PlainText
+from sluice.domain.views.catalog import schema_view
 from sluice.errors import NameTaken, NotFound
 
 KIND = "schema"
@@ -137,26 +138,6 @@ class SchemaUpdate(BaseModel):
     def _valid(self) -> SchemaUpdate:
         _unique_columns(self.columns)
         return self
-
-
-def schema_view(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": ids.render(KIND, int(record["id"])),
-        "name": record["name"],
-        "displayName": record.get("display_name") or record["name"],
-        "columns": [
-            {
-                "name": c["name"],
-                "type": c["type"],
-                "nullable": c.get("nullable", True),
-                "description": c.get("description"),
-            }
-            for c in record.get("columns") or []
-        ],
-        "pipelineCount": max(int(record.get("ref_count") or 0), 0),
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-    }
 
 
 def _stored_columns(columns: list[Column]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from sluice.domain.catalog import Description
 from sluice.domain.secrets import MASK, SecretMissing, SecretVault, display
+from sluice.domain.views.catalog import variable_view
 from sluice.errors import InvalidRequest, NotFound, SluiceError, ValidationFailed
 
 KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -72,18 +73,6 @@ class VariableWrite(BaseModel):
     value: Annotated[str, BeforeValidator(_value)]
     secret: StrictBool | None = None
     description: Description | None = None
-
-
-def variable_view(record: dict[str, Any]) -> dict[str, Any]:
-    secret = bool(record.get("secret"))
-    return {
-        "key": record["key"],
-        "value": MASK if secret else record.get("value", ""),
-        "secret": secret,
-        "description": record.get("description"),
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-    }
 
 
 # -- substitution -----------------------------------------------------------------------------------
@@ -258,17 +247,3 @@ def _check_mask(body: VariableWrite, current: dict[str, Any] | None) -> None:
             f"'{MASK}' is the mask of a secret value; send the value itself"
             + (" to make this variable plain." if was_secret else ".")
         )
-
-
-def resolve_variables(project: str, variables: Variables | None = None) -> dict[str, str]:
-    """The run engine's entry point: every variable of the project with its real value."""
-    return (variables or default_variables()).resolve(project)
-
-
-def default_variables() -> Variables:
-    """Variables over the Sluice table and Secrets Manager (imported here: the store imports this module)."""
-    from sluice.store.catalog import VariableRepository
-    from sluice.store.secrets import SecretStore
-    from sluice.store.table import Table
-
-    return Variables(VariableRepository(Table()), SecretStore())

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from mangum import Mangum
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -89,43 +90,62 @@ def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not a JSON number")
 
 
-def json_body(model: type[Body]) -> Callable[..., Any]:
+def json_body(model: type[Body], *, empty_is_object: bool = False) -> Callable[..., Any]:
     """A dependency giving the request's JSON body as `model`, read after the caller is known.
 
     FastAPI parses a declared body before running any dependency, so a malformed body from an
     unauthenticated caller would answer 422 instead of 401. Declaring the body through this
     dependency after the role dependency keeps the order: 401, then 403, then 422. NaN and
-    Infinity are refused (they could never be rendered back as JSON).
+    Infinity are refused (they could never be rendered back as JSON), and so is a body nested
+    too deeply to parse. With `empty_is_object`, an empty body is read as `{}` (routes whose
+    documented calls post no body, e.g. `POST /timeliness` or a trigger with defaults).
     """
 
     async def dependency(request: Request) -> Body:
         raw = await request.body()
         if not raw.strip():
+            if empty_is_object:
+                return _validated(model, {})
             raise RequestValidationError(
                 [{"type": "missing", "loc": ("body",), "msg": "Request body is required.", "input": None}]
             )
         try:
             data = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body",),
-                        "msg": "invalid JSON",
-                        "ctx": {"error": str(exc)},
-                    }
-                ]
-            ) from exc
-        try:
-            return model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
-            ) from exc
+            raise _invalid_json(str(exc)) from exc
+        return _validated(model, data)
 
     dependency.__name__ = f"json_body_{model.__name__}"
     return dependency
+
+
+def _invalid_json(reason: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON", "ctx": {"error": reason}}]
+    )
+
+
+def _validated(model: type[Body], data: Any) -> Body:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
+        ) from exc
+
+
+class AnswerRoute(APIRoute):
+    """A route whose response model (sluice.edge.responses) validates and documents what its view
+    produced, and serializes only the keys the view set: an absent key stays absent, not null."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["response_model_exclude_unset"] = True
+        super().__init__(*args, **kwargs)
+
+
+def area_router(prefix: str = "") -> APIRouter:
+    """An area's router: its routes are AnswerRoutes."""
+    return APIRouter(prefix=prefix, route_class=AnswerRoute)
 
 
 def created_status(response: Any, created: bool) -> None:

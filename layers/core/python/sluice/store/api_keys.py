@@ -35,7 +35,7 @@ class ApiKeyRepository:
             self.table.put(item, Condition("attribute_not_exists(PK)"))
         except ConditionFailed as exc:
             raise Conflict(f"API key id {key_id} already exists.") from exc
-        return _public(item)
+        return _record(item)
 
     def find_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         """The live key with this hash: the GSI finds it, a consistent read proves it is not revoked."""
@@ -47,7 +47,7 @@ class ApiKeyRepository:
         return self.table.get(found["PK"], found["SK"], consistent=True)
 
     def list(self, project: str) -> list[dict]:
-        return [_public(i) for i in self.table.query_all(keys.api_keys(project), consistent=True)]
+        return [_record(i) for i in self.table.query_all(keys.api_keys(project), consistent=True)]
 
     def revoke(self, project: str, key_id: str) -> None:
         pk, sk = keys.api_key(project, key_id)
@@ -61,5 +61,6 @@ class ApiKeyRepository:
         return self.table.get(pk, sk) is not None
 
 
-def _public(item: dict) -> dict:
-    return {k: item[k] for k in ("id", "name", "role", "created_at", "created_by") if k in item}
+def _record(item: dict) -> dict:
+    """The key's stored attributes (its hash among them; views drop it), without the table's keys."""
+    return {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK")}

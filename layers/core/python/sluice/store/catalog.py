@@ -19,8 +19,6 @@ from typing import Any
 from sluice import timeutil
 from sluice.domain import ids
 from sluice.domain.catalog import DEFAULT_PAGE, used_by
-from sluice.domain.connectors import connector_view
-from sluice.domain.schemas import schema_view
 from sluice.errors import Conflict, InUse, NameTaken, NotFound
 from sluice.store import keys
 from sluice.store.table import (
@@ -155,15 +153,7 @@ class CatalogRepository:
     def partition(self, project: str) -> str:
         raise NotImplementedError
 
-    def view(self, record: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
     # -- reads --------------------------------------------------------------------------------------
-    def get(self, project: str, object_id: int) -> dict[str, Any] | None:
-        """The public rendering (what the API answers; secret values masked), or None."""
-        record = self.record(project, object_id)
-        return self.view(record) if record else None
-
     def record(self, project: str, object_id: int) -> dict[str, Any] | None:
         """The stored attributes (a connector's config with its secret references), or None."""
         item = self.table.get(*self.key(project, object_id))
@@ -306,9 +296,8 @@ class CatalogRepository:
 
 
 class ConnectorRepository(CatalogRepository):
-    """Connector items (`kind: connector`). `get` gives the public rendering with secret values
-    masked, which pipelines embed as `connector {id, name, type}`; `config` is kept as JSON text
-    with a `{"$secret": pointer}` reference in place of each secret value."""
+    """Connector items (`kind: connector`); `config` is kept as JSON text with a
+    `{"$secret": pointer}` reference in place of each secret value."""
 
     kind = "connector"
     label = "Connector"
@@ -321,12 +310,9 @@ class ConnectorRepository(CatalogRepository):
     def partition(self, project: str) -> str:
         return keys.connectors(project)
 
-    def view(self, record: dict[str, Any]) -> dict[str, Any]:
-        return connector_view(record)
-
 
 class SchemaRepository(CatalogRepository):
-    """Schema items (`kind: schema`); `get` gives the public rendering `{id, name, displayName, ...}`."""
+    """Schema items (`kind: schema`); `columns` is kept as JSON text."""
 
     kind = "schema"
     label = "Schema"
@@ -338,9 +324,6 @@ class SchemaRepository(CatalogRepository):
 
     def partition(self, project: str) -> str:
         return keys.schemas(project)
-
-    def view(self, record: dict[str, Any]) -> dict[str, Any]:
-        return schema_view(record)
 
 
 class VariableRepository:

@@ -18,6 +18,7 @@ from sluice.domain.executions import (
     Run,
     WatchedPipeline,
     WatchedPipelineType,
+    run_from_stored,
 )
 from sluice.errors import Conflict, NotFound
 from sluice.store import keys
@@ -100,7 +101,7 @@ class RunRepository:
 
     def get(self, project: str, run_id: int) -> Run | None:
         item = self.table.get(*keys.run(project, run_id))
-        return run_from_item(item) if item else None
+        return run_from_stored(item) if item else None
 
     def children(self, project: str, run_id: int) -> list[Run]:
         return self._runs(project, self._descendant_ids(project, run_id, keys.run_descendants_at(1)))
@@ -124,7 +125,7 @@ class RunRepository:
 
     def _runs(self, project: str, run_ids: list[int]) -> list[Run]:
         found = self.table.batch_get([keys.run(project, i) for i in run_ids], consistent=True)
-        return sorted((run_from_item(item) for item in found), key=lambda r: r.id)
+        return sorted((run_from_stored(item) for item in found), key=lambda r: r.id)
 
     # -- end -----------------------------------------------------------------------------------------
     def record_end(
@@ -179,7 +180,7 @@ class RunRepository:
         """The pipeline's successful runs of one start hour that ended at or after `since` (GSI1)."""
         bucket = keys.run_hour_bucket(project, pipeline_id, hour)
         return [
-            run_from_item(i)
+            run_from_stored(i)
             for i in self.table.query_all(bucket, index="GSI1", after=timeutil.sortable(since))
         ]
 
@@ -190,7 +191,7 @@ class RunRepository:
         for month in _months(since, until):
             partition = keys.run_start_month(project, month)
             found += [
-                run_from_item(i) for i in self.table.query_all(partition, index="GSI2", between=(low, high))
+                run_from_stored(i) for i in self.table.query_all(partition, index="GSI2", between=(low, high))
             ]
         return found
 
@@ -214,7 +215,7 @@ class RunRepository:
             # Start keys are fixed width, so key + "~" sorts after the key and before the next one.
             page = self.table.query(partition, index="GSI2", between=(after + "~", upper), limit=limit)
         last = page.items[-1]["GSI2SK"] if page.items else after
-        return [run_from_item(i) for i in page.items], last, page.cursor is None
+        return [run_from_stored(i) for i in page.items], last, page.cursor is None
 
     def purge_runs(self, project: str, runs: list[Run]) -> dict[str, int]:
         """Delete the runs with everything kept about them, counting only what this call deleted.
@@ -357,35 +358,6 @@ def run_index_item(project: str, run: Run) -> dict[str, Any]:
     definitions for `last_run` and by pipeline deletion)."""
     pk, sk = run_index_key(project, run)
     return {"PK": pk, "SK": sk, "kind": "pipeline_run", "run_id": run.id, "pipeline_id": run.pipeline_id}
-
-
-def run_from_item(item: dict[str, Any]) -> Run:
-    metadata = item.get("execution_metadata")
-    throughput = item.get("throughput")
-    return Run(
-        id=int(item["id"]),
-        pipeline_id=int(item["pipeline_id"]),
-        status=item.get("status", "running"),
-        start_date=timeutil.from_stored(item["start_date"]),
-        parent_id=item.get("parent_id"),
-        ancestors=tuple(int(a) for a in item.get("ancestors") or ()),
-        end_date=timeutil.from_stored(item.get("end_date")),
-        completed_successfully=item.get("completed_successfully"),
-        duration_seconds=item.get("duration_seconds"),
-        total_rows=item.get("total_rows"),
-        inserts=item.get("inserts"),
-        updates=item.get("updates"),
-        soft_deletes=item.get("soft_deletes"),
-        throughput=float(throughput) if throughput is not None else None,
-        watermark=item.get("watermark"),
-        next_watermark=item.get("next_watermark"),
-        execution_metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
-        anomaly_flags={k: bool(v) for k, v in (item.get("anomaly_flags") or {}).items()},
-        end_count=int(item.get("end_count") or 0),
-        origin=item.get("origin", "watcher"),
-        created_at=timeutil.from_stored(item.get("created_at")),
-        updated_at=timeutil.from_stored(item.get("updated_at")),
-    )
 
 
 def _closure_item(project: str, ancestor_id: int, depth: int, descendant_id: int) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.domain import ids
-from sluice.domain.executions import Run
+from sluice.domain.executions import Run, run_from_stored
+from sluice.domain.pipelines import StaleDefinition
 from sluice.errors import Conflict, NameTaken, ValidationFailed
 from sluice.store import keys
-from sluice.store.executions import in_parallel, run_from_item
+from sluice.store.executions import in_parallel
 from sluice.store.registry import DEFAULT_STATUS, PipelineRepository
 from sluice.store.table import Condition, Table, TransactionCancelled
 
@@ -28,10 +29,7 @@ MAX_GRAPH_BYTES = 300_000  # gzipped; with the other attributes the item stays u
 FIRING_RETENTION_DAYS = 90
 _FAILED = "ConditionalCheckFailed"
 _REFERENCES = (("connector_id", "connectorId", "connector"), ("schema_id", "schemaId", "schema"))
-
-
-class StaleDefinition(Exception):
-    """The pipeline changed between the read and the write: read it again and re-plan."""
+_KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
 
 
 def encode_graph(document: dict[str, Any]) -> bytes:
@@ -108,8 +106,8 @@ class PipelineDefinitionRepository:
     def references(
         self, project: str, records: list[dict[str, Any]]
     ) -> dict[tuple[str, int], dict[str, Any]]:
-        """The connectors and schemas the records name, as `{id, name, type}` / `{id, name,
-        displayName}`, keyed by (kind, id); one batch read for a whole page."""
+        """The connectors and schemas the records name, keyed by (kind, id): their stored attributes
+        (without keys or secret references' values), one batch read for a whole page."""
         wanted = {
             (kind, int(record[field]))
             for record in records
@@ -118,22 +116,11 @@ class PipelineDefinitionRepository:
         }
         item_key = {"connector": keys.connector, "schema": keys.schema}
         found = self.table.batch_get([item_key[kind](project, number) for kind, number in sorted(wanted)])
-        rendered: dict[tuple[str, int], dict[str, Any]] = {}
-        for item in found:
-            kind = item.get("kind")
-            if kind == "connector":
-                view = {
-                    "id": ids.render(kind, int(item["id"])),
-                    "name": item["name"],
-                    "type": item.get("type"),
-                }
-            elif kind == "schema":
-                display = item.get("display_name") or item.get("displayName") or item["name"]
-                view = {"id": ids.render(kind, int(item["id"])), "name": item["name"], "displayName": display}
-            else:
-                continue
-            rendered[(kind, int(item["id"]))] = view
-        return rendered
+        return {
+            (item["kind"], int(item["id"])): {k: v for k, v in item.items() if k not in _KEY_ATTRIBUTES}
+            for item in found
+            if item.get("kind") in item_key
+        }
 
     def exists(self, project: str, kind: str, number: int) -> bool:
         key = keys.connector(project, number) if kind == "connector" else keys.schema(project, number)
@@ -154,7 +141,7 @@ class PipelineDefinitionRepository:
 
     def runs(self, project: str, run_ids: list[int]) -> list[Run]:
         found = self.table.batch_get([keys.run(project, i) for i in run_ids], consistent=True)
-        return [run_from_item(item) for item in found if item.get("kind") == "run"]
+        return [run_from_stored(item) for item in found if item.get("kind") == "run"]
 
     def run_index_page(self, project: str, pipeline_id: int, limit: int) -> list[tuple[int, tuple[str, str]]]:
         """(run id, index key) of up to `limit` of the pipeline's runs, oldest first."""

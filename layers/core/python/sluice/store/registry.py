@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice import timeutil
+from sluice.domain.status import DEFAULT_PIPELINE_STATUS
 from sluice.errors import Conflict, NameTaken, NotFound
 from sluice.store import keys
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
@@ -22,7 +23,7 @@ from sluice.store.table import Condition, ConditionFailed, Table, TransactionCan
 _FAILED = "ConditionalCheckFailed"
 _BUSY = "TransactionConflict"  # another transaction held one of the items: retry shortly
 _KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
-DEFAULT_STATUS = "active"  # a pipeline without a status (Watcher's surface sets none) is active
+DEFAULT_STATUS = DEFAULT_PIPELINE_STATUS.value  # what a pipeline Watcher's surface wrote (no status) is
 
 
 class NamedRepository:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from sluice import timeutil
+from sluice.domain.run_engine.errors import NotPending, SlotsFull
+from sluice.domain.status import RunStatus
 from sluice.store import keys
 from sluice.store.settings import SettingsRepository
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
@@ -19,14 +21,6 @@ from sluice.store.table import Condition, ConditionFailed, Table, TransactionCan
 
 def slots_key(project: str) -> tuple[str, str]:
     return keys.project(project), "SLOTS"
-
-
-class SlotsFull(Exception):
-    """Every execution slot of the project is taken; the run stays pending in the queue."""
-
-
-class NotPending(Exception):
-    """The run is no longer pending (already dispatched, cancelled or gone)."""
 
 
 class RunControl:
@@ -68,12 +62,14 @@ class RunControl:
                 pk,
                 sk,
                 set_={
-                    "status": "running",
+                    "status": RunStatus.running,
                     "slot_held": True,
                     "execution_name": execution_name,
                     "running_at": now,
                 },
-                condition=Condition("#s = :pending", names={"#s": "status"}, values={":pending": "pending"}),
+                condition=Condition(
+                    "#s = :pending", names={"#s": "status"}, values={":pending": RunStatus.pending}
+                ),
             ),
         ]
         try:
@@ -86,7 +82,7 @@ class RunControl:
     def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool:
         """Give back the run's slot if it holds one; True when this call released it."""
         pk, sk = keys.run(project, run_id)
-        changes: dict[str, Any] = {"status": "pending"} if back_to_pending else {}
+        changes: dict[str, Any] = {"status": RunStatus.pending} if back_to_pending else {}
         try:
             self.table.transact(
                 [
@@ -119,7 +115,7 @@ class RunControl:
                 condition=Condition(
                     "#s IN (:pending, :running)",
                     names={"#s": "status"},
-                    values={":pending": "pending", ":running": "running"},
+                    values={":pending": RunStatus.pending, ":running": RunStatus.running},
                 ),
             )
         except ConditionFailed:

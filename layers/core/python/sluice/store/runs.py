@@ -10,28 +10,21 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.domain.executions import ConcurrentEnd, PipelineAdvance, Run
-from sluice.domain.run_engine import FlowChildStarted
+from sluice.domain.run_engine.errors import FlowChildStarted, TriggerReplayed
+from sluice.domain.run_engine.record import NodeRunRecord, RunRecord
+from sluice.domain.status import RunStatus
 from sluice.errors import Conflict
 from sluice.store import keys
 from sluice.store.executions import (
     _END_FIELDS,
     _closure_item,
     _month,
-    run_from_item,
     run_index_item,
     run_item,
 )
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-
-
-class TriggerReplayed(Exception):
-    """The Idempotency-Key was used before; `claim` is what the first trigger stored."""
-
-    def __init__(self, claim: dict[str, Any]):
-        super().__init__("idempotency key already used")
-        self.claim = claim
 
 
 class RunEngineRepository:
@@ -147,20 +140,22 @@ class RunEngineRepository:
         return {"PK": pk, "SK": sk, "kind": "active_run", "run_id": run.id, "pipeline_id": run.pipeline_id}
 
     # -- read -------------------------------------------------------------------------------------
-    def get(self, project: str, run_id: int) -> dict[str, Any] | None:
-        """The run item as stored (engine attributes included); None if absent or not a run."""
+    def get(self, project: str, run_id: int) -> RunRecord | None:
+        """The run (engine attributes included); None if absent or not a run."""
         item = self.table.get(*keys.run(project, run_id))
-        return item if item and item.get("kind") == "run" else None
+        return RunRecord.from_stored(item) if item and item.get("kind") == "run" else None
 
-    def node_runs(self, project: str, run_id: int) -> list[dict[str, Any]]:
-        return list(
-            self.table.query_all(
+    def node_runs(self, project: str, run_id: int) -> list[NodeRunRecord]:
+        return [
+            NodeRunRecord.from_stored(item)
+            for item in self.table.query_all(
                 keys.run_partition(project, run_id), begins_with=keys.RUN_NODE_PREFIX, consistent=True
             )
-        )
+        ]
 
-    def node_run(self, project: str, run_id: int, node_id: str) -> dict[str, Any] | None:
-        return self.table.get(*keys.run_node(project, run_id, node_id))
+    def node_run(self, project: str, run_id: int, node_id: str) -> NodeRunRecord | None:
+        item = self.table.get(*keys.run_node(project, run_id, node_id))
+        return NodeRunRecord.from_stored(item) if item else None
 
     def active(self, project: str) -> list[int]:
         return [int(i["run_id"]) for i in self.table.query_all(keys.active_runs(project), consistent=True)]
@@ -181,10 +176,10 @@ class RunEngineRepository:
     def count_pipeline_runs(self, project: str, pipeline_id: int) -> int:
         return sum(1 for _ in self.table.query_all(keys.pipeline_runs(project, pipeline_id), consistent=True))
 
-    def get_many(self, project: str, run_ids: list[int]) -> list[dict[str, Any]]:
+    def get_many(self, project: str, run_ids: list[int]) -> list[RunRecord]:
         found = self.table.batch_get([keys.run(project, i) for i in run_ids], consistent=True)
         by_id = {int(item["id"]): item for item in found if item.get("kind") == "run"}
-        return [by_id[i] for i in run_ids if i in by_id]
+        return [RunRecord.from_stored(by_id[i]) for i in run_ids if i in by_id]
 
     # -- plan and progress ------------------------------------------------------------------------
     def store_plan(
@@ -270,7 +265,7 @@ class RunEngineRepository:
                 condition=Condition(
                     "#l = :previous AND #r = :zero AND #s = :running",
                     names={"#l": "flow_level", "#r": "flow_remaining", "#s": "status"},
-                    values={":previous": level - 1, ":zero": 0, ":running": "running"},
+                    values={":previous": level - 1, ":zero": 0, ":running": RunStatus.running},
                 ),
             )
         except ConditionFailed:
@@ -279,7 +274,7 @@ class RunEngineRepository:
 
     def flow_child_done(
         self, project: str, parent_id: int, level: int, pipeline_id: int, succeeded: bool
-    ) -> dict[str, Any] | None:
+    ) -> RunRecord | None:
         """Count the child of `level` that ran `pipeline_id` as finished (and the level as failed
         unless it succeeded), once: the parent keeps the level's counted pipelines. The parent
         after the change, or None when it is not waiting on that level or counted that child."""
@@ -287,7 +282,7 @@ class RunEngineRepository:
         if not succeeded:
             changes["flow_failed"] = True
         try:
-            return self.table.update(
+            parent = self.table.update(
                 *keys.run(project, parent_id),
                 set_=changes,
                 add={"flow_remaining": -1, "flow_counted": {pipeline_id}},
@@ -299,6 +294,7 @@ class RunEngineRepository:
             )
         except ConditionFailed:
             return None
+        return RunRecord.from_stored(parent)
 
     # -- pending runs whose queue message was lost --------------------------------------------------
     def requeue(self, project: str, run_id: int, seen_queued_at: str | None, now: str) -> int | None:
@@ -317,7 +313,7 @@ class RunEngineRepository:
                 condition=Condition(
                     f"#s = :pending AND {seen.expression}",
                     names={"#s": "status", **seen.names},
-                    values={":pending": "pending", **seen.values},
+                    values={":pending": RunStatus.pending, **seen.values},
                 ),
             )
         except ConditionFailed:
@@ -325,8 +321,8 @@ class RunEngineRepository:
         return int(updated["requeues"])
 
     def recent(
-        self, project: str, since: str | None, keep: Callable[[dict[str, Any]], bool], limit: int
-    ) -> list[dict[str, Any]]:
+        self, project: str, since: str | None, keep: Callable[[RunRecord], bool], limit: int
+    ) -> list[RunRecord]:
         """The project's runs newest start first (started after `since`, a sortable time), that
         `keep` accepts, at most `limit`: a Query of the months that have runs, then one GSI2 Query
         per month shard, newest month first, stopping once `limit` are found. Never a Scan."""
@@ -334,7 +330,7 @@ class RunEngineRepository:
             (item["SK"] for item in self.table.query_all(keys.run_months(project), consistent=True)),
             reverse=True,
         )
-        found: list[dict[str, Any]] = []
+        found: list[RunRecord] = []
         for month in months:
             if since is not None and month < since[:7]:
                 break
@@ -342,13 +338,16 @@ class RunEngineRepository:
             for item in self.table.query_all(
                 keys.run_start_month(project, month), index="GSI2", forward=False, **bound
             ):
-                if item.get("kind") == "run" and keep(item):
-                    found.append(item)
+                if item.get("kind") != "run":
+                    continue
+                run = RunRecord.from_stored(item)
+                if keep(run):
+                    found.append(run)
                     if len(found) >= limit:
                         return found
         return found
 
-    def children(self, project: str, run_id: int) -> list[dict[str, Any]]:
+    def children(self, project: str, run_id: int) -> list[RunRecord]:
         """The run's direct children (one Query of its closure items, then one batch get)."""
         found = self.table.query_all(
             keys.run_partition(project, run_id),
@@ -412,7 +411,3 @@ class RunEngineRepository:
 
     def forget_active(self, project: str, run_id: int) -> None:
         self.table.delete(*keys.active_run(project, run_id))
-
-
-def run_of(item: dict[str, Any]) -> Run:
-    return run_from_item(item)

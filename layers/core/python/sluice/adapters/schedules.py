@@ -1,4 +1,5 @@
-"""Where a pipeline's cron schedule lives outside DynamoDB: one EventBridge Scheduler schedule each.
+"""Where a pipeline's cron schedule lives outside DynamoDB: one EventBridge Scheduler schedule each
+(the adapters of sluice.domain.pipelines.Schedules).
 
 The schedule fires `PipelineScheduleFunction` (functions/pipelines/jobs.py) with
 `{"project", "pipeline_id", "scheduled_time"}`; it is enabled only while the pipeline is active.
@@ -8,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,11 +24,6 @@ GROUP = "default"
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]")
 
 logger = Logger(service="sluice")
-
-
-class PipelineSchedules(Protocol):
-    def put(self, project: str, pipeline_id: int, cron: str, enabled: bool) -> None: ...
-    def remove(self, project: str, pipeline_id: int) -> None: ...
 
 
 def schedule_name(project: str, pipeline_id: int) -> str:
@@ -114,14 +109,6 @@ class UnscheduledPipelines:
 
     def remove(self, project: str, pipeline_id: int) -> None:
         return None
-
-
-def configured_schedules() -> PipelineSchedules:
-    target = os.environ.get("PIPELINE_SCHEDULE_TARGET_ARN", "")
-    role = os.environ.get("SCHEDULER_ROLE_ARN", "")
-    if not target or not role:
-        return UnscheduledPipelines()
-    return EventBridgeSchedules(target, role)
 
 
 def _code(exc: ClientError) -> str:

@@ -1,17 +1,15 @@
-"""Alert notifications to a Slack-compatible incoming webhook (SLUICE_ALERT_WEBHOOK_URL)."""
+"""Alert notifications to a Slack-compatible incoming webhook: the adapter of sluice.domain.alerts.Notifier."""
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 
 from aws_lambda_powertools import Logger
 
-from sluice.domain.alerts import Alert, Notifier, SilentNotifier, alert_text
+from sluice.domain.alerts import Alert, alert_text
 
-WEBHOOK_ENV = "SLUICE_ALERT_WEBHOOK_URL"
 TIMEOUT_SECONDS = 3.0
 
 logger = Logger(service="sluice")
@@ -41,9 +39,3 @@ class WebhookNotifier:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             logger.warning("alert webhook failed", extra={"reason": str(exc)})
             return False
-
-
-def configured_notifier() -> Notifier:
-    """The webhook notifier when SLUICE_ALERT_WEBHOOK_URL is set, else one that does nothing."""
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
-    return WebhookNotifier(url) if url else SilentNotifier()

@@ -69,12 +69,12 @@ build: $(SAM_STAMP)
 
 # sam validate --lint, sam build, then every function of the built template imported and invoked
 # on the runtime's Python with only its folder and the layer (tools/package_check.py), then the
-# local stack running the build end to end (tests/package).
+# local stack running the build end to end and the check proven on a broken copy (tests/package).
 package-check: $(STAMP) $(SAM_STAMP)
 	$(SAM) validate --lint --template template.yaml
 	$(SAM) build --template template.yaml --build-dir $(BUILD_DIR)
 	$(BIN)/python -m tools.package_check --build-dir $(BUILD_DIR) --runtime-python "$(RUNTIME_PYTHON)"
-	$(BIN)/pytest -q tests/package
+	RUNTIME_PYTHON="$(RUNTIME_PYTHON)" $(BIN)/pytest -q tests/package
 
 clean-build:
 	rm -rf .aws-sam $(SAM_VENV)

@@ -579,15 +579,21 @@ def sqs_source(template: dict[str, Any], logical: str) -> str | None:
 class Chain:
     """Invokes every function once per tracing mode, in an order where each event is a real one."""
 
-    def __init__(self, built: Built, tracing: bool, report: Callable[[str, str, dict[str, Any]], None]):
-        self.built, self.tracing, self.report = built, tracing, report
+    def __init__(
+        self,
+        built: Built,
+        tracing: bool,
+        report: Callable[[str, str, dict[str, Any]], None],
+        only: set[str] | None = None,
+    ):
+        self.built, self.tracing, self.report, self.only = built, tracing, report, only
         self.mode = "on" if tracing else "off"
         self.project = f"{PROJECT}-{self.mode}"
         self.done: set[str] = set()
         self.failed = False
 
     def invoke(self, logical: str, event: Any, expect: Callable[[Any], str | None] | None = None) -> Any:
-        if logical not in functions_of(self.built.template):
+        if logical not in functions_of(self.built.template) or (self.only and logical not in self.only):
             return None
         outcome = self.built.run(logical, [event], self.tracing)
         self.done.add(logical)
@@ -787,9 +793,14 @@ def summarize(response: Any) -> str:
 
 
 def check(
-    build_dir: Path, runtime_python: str, endpoint: str | None = None, out: Callable[[str], None] = print
+    build_dir: Path,
+    runtime_python: str,
+    endpoint: str | None = None,
+    out: Callable[[str], None] = print,
+    only: set[str] | None = None,
 ) -> list[str]:
-    """Every check on a build; returns the failures (empty: the build is deployable)."""
+    """Every check on a build; returns the failures (empty: the build is deployable). `only`
+    runs just those functions (the contents and sizes of all are still checked)."""
     build_dir = build_dir.resolve()
     template = load_built_template(build_dir)
     problems = Problems()
@@ -855,7 +866,7 @@ def check(
             if not endpoint:
                 provision(template, physical, moto, stage_parameters(tracing))
             built = Built(template, build_dir, runtime_python, moto, physical, Path(tmp))
-            Chain(built, tracing, report).run()
+            Chain(built, tracing, report, only).run()
     out("\n| function | tracing | outcome | import ms | invocation ms | answer |\n|---|---|---|---|---|---|")
     for row in rows:
         out(row)
@@ -866,9 +877,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--runtime-python", default="python3.12", help="the Lambda runtime's Python")
+    parser.add_argument(
+        "--only", action="append", metavar="FUNCTION", help="run only this function (repeatable)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    failures = check(args.build_dir, args.runtime_python)
+    failures = check(args.build_dir, args.runtime_python, only=set(args.only) if args.only else None)
     print(f"\npackage-check: {len(failures)} problem(s) in {time.perf_counter() - started:.0f} s")
     for failure in failures:
         print(f"FAIL {failure}")

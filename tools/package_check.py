@@ -248,6 +248,37 @@ def check_pins(name: str, folder: Path, problems: Problems) -> None:
                 f"{name}: the layer has {wanted} {dist.version}, the dev venv {local} "
                 "(layers/core/requirements.txt or constraints.txt and pyproject.toml disagree)"
             )
+        tags = [
+            line[5:].strip()
+            for line in (dist.read_text("WHEEL") or "").splitlines()
+            if line.startswith("Tag: ")
+        ]
+        if tags and not any(wheel_runs_on_lambda(tag) for tag in tags):
+            problems.add(
+                f"{name}: {wanted} {dist.version} is a wheel for {', '.join(tags)}, not Lambda's {LAMBDA_PLATFORM}"
+            )
+
+
+LAMBDA_PLATFORM = "CPython 3.12, x86_64, glibc 2.34 (Amazon Linux 2023)"
+LAMBDA_GLIBC = (2, 34)
+LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def wheel_runs_on_lambda(tag: str) -> bool:
+    """Whether a wheel tag (python-abi-platform) loads on the python3.12 x86_64 runtime. This
+    machine's glibc may be newer than Amazon Linux 2023's, so importing here does not prove it."""
+    python, abi, platform = tag.split("-")
+    if python not in ("py3", "py2.py3", "cp312") and not (python.startswith("cp3") and abi == "abi3"):
+        return False
+    if platform == "any":
+        return abi in ("none", "abi3", "cp312")
+    if not platform.endswith("x86_64"):
+        return False
+    legacy = LEGACY_MANYLINUX.get(platform.removesuffix("_x86_64"))
+    if legacy:
+        return legacy <= LAMBDA_GLIBC
+    found = re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform)
+    return bool(found) and (int(found.group(1)), int(found.group(2))) <= LAMBDA_GLIBC
 
 
 def check_function_folder(name: str, folder: Path, handler: str, problems: Problems) -> None:

@@ -175,3 +175,38 @@ def test_intrinsics_resolve_as_cloudformation_would():
     assert resolver.value({"Fn::Sub": "${Bus.Arn}/rule"}) == "arn:bus/rule"
     with pytest.raises(KeyError, match="Nowhere"):
         resolver.value({"Ref": "Nowhere"})
+
+
+def test_a_dependency_built_for_another_platform_or_version_is_refused(tmp_path: Path):
+    from importlib.metadata import version
+
+    from tools.package_check import Problems, check_pins, wheel_runs_on_lambda
+
+    six = version("six")
+    write(
+        tmp_path / f"python/six-{six}.dist-info/METADATA",
+        f"Metadata-Version: 2.1\nName: six\nVersion: {six}\n",
+    )
+    write(
+        tmp_path / f"python/six-{six}.dist-info/WHEEL",
+        "Wheel-Version: 1.0\nTag: cp311-cp311-manylinux_2_17_x86_64\n",
+    )
+    write(
+        tmp_path / "python/pyyaml-0.1.dist-info/METADATA",
+        "Metadata-Version: 2.1\nName: PyYAML\nVersion: 0.1\n",
+    )
+    problems = Problems()
+
+    check_pins("CoreLayer", tmp_path, problems)
+
+    assert sorted(problems.found) == sorted(
+        [
+            f"CoreLayer: six {six} is a wheel for cp311-cp311-manylinux_2_17_x86_64, not Lambda's "
+            "CPython 3.12, x86_64, glibc 2.34 (Amazon Linux 2023)",
+            f"CoreLayer: the layer has PyYAML 0.1, the dev venv {version('pyyaml')} "
+            "(layers/core/requirements.txt or constraints.txt and pyproject.toml disagree)",
+        ]
+    )
+    assert wheel_runs_on_lambda("cp312-abi3-manylinux_2_28_x86_64")  # DuckDB 2.0.1's wheel
+    assert not wheel_runs_on_lambda("cp312-cp312-manylinux_2_35_x86_64")  # newer glibc than AL2023's
+    assert not wheel_runs_on_lambda("cp312-cp312-manylinux_2_17_aarch64")

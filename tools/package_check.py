@@ -234,8 +234,9 @@ def check_layer(name: str, folder: Path, problems: Problems) -> None:
         problems.add(f"{name}: the layer holds tests")
 
 
-def check_pins(name: str, folder: Path, problems: Problems) -> None:
-    """Every distribution in the layer at the version the dev venv (and so the test suite) runs."""
+def check_pins(name: str, folder: Path, problems: Problems, cpython: str = "cp312") -> None:
+    """Every distribution in the layer at the version the dev venv (and so the test suite) runs, as
+    a wheel Lambda's runtime (CPython `cpython`, x86_64, AL2023's glibc) can load."""
     for dist in importlib.metadata.distributions(path=[str(folder / "python")]):
         wanted = dist.metadata["Name"]
         try:
@@ -253,25 +254,27 @@ def check_pins(name: str, folder: Path, problems: Problems) -> None:
             for line in (dist.read_text("WHEEL") or "").splitlines()
             if line.startswith("Tag: ")
         ]
-        if tags and not any(wheel_runs_on_lambda(tag) for tag in tags):
+        if tags and not any(wheel_runs_on_lambda(tag, cpython) for tag in tags):
             problems.add(
-                f"{name}: {wanted} {dist.version} is a wheel for {', '.join(tags)}, not Lambda's {LAMBDA_PLATFORM}"
+                f"{name}: {wanted} {dist.version} is a wheel for {', '.join(tags)}, not Lambda's "
+                f"CPython {cpython[2]}.{cpython[3:]}, {LAMBDA_PLATFORM}"
             )
 
 
-LAMBDA_PLATFORM = "CPython 3.12, x86_64, glibc 2.34 (Amazon Linux 2023)"
+LAMBDA_PLATFORM = "x86_64, glibc 2.34 (Amazon Linux 2023)"
 LAMBDA_GLIBC = (2, 34)
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
-def wheel_runs_on_lambda(tag: str) -> bool:
-    """Whether a wheel tag (python-abi-platform) loads on the python3.12 x86_64 runtime. This
+def wheel_runs_on_lambda(tag: str, cpython: str = "cp312") -> bool:
+    """Whether a wheel tag (python-abi-platform) loads on the x86_64 runtime of CPython `cpython`. This
     machine's glibc may be newer than Amazon Linux 2023's, so importing here does not prove it."""
     python, abi, platform = tag.split("-")
-    if python not in ("py3", "py2.py3", "cp312") and not (python.startswith("cp3") and abi == "abi3"):
+    stable_abi = abi == "abi3" and re.fullmatch(r"cp3\d+", python) and int(python[3:]) <= int(cpython[3:])
+    if python not in ("py3", "py2.py3", cpython) and not stable_abi:
         return False
     if platform == "any":
-        return abi in ("none", "abi3", "cp312")
+        return abi in ("none", "abi3", cpython)
     if not platform.endswith("x86_64"):
         return False
     legacy = LEGACY_MANYLINUX.get(platform.removesuffix("_x86_64"))
@@ -853,7 +856,7 @@ def check(
     for layer in sorted(layers):
         folder = build_dir / str(template["Resources"][layer]["Properties"]["ContentUri"])
         check_layer(layer, folder, problems)
-        check_pins(layer, folder, problems)
+        check_pins(layer, folder, problems, "cp" + version.replace(".", ""))
     sizes: dict[str, tuple[int, int]] = {}
     for logical, resource in functions.items():
         folder = build_dir / str(resource["Properties"]["CodeUri"])

@@ -208,5 +208,6 @@ def test_a_dependency_built_for_another_platform_or_version_is_refused(tmp_path:
         ]
     )
     assert wheel_runs_on_lambda("cp312-abi3-manylinux_2_28_x86_64")  # DuckDB 2.0.1's wheel
+    assert wheel_runs_on_lambda("cp39-abi3-manylinux2014_x86_64")  # the stable ABI of an older CPython
     assert not wheel_runs_on_lambda("cp312-cp312-manylinux_2_35_x86_64")  # newer glibc than AL2023's
     assert not wheel_runs_on_lambda("cp312-cp312-manylinux_2_17_aarch64")

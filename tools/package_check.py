@@ -629,7 +629,10 @@ class Chain:
     def invoke(self, logical: str, event: Any, expect: Callable[[Any], str | None] | None = None) -> Any:
         if logical not in functions_of(self.built.template) or (self.only and logical not in self.only):
             return None
-        outcome = self.built.run(logical, [event], self.tracing)
+        try:
+            outcome = self.built.run(logical, [event], self.tracing)
+        except KeyError as exc:  # an intrinsic of its environment this check cannot resolve
+            outcome = {"ok": False, "phase": "environment", "error_type": "Unresolved", "error": exc.args[0]}
         self.done.add(logical)
         if outcome.get("ok") and expect is not None:
             response = outcome["invocations"][-1]["response"]

@@ -469,7 +469,9 @@ class Built:
                 "error_type": "Crashed",
                 "error": f"the interpreter exited {done.returncode}: {done.stderr.strip()[-1500:]}",
             }
-        return json.loads(out.read_text())
+        outcome = json.loads(out.read_text())
+        outcome["logs"] = (done.stdout + done.stderr)[-20000:]
+        return outcome
 
 
 def describe_failure(logical: str, handler: str, tracing: bool, outcome: dict[str, Any]) -> str:
@@ -600,6 +602,16 @@ def default_event(template: dict[str, Any], logical: str, physical: dict[str, di
     return {}
 
 
+def answered_without_error(response: Any) -> str | None:
+    """What any handler must do with a minimal event: no 5xx, no failed batch item."""
+    if isinstance(response, dict):
+        if int(response.get("statusCode") or 200) >= 500:
+            return f"it answered {response['statusCode']}"
+        if response.get("batchItemFailures"):
+            return "it reported the batch item as failed"
+    return None
+
+
 def sqs_source(template: dict[str, Any], logical: str) -> str | None:
     """The logical id of the queue a function consumes, if it has an SQS event."""
     resource = template["Resources"].get(logical) or {}
@@ -645,6 +657,11 @@ class Chain:
                     "error_type": "UnexpectedResponse",
                     "error": f"{complaint}: {json.dumps(response, default=str)[:400]}",
                 }
+        if not outcome.get("ok") and not outcome.get("missing_module"):
+            # A handler that catches errors (an HTTP 500, a batch item failure) still logged why.
+            found = re.search(r"No module named '([^']+)'", outcome.get("logs") or "")
+            if found:
+                outcome["missing_module"] = found.group(1)
         self.report(logical, self.mode, outcome)
         if not outcome.get("ok"):
             self.failed = True
@@ -751,7 +768,7 @@ class Chain:
             )
         for logical in functions_of(template):
             if logical not in self.done:
-                self.invoke(logical, default_event(template, logical, physical))
+                self.invoke(logical, default_event(template, logical, physical), answered_without_error)
 
     def drive_run(self, run_id: str) -> None:
         """The Run state machine's work, done here: dispatch, plan, level by level, finish."""

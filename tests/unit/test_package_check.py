@@ -117,6 +117,47 @@ def test_a_working_function_passes_and_broken_ones_are_named_with_their_module(b
         ), text
 
 
+def test_a_module_missing_behind_a_caught_error_is_named_from_the_logs(build: Path):
+    # An HTTP function whose route imports lazily and whose app turns the error into a 500.
+    write(
+        build / "LazyFunction/app.py",
+        """
+        import json
+
+        def handler(event, context):
+            try:
+                import sluice.reports  # not in the layer
+            except ImportError as exc:
+                print(json.dumps({"level": "ERROR", "message": "unhandled error", "exception": repr(exc)}))
+                return {"statusCode": 500, "body": '{"detail": "Internal error; it has been logged."}'}
+            return {"statusCode": 200, "body": "{}"}
+        """,
+    )
+    text = (
+        (build / "template.yaml").read_text()
+        + """
+  LazyFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: LazyFunction
+      Handler: app.handler
+      Events:
+        Report: {Type: HttpApi, Properties: {Path: "/reports/{report_id}", Method: GET}}
+"""
+    )
+    (build / "template.yaml").write_text(text)
+
+    failures = check(build, sys.executable, endpoint=NOWHERE, out=lambda _: None)
+
+    assert any(
+        f.startswith(
+            "LazyFunction (handler app.handler, tracing off): invoke failed: module 'sluice.reports' is missing"
+        )
+        and "it answered 500" in f
+        for f in failures
+    ), failures
+
+
 def test_the_template_environment_reaches_the_handler(build: Path):
     lines: list[str] = []
     check(build, sys.executable, endpoint=NOWHERE, out=lines.append)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -40,7 +41,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a template parameter",
     )
     dev.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    dev.add_argument(
+        "--from-build",
+        nargs="?",
+        const=Path(".aws-sam/build"),
+        default=None,
+        type=Path,
+        metavar="DIR",
+        help="run what `sam build` left in DIR (default .aws-sam/build): each function's built folder "
+        "and the layer's sluice package, instead of the source tree",
+    )
     return parser
+
+
+def use_build(build_dir: Path) -> Path:
+    """Make this process run `sam build`'s output: handler modules from each function's built folder
+    (SLUICE_CODE_ROOT, read by the function registry) and sluice's modules from the built layer
+    only, so a module the layer lacks fails here as it would on Lambda. sluice.local, which the
+    layer leaves out, is already imported and keeps finding its own modules in the source tree.
+    Must run before anything of sluice but sluice.local is imported; returns the layer's package."""
+    import sluice
+    from sluice.local.functions import CODE_ROOT_VARIABLE
+
+    build_dir = build_dir.resolve()
+    packages = sorted(build_dir.glob("*/python/sluice/__init__.py"))
+    if not packages:
+        raise FileNotFoundError(
+            f"no built layer with python/sluice under {build_dir}; run `make build` first"
+        )
+    early = sorted(m for m in sys.modules if m.startswith("sluice.") and not m.startswith("sluice.local"))
+    if early:
+        raise RuntimeError(f"{', '.join(early)} already imported from the source tree")
+    layer_package = packages[0].parent
+    sys.dont_write_bytecode = True  # leave the build as sam built it (Lambda's /opt is read-only)
+    sluice.__path__[:] = [str(layer_package)]
+    os.environ[CODE_ROOT_VARIABLE] = str(build_dir)
+    return layer_package
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_dev(args: argparse.Namespace) -> int:
+    if args.from_build is not None:
+        try:
+            layer_package = use_build(args.from_build)
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"sluice dev: cannot run the build: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"Running the build: handlers from {args.from_build.resolve()}/<Function>/, "
+            f"sluice from {layer_package}",
+            flush=True,
+        )
     from sluice.local.stack import LocalStack, StackOptions
 
     options = StackOptions(

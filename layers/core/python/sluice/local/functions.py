@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from sluice.local.template import function_handler, resources_of_type
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+CODE_ROOT_VARIABLE = "SLUICE_CODE_ROOT"
 
 
 @dataclass
@@ -43,8 +45,12 @@ class LambdaContext:
 class FunctionRegistry:
     """Maps logical ids (and, once the stack exists, physical names) to loaded handlers."""
 
-    def __init__(self, template: dict[str, Any]):
+    def __init__(self, template: dict[str, Any], code_root: Path | str | None = None):
         self.template = template
+        # Where handler modules load from: the source tree, or `sam build`'s output (`sluice dev
+        # --from-build` sets SLUICE_CODE_ROOT, which the stack's registry reads).
+        found = code_root if code_root is not None else os.environ.get(CODE_ROOT_VARIABLE)
+        self.code_root = Path(found) if found else None
         self.functions = resources_of_type(template, "AWS::Serverless::Function")
         self.physical_to_logical: dict[str, str] = {}
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
@@ -71,8 +77,10 @@ class FunctionRegistry:
             return found
 
     def _load(self, logical_id: str) -> Callable[[Any, Any], Any]:
-        code_dir, module_name, attribute = function_handler(self.template, logical_id)
+        code_dir, module_name, attribute = function_handler(self.template, logical_id, self.code_root)
         path = Path(code_dir) / f"{module_name.replace('.', '/')}.py"
+        if not path.is_file():
+            raise LookupError(f"{logical_id}: handler module {path} does not exist")
         unique = f"sluice_fn_{logical_id}_{module_name.replace('.', '_')}"
         spec = importlib.util.spec_from_file_location(unique, path)
         if spec is None or spec.loader is None:

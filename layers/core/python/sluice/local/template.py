@@ -82,8 +82,12 @@ def http_routes(template: dict[str, Any]) -> list[Route]:
     return routes
 
 
-def function_handler(template: dict[str, Any], logical_id: str) -> tuple[Path, str, str]:
-    """(code directory, module file name, handler attribute) of a function."""
+def function_handler(
+    template: dict[str, Any], logical_id: str, code_root: Path | str | None = None
+) -> tuple[Path, str, str]:
+    """(code directory, module file name, handler attribute) of a function: its CodeUri in the
+    source tree, or, given `sam build`'s output folder as `code_root`, the function's built folder."""
     props = template["Resources"][logical_id]["Properties"]
     module, _, attribute = props["Handler"].rpartition(".")
-    return ROOT / props["CodeUri"], module, attribute
+    code_dir = Path(code_root) / logical_id if code_root is not None else ROOT / props["CodeUri"]
+    return code_dir, module, attribute

@@ -71,7 +71,7 @@ class Gateway:
         routes: list[Route],
         invoke: Callable[[str, dict[str, Any]], Any],
         authorizer: str | None,
-        diagnostics: Callable[[], dict[str, Any]] | None = None,
+        diagnostics: Callable[[bool], dict[str, Any]] | None = None,
     ):
         self.routes = sorted((compile_route(r) for r in routes), key=lambda c: c.specificity, reverse=True)
         self.invoke = invoke
@@ -107,7 +107,8 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         method, path = request.method.upper(), request.url.path
         if path == DIAGNOSTICS_PATH and method == "GET" and self.diagnostics is not None:
-            return JSONResponse(await to_thread.run_sync(self.diagnostics))
+            reset = request.query_params.get("reset") == "1"  # start a new measurement window
+            return JSONResponse(await to_thread.run_sync(self.diagnostics, reset))
         matched = self.match(method, path)
         if matched is None:
             return JSONResponse(

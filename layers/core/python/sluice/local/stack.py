@@ -217,10 +217,11 @@ class LocalStack:
         authorizer = "AuthorizerFunction" if "AuthorizerFunction" in self.registry.functions else None
         return Gateway(http_routes(self.template), self.invoke, authorizer, diagnostics=self.stats)
 
-    def stats(self) -> dict[str, Any]:
-        """The stack's own figures (GET /_local/stats): background work and its lag, memory, processes."""
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """The stack's own figures (GET /_local/stats[?reset=1]): background work and its lag (since
+        the last reset), memory, processes."""
         return {
-            "background": self.background.summary(),
+            "background": self.background.summary(reset),
             "rss_bytes": _rss(os.getpid()),
             "dynamodb_local": {
                 "pid": self.dynamodb_local.pid if self.dynamodb_local else None,
@@ -603,10 +604,12 @@ class BackgroundWork:
             self.failed += int(failed)
             self._lags.setdefault(function, deque(maxlen=self._keep)).append(lag)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, reset: bool = False) -> dict[str, Any]:
         with self._lock:
             lags = {name: sorted(values) for name, values in self._lags.items()}
             counts = {"pending": self.pending, "finished": self.finished, "failed": self.failed}
+            if reset:
+                self._lags.clear()
 
         def at(values: list[float], q: float) -> float:
             return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)

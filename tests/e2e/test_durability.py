@@ -149,3 +149,64 @@ def test_kill_9_mid_traffic_loses_no_acknowledged_write(tmp_path):
             eventually(none_running, timeout=120, interval=1)
     finally:
         assert second.stop() == 0
+
+
+def test_sixteen_concurrent_writers_on_one_execution_and_one_pipeline_lose_nothing(stack, project_admin):
+    """On the stack's DynamoDB (DynamoDB Local): 16 clients start executions of one pipeline and
+    end one execution at the same moment; every answered write is there, none twice."""
+    from tests.e2e.conftest import moto_client
+    from tests.e2e.test_runs import table_name
+
+    project, key = project_admin
+    writers = 16
+    with stack.client(key) as client:
+        pipeline = client.post("/pipeline", json={"name": "contended", "pipeline_type_name": "race"}).json()[
+            "id"
+        ]
+        target = client.post(
+            "/start_pipeline_execution", json={"pipeline_id": pipeline, "start_date": iso(time.time() - 600)}
+        )
+        target = target.json()["id"]
+    barrier = threading.Barrier(writers)
+    started: list[int] = []
+    ended: list[int] = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        with stack.client(key) as client:
+            barrier.wait()
+            begun = client.post(
+                "/start_pipeline_execution",
+                json={"pipeline_id": pipeline, "start_date": iso(time.time() - 60)},
+            )
+            body = {
+                "id": target,
+                "end_date": iso(time.time() + n),
+                "completed_successfully": True,
+                "total_rows": n,
+            }
+            finished = client.post("/end_pipeline_execution", json=body)
+            with lock:
+                if begun.status_code == 201:
+                    started.append(begun.json()["id"])
+                ended.append(finished.status_code)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(started) == writers and len(set(started)) == writers  # one id each, none shared
+    assert ended == [204] * writers, ended
+    item = moto_client(stack, "dynamodb").get_item(
+        TableName=table_name(stack),
+        Key={"PK": {"S": f"P#{project}#RUN#{target:012d}"}, "SK": {"S": "RUN"}},
+        ConsistentRead=True,
+    )["Item"]
+    assert int(item["end_count"]["N"]) == writers  # every end applied, one after the other
+    with stack.client(key) as client:
+        for execution in started:
+            assert client.get(f"/pipeline_execution/{execution}").status_code == 200
+        final = client.get(f"/pipeline_execution/{target}").json()
+    assert final["total_rows"] in range(writers) and final["completed_successfully"] is True

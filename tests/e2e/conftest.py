@@ -32,6 +32,7 @@ class RunningStack:
     process: subprocess.Popen
     base_url: str
     moto_endpoint: str
+    dynamodb_endpoint: str
     output: list[str] = field(default_factory=list)
     admin_key: str = ADMIN_KEY
 
@@ -43,9 +44,9 @@ class RunningStack:
     def admin(self) -> httpx.Client:
         return self.client(self.admin_key)
 
-    def stop(self, timeout: float = 30) -> int:
+    def stop(self, timeout: float = 30, sig: int = signal.SIGINT) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -69,7 +70,7 @@ def start_stack(*args: str, env: dict[str, str] | None = None, port: int | None 
         text=True,
     )
     output: list[str] = []
-    moto_endpoint = ""
+    moto_endpoint = dynamodb_endpoint = ""
     deadline = time.monotonic() + 90
     assert process.stdout is not None
     while time.monotonic() < deadline:
@@ -79,9 +80,9 @@ def start_stack(*args: str, env: dict[str, str] | None = None, port: int | None 
                 raise RuntimeError("sluice dev exited:\n" + "".join(output))
             continue
         output.append(line)
-        found = re.search(r"moto at (http://\S+)\)", line)
+        found = re.search(r"moto at (http://[^\s,]+), DynamoDB Local at (http://[^\s)]+)\)", line)
         if found:
-            moto_endpoint = found.group(1)
+            moto_endpoint, dynamodb_endpoint = found.group(1), found.group(2)
         if line.startswith("State:"):
             break
     base_url = f"http://127.0.0.1:{port}"
@@ -94,7 +95,7 @@ def start_stack(*args: str, env: dict[str, str] | None = None, port: int | None 
     else:
         process.kill()
         raise RuntimeError("sluice dev did not answer /health:\n" + "".join(output))
-    stack = RunningStack(process, base_url, moto_endpoint, output)
+    stack = RunningStack(process, base_url, moto_endpoint, dynamodb_endpoint, output)
     # Keep draining its output so the child never blocks on a full pipe.
     import threading
 
@@ -170,12 +171,13 @@ def stack(webhook):
 
 
 def moto_client(stack: RunningStack, service: str):
-    """A boto3 client on the running stack's moto (to look behind the API in tests)."""
+    """A boto3 client on the running stack's moto, or for DynamoDB its DynamoDB Local (to look
+    behind the API in tests)."""
     import boto3
 
     return boto3.client(
         service,
-        endpoint_url=stack.moto_endpoint,
+        endpoint_url=stack.dynamodb_endpoint if service == "dynamodb" else stack.moto_endpoint,
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
-from tests.e2e.conftest import jwt_for
+from tests.e2e.conftest import jwt_for, moto_client
 
 
 def test_root_and_health_answer_without_auth(stack):
@@ -145,13 +144,7 @@ def test_key_secrets_are_stored_only_as_hashes(stack, project_admin):
     _, admin_key = project_admin
     with stack.client(admin_key) as admin:
         secret = admin.post("/api/v1/api-keys", json={"name": "audit", "role": "editor"}).json()["key"]
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    dynamodb = moto_client(stack, "dynamodb")
     dump = ""
     for table in dynamodb.list_tables()["TableNames"]:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):

@@ -1,8 +1,29 @@
-"""The local stack as a developer runs it: restarts keep data, Ctrl-C shuts down cleanly."""
+"""The local stack as a developer runs it: restarts keep data, Ctrl-C and SIGTERM shut down
+cleanly, and no DynamoDB Local outlives its stack."""
 
 from __future__ import annotations
 
+import json
+import signal
+from pathlib import Path
+
+from sluice.local.dynamodb_local import PID_DIR
 from tests.e2e.conftest import start_stack
+
+
+def dynamodb_local_of(stack) -> list[int]:
+    """PIDs of the DynamoDB Local processes this stack started and that still run."""
+    found = []
+    for path in PID_DIR.glob("*.json"):
+        record = json.loads(path.read_text())
+        if record["parent"] == stack.process.pid:
+            try:
+                cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"DynamoDBLocal.jar" in cmdline:
+                found.append(record["pid"])
+    return found
 
 
 def test_restart_keeps_data_and_ctrl_c_exits_cleanly(tmp_path):
@@ -16,10 +37,12 @@ def test_restart_keeps_data_and_ctrl_c_exits_cleanly(tmp_path):
                 "/pipeline", json={"name": "Nightly Load", "pipeline_type_name": "extraction"}
             )
             assert pipeline.status_code == 201, pipeline.text
+        assert len(dynamodb_local_of(first)) == 1
     finally:
         assert first.stop() == 0
     assert any("state saved" in line for line in first.output)
-    assert (data_dir / "state" / "dynamodb" / "Table.jsonl").exists()
+    assert (data_dir / "state" / "dynamodb-local" / "shared-local-instance.db").exists()
+    assert dynamodb_local_of(first) == []
 
     second = start_stack("--data-dir", str(data_dir))
     try:
@@ -30,7 +53,9 @@ def test_restart_keeps_data_and_ctrl_c_exits_cleanly(tmp_path):
         with second.admin as admin:
             assert "survivor" in {k["name"] for k in admin.get("/api/v1/api-keys").json()["data"]}
     finally:
-        assert second.stop() == 0
+        assert second.stop(sig=signal.SIGTERM) == 0  # a service manager's stop is as clean as Ctrl-C
+    assert any("state saved" in line for line in second.output)
+    assert dynamodb_local_of(second) == []
 
 
 def test_ephemeral_stack_writes_nothing_to_disk(tmp_path):

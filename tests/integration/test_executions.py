@@ -256,6 +256,37 @@ def test_a_failed_end_leaves_the_pipeline_alone(api, table):
     assert table.get(*keys.run("acme", execution_id))["status"] == "failed"
 
 
+def test_load_lineage_turns_off_after_the_first_successful_end_and_back_on_by_request(api, table):
+    """Watcher: lineage is sent once, on the first successful run; POST /pipeline or PATCH with
+    load_lineage true asks for it again."""
+    pipelines = load_area("pipelines").handler
+    status, created = invoke(pipelines, "POST", "/pipeline", {"name": "p", "pipeline_type_name": "t"}, EDITOR)
+    assert (status, created["load_lineage"]) == (201, True)
+    body = {"pipeline_id": created["id"], "start_date": START}
+
+    failed = invoke(api, "POST", "/start_pipeline_execution", body, EDITOR)[1]["id"]
+    end(api, failed, completed_successfully=False)
+    assert pipeline_item(table, pipeline_id=created["id"])["load_lineage"] is True
+
+    succeeded = invoke(api, "POST", "/start_pipeline_execution", body, EDITOR)[1]["id"]
+    assert end(api, succeeded)[0] == 204
+    assert pipeline_item(table, pipeline_id=created["id"])["load_lineage"] is False
+    status, again = invoke(pipelines, "POST", "/pipeline", {"name": "p", "pipeline_type_name": "t"}, EDITOR)
+    assert (status, again["load_lineage"]) == (200, False)
+
+    status, again = invoke(
+        pipelines, "POST", "/pipeline", {"name": "p", "pipeline_type_name": "t", "load_lineage": True}, EDITOR
+    )
+    assert (status, again["load_lineage"]) == (200, True)
+    succeeded = invoke(api, "POST", "/start_pipeline_execution", body, EDITOR)[1]["id"]
+    end(api, succeeded)
+    assert pipeline_item(table, pipeline_id=created["id"])["load_lineage"] is False
+    status, patched = invoke(
+        pipelines, "PATCH", "/pipeline", {"id": created["id"], "load_lineage": True}, EDITOR
+    )
+    assert (status, patched["load_lineage"]) == (200, True)
+
+
 def test_without_next_watermark_the_watermark_stays(api, table):
     put_pipeline(table, watermark="w1")
     end(api, start(api, start_date=START), inserts=1)

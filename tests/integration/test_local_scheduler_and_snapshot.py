@@ -97,15 +97,77 @@ def test_snapshot_keeps_secrets_and_schedules_across_servers(tmp_path, moto_endp
         FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": TARGET, "RoleArn": ROLE, "Input": '{"pipeline_id": 9}'},
     )
-    Snapshot(tmp_path, tables={}, buckets={}, endpoint=moto_endpoint).save()
+    Snapshot(tmp_path, tables={}, buckets={}, clients=lambda service: client(moto_endpoint, service)).save()
     assert (tmp_path / "runtime.json").stat().st_mode & 0o077 == 0  # owner only
 
     reset(moto_endpoint)
     assert client(moto_endpoint, "secretsmanager").list_secrets()["SecretList"] == []
-    restored = Snapshot(tmp_path, tables={}, buckets={}, endpoint=moto_endpoint).restore()
+    restored = Snapshot(
+        tmp_path, tables={}, buckets={}, clients=lambda service: client(moto_endpoint, service)
+    ).restore()
     assert restored["runtime"] == 2
     value = client(moto_endpoint, "secretsmanager").get_secret_value(SecretId="sluice/local/p/connectors/1")
     assert json.loads(value["SecretString"]) == {"password": "hunter2"}
     schedule = client(moto_endpoint, "scheduler").get_schedule(Name="sluice-p-9")
     assert schedule["ScheduleExpression"] == "cron(15 3 * * ? *)"
     assert json.loads(schedule["Target"]["Input"]) == {"pipeline_id": 9}
+
+
+def test_s3_writes_are_journaled_as_they_happen_and_restored_without_a_listing(tmp_path, moto_endpoint):
+    """Every put and delete reaches the journal before the caller sees moto's answer; a restart
+    (after a kill: no compaction) puts back exactly what was there, content types included."""
+    s3 = client(moto_endpoint, "s3")
+    s3.create_bucket(Bucket="physical-data")
+    s3.create_bucket(Bucket="not-ours")
+
+    def clients(service):
+        return client(moto_endpoint, service)
+
+    snapshot = Snapshot(
+        tmp_path,
+        tables={},
+        buckets={"DataBucket": "physical-data"},
+        clients=clients,
+        read_object=moto_adapter.s3_object,
+    )
+    snapshot.restore()
+    moto_adapter.install(lambda name, event: None, lambda arn, event: None)
+    moto_adapter.observe_s3_writes(snapshot.record_s3_writes, snapshot.watches)
+    try:
+        s3.put_object(
+            Bucket="physical-data",
+            Key="runs/1/out.parquet",
+            Body=b"PAR1",
+            ContentType="application/x-parquet",
+        )
+        s3.put_object(Bucket="physical-data", Key="runs/1/gone", Body=b"x")
+        s3.put_object(Bucket="physical-data", Key="odd key/é?", Body=b"y", Metadata={"origin": "test"})
+        s3.copy_object(
+            Bucket="physical-data",
+            Key="runs/2/copy",
+            CopySource={"Bucket": "physical-data", "Key": "runs/1/out.parquet"},
+        )
+        s3.delete_object(Bucket="physical-data", Key="runs/1/gone")
+        s3.put_object(Bucket="not-ours", Key="k", Body=b"z")
+        journal = (tmp_path / "s3" / "DataBucket" / "journal.jsonl").read_text().splitlines()
+        assert len(journal) == 5  # written before each call returned; nothing of the other bucket
+    finally:
+        moto_adapter.observe_s3_writes(None)
+        moto_adapter.uninstall()
+
+    reset(moto_endpoint)  # the process died: moto's memory is gone, the journal was never compacted
+    s3.create_bucket(Bucket="physical-again")
+    restored = Snapshot(
+        tmp_path,
+        tables={},
+        buckets={"DataBucket": "physical-again"},
+        clients=clients,
+        read_object=moto_adapter.s3_object,
+    ).restore()
+    assert restored["objects"] == 3
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="physical-again")["Contents"])
+    assert keys == ["odd key/é?", "runs/1/out.parquet", "runs/2/copy"]
+    copied = s3.get_object(Bucket="physical-again", Key="runs/2/copy")
+    assert (copied["Body"].read(), copied["ContentType"]) == (b"PAR1", "application/x-parquet")
+    assert s3.head_object(Bucket="physical-again", Key="odd key/é?")["Metadata"] == {"origin": "test"}
+    assert not (tmp_path / "s3" / "DataBucket" / "journal.jsonl").exists()  # folded into the manifest

@@ -36,6 +36,10 @@ OWN_CLI = (
         ["--rows", "100000", "--repeat", "2"],
     ),
     ("tests.perf.bench_run_latency", "run_latency", [], ["--runs", "3"]),
+    # issue 10: the local stack under real use (docs/performance.md section 10)
+    ("tests.perf.bench_dynamodb_backends", "dynamodb_backends", [], ["--quick"]),
+    ("tests.perf.bench_cycle_throughput", "cycle_throughput", [], ["--quick"]),
+    ("tests.perf.bench_soak", "soak", [], ["--quick"]),
     (
         "tests.perf.bench_run_throughput",
         "run_throughput",

@@ -9,14 +9,19 @@ from typing import Any
 
 _CONFIG: Any = None
 _lock = threading.Lock()
-_clients: dict[tuple[str, str | None], Any] = {}
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
 _client_hooks: list[Callable[[str, Any], None]] = []
 _generation = 0
 
 
 def client(service: str) -> Any:
-    """A cached client; honours AWS_ENDPOINT_URL so the same code talks to moto or AWS."""
-    key = (service, os.environ.get("AWS_ENDPOINT_URL"))
+    """A cached client; honours AWS_ENDPOINT_URL (and botocore's per-service AWS_ENDPOINT_URL_<SERVICE>,
+    which the local stack sets for DynamoDB) so the same code talks to the local stack or AWS."""
+    key = (
+        service,
+        os.environ.get("AWS_ENDPOINT_URL"),
+        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"),
+    )
     found = _clients.get(key)
     if found is not None:
         return found
@@ -74,7 +79,7 @@ def add_client_hook(hook: Callable[[str, Any], None]) -> None:
     with _lock:
         _client_hooks.append(hook)
         cached = list(_clients.items())
-    for (service, _endpoint), made in cached:
+    for (service, _endpoint, _service_endpoint), made in cached:
         hook(service, made)
 
 

@@ -150,6 +150,7 @@ class WatchedPipeline:
     timeliness_datepart: str | None = None
     mute_timeliness_check: bool = False
     active: bool = True
+    load_lineage: bool = True
 
     @property
     def last_dml(self) -> pendulum.DateTime | None:
@@ -197,15 +198,18 @@ class EndReport:
 
 @dataclass(frozen=True)
 class PipelineAdvance:
-    """A successful end's effect on its pipeline: watermark <- next_watermark, last_target_* times."""
+    """A successful end's effect on its pipeline: watermark <- next_watermark, last_target_* times,
+    and load_lineage turned off (Watcher: clients send lineage once, on the first successful run;
+    POST /pipeline or PATCH with load_lineage true turns it back on)."""
 
     pipeline_id: int
     next_watermark: str | None
     target_times: dict[str, pendulum.DateTime]
+    lineage_loaded: bool = False
 
     @property
     def changes_anything(self) -> bool:
-        return self.next_watermark is not None or bool(self.target_times)
+        return self.next_watermark is not None or bool(self.target_times) or self.lineage_loaded
 
 
 def report_end(run: Run, request: EndExecution) -> EndReport:
@@ -364,7 +368,9 @@ def end_execution(
             pipeline = pipelines.get(project, run.pipeline_id)
             if pipeline is None:
                 raise NotFound(f"Pipeline {run.pipeline_id} of execution {run.id} no longer exists.")
-            advance = PipelineAdvance(run.pipeline_id, pipeline.next_watermark, report.target_times())
+            advance = PipelineAdvance(
+                run.pipeline_id, pipeline.next_watermark, report.target_times(), pipeline.load_lineage
+            )
         ended = apply_end(run, report, now)
         try:
             runs.record_end(project, ended, run.end_count, advance)

@@ -6,19 +6,23 @@ into this folder and DuckDB reads and writes files only inside it: `allowed_dire
 Lambda's credentials) or another file on the machine. `memory_limit` and `temp_directory` bound a
 large job: past the limit DuckDB spills to disk instead of growing.
 
-Opening a DuckDB database costs ~15 ms, a large share of a small node, so each thread keeps one
-sandboxed database (its own root folder, the only one it may touch) and every workspace is a fresh
-connection to it with a fresh folder under that root. Nothing of one node reaches the next: its
-views and tables are TEMP (gone with its connection), a node's SQL can only be one SELECT
-(sql.py), so it cannot create anything lasting, and its folder is deleted when it ends. A Lambda
-container runs one invocation at a time on one thread; the local stack runs concurrent nodes on
-separate threads, hence separate databases and roots. A database DuckDB has invalidated (a fatal
-error) is dropped and the next workspace opens a new one.
+Opening a DuckDB database costs ~15 ms, a large share of a small node, so a small pool keeps
+sandboxed databases (each with its own root folder, the only one it may touch) and every
+workspace takes one for itself, opens a fresh connection to it with a fresh folder under that
+root, and gives it back when the node ends. Nothing of one node reaches the next: its views and
+tables are TEMP (gone with its connection), a node's SQL can only be one SELECT (sql.py), so it
+cannot create anything lasting, and its folder is deleted when it ends. A Lambda container runs
+one invocation at a time; the local stack runs concurrent nodes on many threads, and a database
+belongs to one workspace at a time whichever thread runs it. The pool holds at most `POOL_SIZE`
+idle databases; one given back beyond that is closed and its folder removed, so threads that come
+and go (the local stack's) leave nothing behind. A database DuckDB has invalidated (a fatal
+error) is closed instead of given back. Root folders are named after the process, so a process
+killed with its databases open leaves folders that `remove_abandoned_folders` recognises.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
 import re
 import shutil
@@ -33,6 +37,8 @@ import duckdb
 from sluice.engine.errors import NodeFailed
 
 DEFAULT_MEMORY_LIMIT = "1GB"
+POOL_SIZE = 4  # idle sandboxed databases kept for the next nodes
+ROOT_PREFIX = "sluice-engine-"
 # DuckDB's share of a Lambda's memory; the rest is Python, boto3 transfers and result rendering.
 LAMBDA_MEMORY_SHARE = 0.6
 
@@ -69,7 +75,7 @@ class _SandboxedDatabase:
     """One DuckDB database confined to `root`, configured once and locked."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="sluice-engine-")).resolve()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-")).resolve()
         (self.root / "spill").mkdir()
         config: dict[str, Any] = {
             "memory_limit": memory_limit(),
@@ -91,29 +97,65 @@ class _SandboxedDatabase:
     def close(self) -> None:
         try:
             self.connection.close()
+        except duckdb.Error:
+            pass
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-_per_thread = threading.local()
+_idle: list[_SandboxedDatabase] = []
+_idle_lock = threading.Lock()
 
 
-def _database() -> _SandboxedDatabase:
-    database: _SandboxedDatabase | None = getattr(_per_thread, "database", None)
-    if database is None or not database.usable():
-        if database is not None:
+def _take_database() -> _SandboxedDatabase:
+    with _idle_lock:
+        while _idle:
+            database = _idle.pop()
+            if database.usable():
+                return database
             database.close()
-        database = _per_thread.database = _SandboxedDatabase()
-    return database
+    return _SandboxedDatabase()
 
 
-def _discard_database() -> None:
-    """Drop this thread's database (DuckDB invalidated it); the next workspace opens a new one."""
-    database: _SandboxedDatabase | None = getattr(_per_thread, "database", None)
-    _per_thread.database = None
-    if database is not None:
-        with contextlib.suppress(duckdb.Error):
-            database.close()
+def _give_back(database: _SandboxedDatabase, broken: bool) -> None:
+    if not broken and database.usable():
+        with _idle_lock:
+            if len(_idle) < POOL_SIZE:
+                _idle.append(database)
+                return
+    database.close()
+
+
+def close_idle_databases() -> int:
+    """Close every idle database and remove its folder (at exit; tests). Returns how many."""
+    with _idle_lock:
+        closing = list(_idle)
+        _idle.clear()
+    for database in closing:
+        database.close()
+    return len(closing)
+
+
+atexit.register(close_idle_databases)
+
+
+def remove_abandoned_folders() -> int:
+    """Remove the engine folders of processes that no longer run (killed before their exit hook)."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+        match = re.fullmatch(rf"{ROOT_PREFIX}(\d+)-.*", folder.name)
+        if not match or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # its process still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's process
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 class Workspace:
@@ -122,13 +164,15 @@ class Workspace:
     def __init__(self) -> None:
         self._origins: dict[str, str] = {}
         self._counter = 0
-        database = _database()
+        self._broken = False
+        database = _take_database()
         try:
             self.connection = database.connection.cursor()
         except duckdb.Error:  # invalidated since the last node: once more on a new database
-            _discard_database()
-            database = _database()
+            database.close()
+            database = _SandboxedDatabase()
             self.connection = database.connection.cursor()
+        self.database: _SandboxedDatabase | None = database
         self._database_root = database.root
         self.root = Path(tempfile.mkdtemp(prefix="node-", dir=database.root)).resolve()
 
@@ -139,12 +183,16 @@ class Workspace:
         self.close()
 
     def close(self) -> None:
+        database, self.database = self.database, None
+        if database is None:
+            return
         try:
             self.connection.close()
         except duckdb.Error:
-            _discard_database()
+            self._broken = True
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            _give_back(database, self._broken)
 
     def new_path(self, folder: str, name: str, *, origin: str | None = None) -> Path:
         """A fresh file path in `folder`; `origin` (an s3:// URI, an artifact key) replaces the local
@@ -177,7 +225,7 @@ class Workspace:
 
     def _failed(self, exc: duckdb.Error, compiled_sql: str | None) -> NodeFailed:
         if isinstance(exc, duckdb.FatalException):
-            _discard_database()
+            self._broken = True  # DuckDB invalidated the database: closed, not given back
         return NodeFailed(self.explain(str(exc)), compiled_sql=compiled_sql)
 
     def value(self, sql: str) -> Any:

@@ -117,7 +117,11 @@ def run_dev(args: argparse.Namespace) -> int:
     # uvicorn answers Ctrl-C itself; SIGTERM is turned into the same clean shutdown.
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     url = f"http://{args.host}:{args.port}"
-    print(f"Sluice {__version__} local stack on {url}  (moto at {stack.endpoint})", flush=True)
+    print(
+        f"Sluice {__version__} local stack on {url}  (moto at {stack.endpoint}, "
+        f"DynamoDB Local at {stack.dynamodb_endpoint})",
+        flush=True,
+    )
     if stack.created_admin_key:
         print(
             f"Admin API key of project 'default' (shown once, keep it): {stack.created_admin_key}", flush=True

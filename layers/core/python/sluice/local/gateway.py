@@ -26,6 +26,7 @@ from sluice.local.template import Route
 
 log = logging.getLogger("sluice.local")
 API_ID = "local"
+DIAGNOSTICS_PATH = "/_local/stats"  # not an API route: the local gateway's own, like /health of a server
 TEXT_TYPES = ("json", "yaml", "text/", "xml", "x-www-form-urlencoded", "javascript", "ndjson")
 
 
@@ -70,10 +71,12 @@ class Gateway:
         routes: list[Route],
         invoke: Callable[[str, dict[str, Any]], Any],
         authorizer: str | None,
+        diagnostics: Callable[[bool], dict[str, Any]] | None = None,
     ):
         self.routes = sorted((compile_route(r) for r in routes), key=lambda c: c.specificity, reverse=True)
         self.invoke = invoke
         self.authorizer = authorizer
+        self.diagnostics = diagnostics  # GET /_local/stats: the local stack's own figures, no data
 
     def match(self, method: str, path: str) -> tuple[CompiledRoute, dict[str, str]] | None:
         path_matches = []
@@ -103,6 +106,9 @@ class Gateway:
 
     async def handle(self, request: Request) -> Response:
         method, path = request.method.upper(), request.url.path
+        if path == DIAGNOSTICS_PATH and method == "GET" and self.diagnostics is not None:
+            reset = request.query_params.get("reset") == "1"  # start a new measurement window
+            return JSONResponse(await to_thread.run_sync(self.diagnostics, reset))
         matched = self.match(method, path)
         if matched is None:
             return JSONResponse(

@@ -10,25 +10,46 @@ patches:
 - `events.models.Rule.send_to_targets`: hands Lambda and Step Functions targets to the local
   stack (asynchronously, as EventBridge does) and leaves every other target type to moto;
 - DynamoDB's write methods: serialised under one lock, as DynamoDB serialises writes to an item
-  (stricter than DynamoDB, which is fine for one developer's machine).
+  (for tests that still run moto's DynamoDB; the stack's DynamoDB is DynamoDB Local);
+- Step Functions: finished executions are dropped a few minutes after they end
+  (`prune_finished_executions`); moto keeps every execution, its history and its worker threads
+  for ever, and walks them all on every StartExecution and DescribeExecution;
+- moto's Flask apps run with debug off (in debug, Flask makes a class per request body);
+- S3's `put_object` and `delete_object` (which copy, multipart completion and multi-delete go
+  through): note the (bucket, key) written, so that the local stack can write it through to disk
+  once the request is answered and before the caller sees the answer (`S3WriteObserver`).
 
-Everything else the local stack does goes through moto's public HTTP API with boto3.
+Everything else the local stack does goes through moto's public API with boto3: over HTTP from
+outside (the AWS CLI, SDKs, tests) on the published endpoint, and, for the clients of this
+process, in-process (`InProcessMoto`): the same WSGI application that moto's server runs, called
+from botocore's `before-send` event with the request that would have gone over the socket, so a
+call pays no connection, no server thread and no HTTP parsing (werkzeug's server closes every
+connection, ~3 ms of a ~7 ms call). DynamoDB is not moto's: the stack's DynamoDB is DynamoDB Local.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from moto.awslambda.models import LambdaFunction
+from moto.core.botocore_stubber import MockRawResponse
+from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY, environ_key_for_header
 from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventTemplateParser, Rule
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.s3.models import S3Backend, s3_backends
 from moto.utilities.arns import parse_arn
+from werkzeug.serving import BaseWSGIServer, make_server
 
 MOTO_VERSION = "5.2.5"
 
@@ -43,8 +64,16 @@ _lock = threading.Lock()
 _dynamodb_writes = threading.RLock()
 DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 _original_dynamodb = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
+S3_WRITES = ("put_object", "delete_object")
+_original_s3 = {name: getattr(S3Backend, name) for name in S3_WRITES}
 _invoker: LambdaInvoker | None = None
 _dispatcher: TargetDispatcher | None = None
+# [(bucket, key)] -> None, called in the request's thread after moto answered a request that wrote
+S3WriteObserver = Callable[[list[tuple[str, str]]], None]
+_s3_observer: S3WriteObserver | None = None
+_s3_watched: Callable[[str], bool] = lambda bucket: False  # noqa: E731
+_s3_pending = threading.local()
+ACCOUNT_ID = "123456789012"
 
 
 def check_version() -> None:
@@ -57,12 +86,234 @@ def check_version() -> None:
         )
 
 
-def start_server(host: str = "127.0.0.1") -> tuple[ThreadedMotoServer, int]:
+class MotoServer:
+    """moto's server application on a port, in a daemon thread, with S3 writes written through."""
+
+    def __init__(self, host: str, port: int = 0):
+        self._server: BaseWSGIServer = make_server(
+            host,
+            port,
+            _WriteThrough(_Dispatcher(create_backend_app)),
+            True,
+            request_handler=MotoRequestHandler,
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sluice-moto", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class _WriteThrough:
+    """WSGI middleware: once moto has answered, hand the S3 writes of this request to the observer."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return list(self.app(environ, start_response))
+        finally:
+            flush_s3_writes()
+
+
+def start_server(host: str = "127.0.0.1") -> tuple[MotoServer, int]:
     """moto's server on a free port, in a daemon thread."""
-    server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    return server, port
+    server = MotoServer(host)
+    return server, server.port
+
+
+def flush_s3_writes() -> None:
+    pending: list[tuple[str, str]] | None = getattr(_s3_pending, "writes", None)
+    if not pending:
+        return
+    _s3_pending.writes = []
+    observer = _s3_observer
+    if observer is not None:
+        observer(pending)
+
+
+def _recording_s3(name: str) -> Callable[..., Any]:
+    original = _original_s3[name]
+
+    def write(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, bucket_name, key_name, *args, **kwargs)
+        if _s3_observer is not None and _s3_watched(bucket_name):
+            if not hasattr(_s3_pending, "writes"):
+                _s3_pending.writes = []
+            _s3_pending.writes.append((bucket_name, key_name))
+        return result
+
+    write.__name__ = name
+    return write
+
+
+def s3_object(bucket: str, key: str) -> tuple[bytes, str | None, dict[str, str]] | None:
+    """An object as moto holds it now: (body, content type, user metadata), or None if absent."""
+    found = s3_backends[ACCOUNT_ID]["aws"].buckets.get(bucket)
+    fake_key = found.keys.get(key) if found is not None else None
+    if fake_key is None:
+        return None
+    metadata = dict(fake_key.metadata or {})
+    content_type = next((v for k, v in metadata.items() if k.lower() == "content-type"), None)
+    user = {
+        k.lower()[len("x-amz-meta-") :]: v for k, v in metadata.items() if k.lower().startswith("x-amz-meta-")
+    }
+    return fake_key.value, content_type, user
+
+
+def observe_s3_writes(observer: S3WriteObserver | None, watched: Callable[[str], bool] | None = None) -> None:
+    """Call `observer` after each request that wrote to a bucket for which `watched(bucket)` holds."""
+    global _s3_observer, _s3_watched
+    with _lock:
+        _s3_observer = observer
+        _s3_watched = watched or (lambda bucket: False)
+
+
+def _latin1(text: str) -> str:
+    # PEP 3333: environ strings are bytes decoded as latin-1 (what werkzeug's server hands moto).
+    return text.encode("utf-8").decode("latin-1")
+
+
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's application with its per-service Flask apps out of debug mode: in debug, Flask
+    wraps every request's form data in a new class (flask/debughelpers.py), which piles up."""
+
+    def create_app(self, backend: Any) -> Any:
+        app = super().create_app(backend)
+        app.debug = False
+        return app
+
+
+def prune_finished_executions(older_than: float = 300.0, keep: int = 100) -> int:
+    """Forget state machine executions that ended more than `older_than` seconds ago, keeping the
+    newest `keep` finished ones of each state machine. Returns how many were dropped."""
+    import datetime
+
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    cutoff = datetime.datetime.now(tz=datetime.UTC) - datetime.timedelta(seconds=older_than)
+    dropped = 0
+    for backends in (stepfunctions_backends, stepfunctions_parser_backends):
+        for account in list(backends.keys()):
+            for region in list(backends[account].keys()):
+                for machine in list(getattr(backends[account][region], "state_machines", [])):
+                    executions = list(machine.executions)
+                    finished = [e for e in executions if _ended_at(e) is not None]
+                    newest = set(map(id, sorted(finished, key=_ended_at, reverse=True)[:keep]))
+                    for execution in finished:
+                        if _ended_at(execution) < cutoff and id(execution) not in newest:
+                            machine.executions.remove(execution)  # one atomic step: starts may append
+                            dropped += 1
+    return dropped
+
+
+def _ended_at(execution: Any) -> Any:
+    """When a finished execution stopped (timezone-aware), or None while it runs."""
+    import datetime
+
+    status = getattr(execution, "status", None)
+    if callable(status):
+        status = status()
+    if status in (None, "RUNNING"):
+        return None
+    stopped = getattr(execution, "stop_date", None)
+    if isinstance(stopped, str):
+        stopped = datetime.datetime.fromisoformat(stopped.replace("Z", "+00:00"))
+    if not isinstance(stopped, datetime.datetime):
+        return None
+    return stopped if stopped.tzinfo else stopped.replace(tzinfo=datetime.UTC)
+
+
+class InProcessMoto:
+    """moto's server application, called in-process from botocore (register `handle` on a client's
+    `before-send`). The request is the one botocore would send, signed, to the published endpoint,
+    so moto sees exactly what its HTTP server would pass it."""
+
+    def __init__(self) -> None:
+        self.app = _Dispatcher(create_backend_app)
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-send", self.handle)
+        return client
+
+    def handle(self, request: Any, **_: Any) -> AWSResponse:
+        url = urlsplit(request.url)
+        body = request.body
+        if body is None:
+            data = b""
+        elif isinstance(body, bytes | bytearray):
+            data = bytes(body)
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        else:  # a file-like body (S3 uploads, aws-chunked wrappers): what would go on the wire
+            data = body.read()
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+        raw_uri = url.path + (f"?{url.query}" if url.query else "")
+        environ: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": url.scheme or "http",
+            "wsgi.input": io.BytesIO(data),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": _latin1(unquote(url.path or "/")),
+            "QUERY_STRING": _latin1(url.query),
+            "REQUEST_URI": _latin1(raw_uri),
+            "RAW_URI": _latin1(raw_uri),
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": 0,
+            "SERVER_NAME": url.hostname or "localhost",
+            "SERVER_PORT": str(url.port or 80),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": url.netloc,
+            "CONTENT_LENGTH": str(len(data)),
+        }
+        preserved: dict[str, str] = {}
+        for name, value in request.headers.items():
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            key = environ_key_for_header(name)
+            if key == "HTTP_CONTENT_LENGTH" or key == "CONTENT_LENGTH":
+                continue  # the body's own length, set above
+            if "_" in name:
+                preserved.setdefault(key, name)
+            environ[key] = value
+        environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
+        status_line: list[str] = []
+        response_headers: list[tuple[str, str]] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status_line[:] = [status]
+            response_headers[:] = headers
+            return lambda chunk: None
+
+        chunks = self.app(environ, start_response)
+        try:
+            content = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+            flush_s3_writes()
+        headers = HTTPHeaders()
+        for name, value in response_headers:
+            headers[name] = value
+        status = int(status_line[0].split(" ", 1)[0])
+        if request.method == "HEAD":
+            content = b""
+        return AWSResponse(request.url, status, headers, MockRawResponse(content))
 
 
 def enable_state_machine_execution(endpoint: str) -> None:
@@ -151,6 +402,8 @@ def install(invoker: LambdaInvoker, dispatcher: TargetDispatcher) -> None:
         Rule.send_to_targets = _send_to_targets
         for name in DYNAMODB_WRITES:
             setattr(DynamoDBBackend, name, _serialised(name))
+        for name in S3_WRITES:
+            setattr(S3Backend, name, _recording_s3(name))
 
 
 def uninstall() -> None:
@@ -161,3 +414,5 @@ def uninstall() -> None:
         Rule.send_to_targets = _original_send_to_targets
         for name, original in _original_dynamodb.items():
             setattr(DynamoDBBackend, name, original)
+        for name, original in _original_s3.items():
+            setattr(S3Backend, name, original)

@@ -43,9 +43,12 @@ class Scheduler:
         dispatch: Dispatch,
         tick_seconds: float = 0.5,
         overrides: dict[str, str] | None = None,
+        clients: Callable[[str], Any] | None = None,
     ):
-        self.events = boto3.client("events", endpoint_url=endpoint)
-        self.scheduler = boto3.client("scheduler", endpoint_url=endpoint)
+        # The stack hands its in-process clients; alone (tests), the scheduler talks to `endpoint`.
+        make = clients or (lambda service: boto3.client(service, endpoint_url=endpoint))
+        self.events = make("events")
+        self.scheduler = make("scheduler")
         self._schedule_details: dict[str, tuple[Any, dict[str, Any]]] = {}  # name -> (modified, schedule)
         self.dispatch = dispatch
         self.tick_seconds = tick_seconds

@@ -1,31 +1,51 @@
-"""Saving and restoring the local stack's data under `.sluice/`, keyed by template logical ids.
+"""What the local stack keeps on disk under `<data-dir>/state/` besides DynamoDB Local's own file.
 
-Physical names change on every start (CloudFormation makes them), so a table's items are saved
-as `dynamodb/<LogicalId>.jsonl` and a bucket's objects under `s3/<LogicalId>/`; every file is
-written to a temporary name and renamed into place, so a crash never leaves a torn snapshot.
+DynamoDB persists itself (DynamoDB Local with `-dbPath`). moto keeps S3, Secrets Manager and
+EventBridge Scheduler in memory, so this module writes them through to disk as they change,
+before the call that changed them returns: a `kill -9` loses no acknowledged write.
+
+- S3, per bucket of the template under `s3/<LogicalId>/` (physical names change at every start,
+  CloudFormation makes them): each object in `objects/<sha256 of its key>`, and a journal
+  `journal.jsonl` with one line per put or delete; `manifest.json` is the journal compacted (at
+  every clean stop, and whenever the journal grows long). Nothing ever lists a bucket.
+- Secrets and schedules, the objects Sluice creates at run time, in `runtime.json` (owner-only),
+  rewritten after each change to either.
+- Legacy: state saved by older versions as `dynamodb/<LogicalId>.jsonl` is imported once into an
+  empty new table, then renamed `*.jsonl.imported`.
+
+Files are written under a temporary name and renamed into place, so a crash never leaves a torn
+file; a torn last journal line (a crash mid-append) is skipped at restore.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
+log = logging.getLogger("sluice.local")
 
 MANIFEST = "manifest.json"
+JOURNAL = "journal.jsonl"
+COMPACT_AFTER = 5_000  # journal lines per bucket before it is folded into the manifest
+ClientFactory = Callable[[str], Any]
+# (bucket, key) -> (body, content type, user metadata), or None when the key no longer exists
+ObjectReader = Callable[[str, str], tuple[bytes, str | None, dict[str, str]] | None]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     with open(temporary, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
@@ -34,131 +54,217 @@ def _object_file(root: Path, key: str) -> Path:
     return root / "objects" / hashlib.sha256(key.encode()).hexdigest()
 
 
+class _BucketJournal:
+    """One bucket's objects on disk: the manifest, the journal since, and what they describe."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.objects: dict[str, dict[str, Any]] = {}  # key -> {"content_type", "metadata"}
+        self.journal_lines = 0
+
+    def load(self) -> None:
+        manifest, journal = self.root / MANIFEST, self.root / JOURNAL
+        if manifest.exists():
+            for key, meta in json.loads(manifest.read_text()).items():
+                self.objects[key] = {
+                    "content_type": meta.get("content_type"),
+                    "metadata": meta.get("metadata") or {},
+                }
+        if journal.exists():
+            for line in journal.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    log.warning("skipped a torn line of %s", journal)
+                    continue
+                self._apply(entry)
+                self.journal_lines += 1
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        if entry["op"] == "put":
+            self.objects[entry["key"]] = {
+                "content_type": entry.get("content_type"),
+                "metadata": entry.get("metadata") or {},
+            }
+        else:
+            self.objects.pop(entry["key"], None)
+
+    def put(self, key: str, body: bytes, content_type: str | None, metadata: dict[str, str]) -> None:
+        _atomic_write(_object_file(self.root, key), body, durable=False)
+        self._append({"op": "put", "key": key, "content_type": content_type, "metadata": metadata})
+
+    def delete(self, key: str) -> None:
+        if key in self.objects:
+            self._append({"op": "delete", "key": key})
+            _object_file(self.root, key).unlink(missing_ok=True)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # One write per line in append mode: the kernel keeps it whatever happens to this process.
+        with open(self.root / JOURNAL, "ab") as handle:
+            handle.write((json.dumps(entry, separators=(",", ":")) + "\n").encode())
+        self._apply(entry)
+        self.journal_lines += 1
+        if self.journal_lines >= COMPACT_AFTER:
+            self.compact()
+
+    def compact(self) -> None:
+        if not self.journal_lines and (self.root / MANIFEST).exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.root / MANIFEST, json.dumps(self.objects).encode())
+        (self.root / JOURNAL).unlink(missing_ok=True)
+        self.journal_lines = 0
+
+
 class Snapshot:
-    def __init__(self, directory: Path, tables: dict[str, str], buckets: dict[str, str], endpoint: str):
+    """`restore()` at start, `record_s3_writes()` and `save_runtime()` as things change, `save()` at stop."""
+
+    def __init__(
+        self,
+        directory: Path,
+        tables: dict[str, str],
+        buckets: dict[str, str],
+        clients: ClientFactory,
+        read_object: ObjectReader | None = None,
+    ):
         self.directory = Path(directory)
-        self.tables = tables
-        self.buckets = buckets
-        self._dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
-        self._s3 = boto3.client("s3", endpoint_url=endpoint)
-        self._secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
-        self._scheduler = boto3.client("scheduler", endpoint_url=endpoint)
+        self.tables = tables  # logical -> physical: only for importing an older version's files
+        self.buckets = buckets  # logical -> physical
+        self._logical_of = {physical: logical for logical, physical in buckets.items()}
+        self._clients = clients
+        self._read_object = read_object
+        self._journals = {logical: _BucketJournal(self.directory / "s3" / logical) for logical in buckets}
         self._lock = threading.Lock()
 
-    # -- save -----------------------------------------------------------------------------------
-    def save(self) -> None:
+    def watches(self, bucket: str) -> bool:
+        return bucket in self._logical_of
+
+    # -- writing through ---------------------------------------------------------------------------
+    def record_s3_writes(self, writes: list[tuple[str, str]]) -> None:
+        """Persist the current state of each (bucket, key) just written or deleted in moto."""
+        if self._read_object is None:
+            return
         with self._lock:
-            for logical, name in self.tables.items():
-                self._save_table(logical, name)
-            for logical, name in self.buckets.items():
-                self._save_bucket(logical, name)
-            self._save_runtime()
-
-    def _save_table(self, logical: str, name: str) -> None:
-        lines = []
-        paginator = self._dynamodb.get_paginator("scan")  # a snapshot is not a request path
-        for page in paginator.paginate(TableName=name):
-            lines.extend(json.dumps(item, separators=(",", ":")) for item in page.get("Items", []))
-        _atomic_write(self.directory / "dynamodb" / f"{logical}.jsonl", ("\n".join(lines) + "\n").encode())
-
-    def _save_bucket(self, logical: str, name: str) -> None:
-        root = self.directory / "s3" / logical
-        manifest_path = root / MANIFEST
-        previous: dict[str, dict[str, Any]] = {}
-        if manifest_path.exists():
-            previous = json.loads(manifest_path.read_text())
-        current: dict[str, dict[str, Any]] = {}
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=name):
-            for entry in page.get("Contents", []):
-                key, etag = entry["Key"], entry["ETag"]
-                if previous.get(key, {}).get("etag") != etag or not _object_file(root, key).exists():
-                    found = self._s3.get_object(Bucket=name, Key=key)
-                    _atomic_write(_object_file(root, key), found["Body"].read())
-                    current[key] = {"etag": etag, "content_type": found.get("ContentType")}
+            for bucket, key in writes:
+                logical = self._logical_of.get(bucket)
+                if logical is None:
+                    continue
+                found = self._read_object(bucket, key)
+                journal = self._journals[logical]
+                if found is None:
+                    journal.delete(key)
                 else:
-                    current[key] = previous[key]
-        _atomic_write(manifest_path, json.dumps(current).encode())
-        for gone in set(previous) - set(current):
-            _object_file(root, gone).unlink(missing_ok=True)
+                    body, content_type, metadata = found
+                    journal.put(key, body, content_type, metadata)
 
-    def _save_runtime(self) -> None:
+    def save(self) -> None:
+        """Fold every journal into its manifest and rewrite runtime.json (a clean stop)."""
+        with self._lock:
+            for journal in self._journals.values():
+                journal.compact()
+        self.save_runtime()
+
+    def save_runtime(self) -> None:
         """Objects Sluice creates at run time rather than from the template: secrets, schedules.
 
         They are the local stand-in for a real account's, so they are kept like the table is
         (the file is readable by its owner only)."""
-        secrets = []
-        for page in self._secrets.get_paginator("list_secrets").paginate():
-            for entry in page.get("SecretList", []):
-                value = self._secrets.get_secret_value(SecretId=entry["ARN"])
-                secrets.append({"Name": entry["Name"], "SecretString": value.get("SecretString", "")})
-        schedules = []
-        token = None
-        while True:
-            page = self._scheduler.list_schedules(**({"NextToken": token} if token else {}))
-            for summary in page.get("Schedules", []):
-                detail = self._scheduler.get_schedule(
-                    Name=summary["Name"], GroupName=summary.get("GroupName", "default")
-                )
-                schedules.append(
-                    {
-                        key: detail[key]
-                        for key in (
-                            "Name",
-                            "GroupName",
-                            "ScheduleExpression",
-                            "ScheduleExpressionTimezone",
-                            "State",
-                            "Target",
-                            "FlexibleTimeWindow",
-                            "Description",
-                        )
-                        if key in detail
-                    }
-                )
-            token = page.get("NextToken")
-            if not token:
-                break
-        path = self.directory / "runtime.json"
-        _atomic_write(path, json.dumps({"secrets": secrets, "schedules": schedules}, default=str).encode())
-        os.chmod(path, 0o600)
+        secrets_client, scheduler = self._clients("secretsmanager"), self._clients("scheduler")
+        with self._lock:
+            secrets = []
+            for page in secrets_client.get_paginator("list_secrets").paginate():
+                for entry in page.get("SecretList", []):
+                    value = secrets_client.get_secret_value(SecretId=entry["ARN"])
+                    secrets.append({"Name": entry["Name"], "SecretString": value.get("SecretString", "")})
+            schedules = []
+            token = None
+            while True:
+                page = scheduler.list_schedules(**({"NextToken": token} if token else {}))
+                for summary in page.get("Schedules", []):
+                    detail = scheduler.get_schedule(
+                        Name=summary["Name"], GroupName=summary.get("GroupName", "default")
+                    )
+                    schedules.append(
+                        {
+                            key: detail[key]
+                            for key in (
+                                "Name",
+                                "GroupName",
+                                "ScheduleExpression",
+                                "ScheduleExpressionTimezone",
+                                "State",
+                                "Target",
+                                "FlexibleTimeWindow",
+                                "Description",
+                            )
+                            if key in detail
+                        }
+                    )
+                token = page.get("NextToken")
+                if not token:
+                    break
+            path = self.directory / "runtime.json"
+            _atomic_write(
+                path, json.dumps({"secrets": secrets, "schedules": schedules}, default=str).encode()
+            )
+            os.chmod(path, 0o600)
+
+    # -- restore ----------------------------------------------------------------------------------
+    def restore(self, new_tables: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
+        """Put saved objects, secrets and schedules back; import older table files into `new_tables`."""
+        counts = {
+            "items": self._import_legacy_tables(new_tables),
+            "objects": 0,
+            "runtime": self._restore_runtime(),
+        }
+        s3 = self._clients("s3")
+        for logical, name in self.buckets.items():
+            journal = self._journals[logical]
+            journal.load()
+            for key, meta in list(journal.objects.items()):
+                path = _object_file(journal.root, key)
+                if not path.exists():
+                    log.warning("object %s of bucket %s has no saved body; dropped", key, logical)
+                    journal.objects.pop(key)
+                    continue
+                extra: dict[str, Any] = {}
+                if meta.get("content_type"):
+                    extra["ContentType"] = meta["content_type"]
+                if meta.get("metadata"):
+                    extra["Metadata"] = meta["metadata"]
+                s3.put_object(Bucket=name, Key=key, Body=path.read_bytes(), **extra)
+                counts["objects"] += 1
+            journal.compact()  # the restore's own puts were not journaled; start from a clean manifest
+        return counts
 
     def _restore_runtime(self) -> int:
         path = self.directory / "runtime.json"
         if not path.exists():
             return 0
         saved = json.loads(path.read_text())
+        secrets, scheduler = self._clients("secretsmanager"), self._clients("scheduler")
         for secret in saved.get("secrets", []):
-            self._secrets.create_secret(Name=secret["Name"], SecretString=secret["SecretString"])
+            secrets.create_secret(Name=secret["Name"], SecretString=secret["SecretString"])
         for schedule in saved.get("schedules", []):
             target = dict(schedule["Target"])
             target.pop("RetryPolicy", None)
-            self._scheduler.create_schedule(**{**schedule, "Target": target})
+            scheduler.create_schedule(**{**schedule, "Target": target})
         return len(saved.get("secrets", [])) + len(saved.get("schedules", []))
 
-    # -- restore ----------------------------------------------------------------------------------
-    def restore(self) -> dict[str, int]:
-        counts = {"items": 0, "objects": 0, "runtime": self._restore_runtime()}
+    def _import_legacy_tables(self, new_tables: set[str] | frozenset[str]) -> int:
+        imported = 0
         for logical, name in self.tables.items():
             path = self.directory / "dynamodb" / f"{logical}.jsonl"
-            if not path.exists():
+            if name not in new_tables or not path.exists():
                 continue
             items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            dynamodb = self._clients("dynamodb")
             for start in range(0, len(items), 25):
                 pending = {name: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
                 while pending:
-                    pending = (
-                        self._dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                    )
-            counts["items"] += len(items)
-        for logical, name in self.buckets.items():
-            root = self.directory / "s3" / logical
-            manifest_path = root / MANIFEST
-            if not manifest_path.exists():
-                continue
-            for key, meta in json.loads(manifest_path.read_text()).items():
-                extra = {"ContentType": meta["content_type"]} if meta.get("content_type") else {}
-                self._s3.put_object(Bucket=name, Key=key, Body=_object_file(root, key).read_bytes(), **extra)
-                counts["objects"] += 1
-            # ETags are content hashes, so the manifest still describes what is now in the bucket.
-        return counts
+                    pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            path.rename(path.with_name(path.name + ".imported"))
+            log.warning("imported %s items of %s saved by an older version", len(items), logical)
+            imported += len(items)
+        return imported

@@ -1,11 +1,18 @@
-"""The local stack: every resource of template.yaml on moto, the handlers in this process.
+"""The local stack: template.yaml's tables in DynamoDB Local, every other resource on moto, the
+handlers in this process.
 
-Start-up: moto's server in a thread -> the template through the real SAM transform -> moto's
-CloudFormation `create_stack` (tables, buckets, queues, bus, rules, functions, state machines) ->
-state machines re-created in moto's executing Step Functions backend with their substitutions
-resolved -> environment of the functions set on this process -> saved data restored -> admin
-key bootstrapped -> SQS pollers, scheduler and snapshot threads started. The gateway
-(sluice.local.gateway) then serves the HttpApi routes.
+Start-up: DynamoDB Local (its own Java process, sluice.local.dynamodb_local) -> moto's server in
+a thread -> the template through the real SAM transform -> moto's CloudFormation `create_stack`
+(buckets, queues, bus, rules, functions, state machines; the tables are taken out and references
+to them resolved to fixed names) -> the tables created in DynamoDB Local from the template (GSIs,
+TTL) unless its database has them already -> state machines re-created in moto's executing Step
+Functions backend with their substitutions resolved -> environment of the functions set on this
+process -> saved data restored -> admin key bootstrapped -> SQS pollers, scheduler and TTL
+sweeper threads started. The gateway (sluice.local.gateway) then serves the HttpApi routes.
+
+The handlers' boto3 clients send DynamoDB to DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`) and
+everything else to moto in-process (moto_adapter.InProcessMoto); outside clients use moto's
+published endpoint.
 """
 
 from __future__ import annotations
@@ -26,15 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from sluice import aws
 from sluice.local import moto_adapter
+from sluice.local.dynamodb_local import DynamoDBLocal
 from sluice.local.functions import ACCOUNT, REGION, FunctionRegistry
 from sluice.local.gateway import Gateway
 from sluice.local.scheduler import Scheduler
 from sluice.local.snapshot import Snapshot
-from sluice.local.template import ROOT, http_routes, load_template, resources_of_type
+from sluice.local.template import ROOT, http_routes, load_template, resources_of_type, table_definition
 
 log = logging.getLogger("sluice.local")
 
@@ -52,7 +58,7 @@ WRITE_PREFIXES = (
     "CompleteMultipart",
     "Restore",
 )
-WATCHED_SERVICES = ("dynamodb", "s3", "secretsmanager", "scheduler")
+RUNTIME_SERVICES = ("secretsmanager", "scheduler")  # written through to runtime.json on every change
 
 
 @dataclass
@@ -64,8 +70,8 @@ class StackOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     admin_key: str | None = None
     log_level: str = "WARNING"
-    snapshot_interval: float = 3.0
     scheduler_tick: float = 0.5
+    ttl_sweep_interval: float = 60.0  # DynamoDB Local keeps expired items; the stack deletes them
 
 
 class LocalStack:
@@ -82,8 +88,15 @@ class LocalStack:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sluice-lambda")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._dirty = threading.Event()
         self._server: Any = None
+        self.dynamodb_local: DynamoDBLocal | None = None
+        self.dynamodb_endpoint = ""
+        self.tables: dict[str, str] = {}  # logical id -> table name in DynamoDB Local
+        self.created_tables: set[str] = set()
+        self._moto = moto_adapter.InProcessMoto()
+        self._hooks: list[Callable[[str, Any], None]] = []
+        self.expired_deleted = 0
+        self.background = BackgroundWork()
         self.scheduler: Scheduler | None = None
         self.snapshot: Snapshot | None = None
         self._uvicorn: Any = None
@@ -91,35 +104,56 @@ class LocalStack:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> LocalStack:
+        """Start everything; on any failure, stop what had started (DynamoDB Local included)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalStack:
         started = time.perf_counter()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._saved_environ = dict(os.environ)
+        from sluice.engine.workspace import remove_abandoned_folders
+
+        remove_abandoned_folders()  # left by a stack killed with node runs open
+        state = self.options.data_dir / "state"
+        self.dynamodb_local = DynamoDBLocal(
+            None if self.options.ephemeral else state / "dynamodb-local", host=self.options.host
+        ).start()
+        self.dynamodb_endpoint = self.dynamodb_local.endpoint
         self._server, port = moto_adapter.start_server(self.options.host)
         self.endpoint = f"http://{self.options.host}:{port}"
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         os.environ["AWS_DEFAULT_REGION"] = REGION
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
         os.environ["MOTO_PORT"] = str(port)
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         aws.reset_clients()
+        self._add_hook(self._serve_in_process)
         moto_adapter.enable_state_machine_execution(self.endpoint)
         moto_adapter.install(self._invoke_for_moto, self.dispatch)
         self._create_stack()
+        self._create_tables()
         self._create_state_machines()
         self._apply_function_environment()
         aws.reset_clients()
-        aws.add_client_hook(self._watch_writes)
         if not self.options.ephemeral:
             self.snapshot = Snapshot(
-                self.options.data_dir / "state",
-                tables=self._physical_of("AWS::DynamoDB::Table"),
+                state,
+                tables=self.tables,
                 buckets=self._physical_of("AWS::S3::Bucket"),
-                endpoint=self.endpoint,
+                clients=aws.client,
+                read_object=moto_adapter.s3_object,
             )
-            restored = self.snapshot.restore()
-            log.info("restored %s items and %s objects", restored["items"], restored["objects"])
+            restored = self.snapshot.restore(self.created_tables)
+            log.info("restored %s objects, %s runtime objects", restored["objects"], restored["runtime"])
+            moto_adapter.observe_s3_writes(self.snapshot.record_s3_writes, self.snapshot.watches)
+            self._add_hook(self._write_runtime_through)
         self._bootstrap_admin_key()
         self._start_queue_pollers()
         self.scheduler = Scheduler(
@@ -127,10 +161,10 @@ class LocalStack:
             self.dispatch,
             tick_seconds=self.options.scheduler_tick,
             overrides=self.schedule_overrides,
+            clients=aws.client,
         )
         self.scheduler.start()
-        if self.snapshot is not None:
-            self._spawn(self._snapshot_loop, "sluice-snapshot")
+        self._spawn(self._maintenance_loop, "sluice-maintenance")
         log.info("local stack up in %.1fs", time.perf_counter() - started)
         return self
 
@@ -143,26 +177,59 @@ class LocalStack:
         for thread in self._threads:
             thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=False)
-        if self.snapshot is not None:
-            self.save()
-        aws.remove_client_hook(self._watch_writes)
-        moto_adapter.uninstall()
-        if self._server is not None:
-            self._server.stop()
-        if self._saved_environ is not None:  # leave the process as it was (tests start stacks in-process)
-            os.environ.clear()
-            os.environ.update(self._saved_environ)
-        aws.reset_clients()
+        try:
+            if self.snapshot is not None:
+                self.save()
+        except Exception:
+            log.exception("saving the local state at stop failed")
+        finally:
+            moto_adapter.observe_s3_writes(None)
+            for hook in self._hooks:
+                aws.remove_client_hook(hook)
+            self._hooks.clear()
+            moto_adapter.uninstall()
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            if self.dynamodb_local is not None:
+                self.dynamodb_local.stop()
+            if self._saved_environ is not None:  # leave the process as it was (tests start stacks in-process)
+                os.environ.clear()
+                os.environ.update(self._saved_environ)
+            aws.reset_clients()
+
+    def _add_hook(self, hook: Callable[[str, Any], None]) -> None:
+        aws.add_client_hook(hook)
+        self._hooks.append(hook)
+
+    def _serve_in_process(self, service: str, client: Any) -> None:
+        if service != "dynamodb":
+            self._moto.attach(client)
 
     def save(self) -> None:
+        """Compact the S3 journals and rewrite runtime.json (DynamoDB Local persists itself)."""
         if self.snapshot is not None:
-            self._dirty.clear()
             self.snapshot.save()
 
     # ---------------------------------------------------------------- serving
     def gateway(self) -> Gateway:
         authorizer = "AuthorizerFunction" if "AuthorizerFunction" in self.registry.functions else None
-        return Gateway(http_routes(self.template), self.invoke, authorizer)
+        return Gateway(http_routes(self.template), self.invoke, authorizer, diagnostics=self.stats)
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """The stack's own figures (GET /_local/stats[?reset=1]): background work and its lag (since
+        the last reset), memory, processes."""
+        return {
+            "background": self.background.summary(reset),
+            "rss_bytes": _rss(os.getpid()),
+            "dynamodb_local": {
+                "pid": self.dynamodb_local.pid if self.dynamodb_local else None,
+                "rss_bytes": _rss(self.dynamodb_local.pid)
+                if self.dynamodb_local and self.dynamodb_local.pid
+                else None,
+            },
+            "expired_items_deleted": self.expired_deleted,
+        }
 
     def serve(self) -> None:
         """Serve the gateway in this thread until Ctrl-C (uvicorn handles the signal)."""
@@ -215,13 +282,21 @@ class LocalStack:
         if ":states:" in target_arn:
             self._pool.submit(self._start_execution, target_arn, event)
         else:
-            self._pool.submit(self._invoke_logged, target_arn, event)
+            self._pool.submit(self._invoke_logged, target_arn, event, self.background.submitted())
 
-    def _invoke_logged(self, target: str, event: Any) -> None:
+    def _invoke_logged(self, target: str, event: Any, submitted: float) -> None:
+        failed = False
         try:
             self.registry.invoke(target, event)
         except Exception:
+            failed = True
             log.exception("asynchronous invocation of %s failed", target)
+        finally:
+            try:
+                function = self.registry.logical_id(target)
+            except LookupError:
+                function = target.split(":function:")[-1]
+            self.background.done(function, submitted, failed)
 
     def _start_execution(self, arn: str, event: Any) -> None:
         try:
@@ -288,11 +363,19 @@ class LocalStack:
         fast = {k: v for k, v in parameters.items() if SUB_MINUTE_RATE.fullmatch(v.strip())}
         parameters.update({k: "rate(1 minute)" for k in fast})
         translated = transform(self._deployable_template(), parameters, _NoManagedPolicies())
+        # The tables live in DynamoDB Local under fixed names (its database outlives this process).
+        self.tables = {
+            name: f"{STACK_NAME}-{name}"
+            for name, r in translated["Resources"].items()
+            if r["Type"] == "AWS::DynamoDB::Table"
+        }
+        translated = _resolve_tables(translated, self.tables)
         # moto's CloudFormation has no API Gateway v2; the local gateway serves those routes.
         translated["Resources"] = {
             name: r
             for name, r in translated["Resources"].items()
-            if not r["Type"].startswith("AWS::ApiGatewayV2::") and r["Type"] != "AWS::Lambda::Permission"
+            if not r["Type"].startswith("AWS::ApiGatewayV2::")
+            and r["Type"] not in ("AWS::Lambda::Permission", "AWS::DynamoDB::Table")
         }
         translated["Outputs"] = {
             name: o for name, o in (translated.get("Outputs") or {}).items() if "HttpApi" not in json.dumps(o)
@@ -314,6 +397,7 @@ class LocalStack:
         for page in paginator.paginate(StackName=STACK_NAME):
             for summary in page["StackResourceSummaries"]:
                 self.resources[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+        self.resources.update(self.tables)
         for logical in self.registry.functions:
             self.registry.physical_to_logical[self.resources[logical]] = logical
         for owner, resource in self.template["Resources"].items():
@@ -327,6 +411,83 @@ class LocalStack:
                     rule = self.resources.get(f"{owner}{event_name}")
                     if rule:
                         self.schedule_overrides[rule] = fast[schedule["Ref"]]
+
+    def _create_tables(self) -> None:
+        """Each table of the template in DynamoDB Local, as CloudFormation would make it: keys, GSIs
+        and TTL. A table its database already holds is kept (that is the saved state)."""
+        dynamodb = aws.client("dynamodb")
+        existing = set(dynamodb.list_tables().get("TableNames", []))
+        for logical, name in self.tables.items():
+            props = self.template["Resources"][logical]["Properties"]
+            if name not in existing:
+                params = table_definition(self.template, logical)
+                dynamodb.create_table(TableName=name, **params)
+                dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2})
+                self.created_tables.add(name)
+            ttl = props.get("TimeToLiveSpecification") or {}
+            if ttl.get("Enabled") in (True, "true", "True"):
+                current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+                if current.get("TimeToLiveStatus") != "ENABLED":
+                    dynamodb.update_time_to_live(
+                        TableName=name,
+                        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+                    )
+
+    def delete_expired_items(self, now: float | None = None) -> int:
+        """What DynamoDB's TTL does and DynamoDB Local does not: delete items whose TTL attribute
+        (epoch seconds) has passed. Each delete is conditional on the item still being expired."""
+        from botocore.exceptions import ClientError
+
+        dynamodb = aws.client("dynamodb")
+        moment = str(int(now if now is not None else time.time()))
+        deleted = 0
+        for logical, name in self.tables.items():
+            props = self.template["Resources"][logical]["Properties"]
+            ttl = props.get("TimeToLiveSpecification") or {}
+            if ttl.get("Enabled") not in (True, "true", "True"):
+                continue
+            keys = [k["AttributeName"] for k in props["KeySchema"]]
+            names = {"#ttl": ttl["AttributeName"], **{f"#k{i}": k for i, k in enumerate(keys)}}
+            expired = {":now": {"N": moment}}
+            pages = dynamodb.get_paginator("scan").paginate(  # a background sweep, as DynamoDB's own
+                TableName=name,
+                FilterExpression="#ttl < :now",
+                ProjectionExpression=", ".join(f"#k{i}" for i in range(len(keys))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expired,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    try:
+                        dynamodb.delete_item(
+                            TableName=name,
+                            Key=item,
+                            ConditionExpression="#ttl < :now",
+                            ExpressionAttributeNames={"#ttl": ttl["AttributeName"]},
+                            ExpressionAttributeValues=expired,
+                        )
+                        deleted += 1
+                    except ClientError as exc:
+                        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                            raise
+        self.expired_deleted += deleted
+        return deleted
+
+    def _maintenance_loop(self) -> None:
+        """Every 30 s: forget finished state machine executions; on its own interval: TTL."""
+        swept = time.monotonic()
+        while not self._stop.wait(30.0):
+            try:
+                moto_adapter.prune_finished_executions()
+            except Exception:
+                log.exception("pruning finished executions failed; will retry")
+            interval = self.options.ttl_sweep_interval
+            if interval > 0 and time.monotonic() - swept >= interval:
+                swept = time.monotonic()
+                try:
+                    self.delete_expired_items()
+                except Exception:
+                    log.exception("deleting expired items failed; will retry")
 
     def _create_state_machines(self) -> None:
         """moto's CloudFormation keeps state machines where its interpreter cannot see them and
@@ -374,24 +535,20 @@ class LocalStack:
         thread.start()
         self._threads.append(thread)
 
-    def _watch_writes(self, service: str, client: Any) -> None:
-        if service not in WATCHED_SERVICES:
+    def _write_runtime_through(self, service: str, client: Any) -> None:
+        """Secrets and schedules are rewritten to runtime.json after each change, before the caller
+        sees the answer (they change rarely: connectors, pipeline schedules)."""
+        if service not in RUNTIME_SERVICES:
             return
 
-        def mark(model: Any, **_: Any) -> None:
-            if model.name.startswith(WRITE_PREFIXES):
-                self._dirty.set()
-
-        client.meta.events.register(f"after-call.{service}", mark)
-
-    def _snapshot_loop(self) -> None:
-        while not self._stop.wait(self.options.snapshot_interval):
-            if self._dirty.is_set():
+        def save(model: Any, **_: Any) -> None:
+            if model.name.startswith(WRITE_PREFIXES) and self.snapshot is not None:
                 try:
-                    self.save()
+                    self.snapshot.save_runtime()
                 except Exception:
-                    log.exception("saving the local state failed; will retry")
-                    self._dirty.set()
+                    log.exception("saving secrets and schedules failed")
+
+        client.meta.events.register(f"after-call.{service}", save)
 
     def _start_queue_pollers(self) -> None:
         """Lambda's SQS event sources, done as Lambda does them: long-poll, invoke, delete."""
@@ -432,6 +589,63 @@ class LocalStack:
             bootstrap_admin_key("default", self.created_admin_key, repository)
 
 
+class BackgroundWork:
+    """Asynchronous invocations (EventBridge targets, schedules): how many wait, and how long each
+    took from its event to its end (the last `keep` per function, for p50/p99)."""
+
+    def __init__(self, keep: int = 5000):
+        self._lock = threading.Lock()
+        self._keep = keep
+        self.pending = 0
+        self.finished = 0
+        self.failed = 0
+        self._lags: dict[str, Any] = {}
+
+    def submitted(self) -> float:
+        with self._lock:
+            self.pending += 1
+        return time.monotonic()
+
+    def done(self, function: str, submitted: float, failed: bool) -> None:
+        from collections import deque
+
+        lag = time.monotonic() - submitted
+        with self._lock:
+            self.pending -= 1
+            self.finished += 1
+            self.failed += int(failed)
+            self._lags.setdefault(function, deque(maxlen=self._keep)).append(lag)
+
+    def summary(self, reset: bool = False) -> dict[str, Any]:
+        with self._lock:
+            lags = {name: sorted(values) for name, values in self._lags.items()}
+            counts = {"pending": self.pending, "finished": self.finished, "failed": self.failed}
+            if reset:
+                self._lags.clear()
+
+        def at(values: list[float], q: float) -> float:
+            return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
+
+        return {
+            **counts,
+            "lag_ms": {
+                name: {"n": len(v), "p50": at(v, 0.5), "p99": at(v, 0.99), "max": round(v[-1] * 1000, 1)}
+                for name, v in lags.items()
+                if v
+            },
+        }
+
+
+def _rss(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 class _QueuePoller:
     def __init__(
         self,
@@ -446,7 +660,7 @@ class _QueuePoller:
         self.queue_url, self.queue_arn, self.function = queue_url, queue_arn, function
         self.batch_size, self.reports_failures = max(1, min(batch_size, 10)), reports_failures
         self.invoke, self.stop = invoke, stop
-        self.sqs = boto3.client("sqs")
+        self.sqs = aws.client("sqs")
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -500,3 +714,34 @@ class _QueuePoller:
                     for i, m in enumerate(done[start : start + 10])
                 ],
             )
+
+
+def _resolve_tables(template: dict[str, Any], tables: dict[str, str]) -> dict[str, Any]:
+    """References to the tables (Ref, GetAtt, ${} in Sub) replaced by their fixed names and ARNs."""
+    arns = {name: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}" for name, table in tables.items()}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if len(node) == 1 and node.get("Ref") in tables:
+                return tables[node["Ref"]]
+            getatt = node.get("Fn::GetAtt") if len(node) == 1 else None
+            if isinstance(getatt, list) and getatt and getatt[0] in tables:
+                if getatt[1] == "Arn":
+                    return arns[getatt[0]]
+                if getatt[1] == "StreamArn":
+                    return f"{arns[getatt[0]]}/stream/local"
+            if len(node) == 1 and "Fn::Sub" in node:
+                sub = node["Fn::Sub"]
+                text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+                for name in tables:
+                    if name not in variables:
+                        text = text.replace("${" + name + ".Arn}", arns[name]).replace(
+                            "${" + name + "}", tables[name]
+                        )
+                return {"Fn::Sub": text if isinstance(sub, str) else [text, walk(variables)]}
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(template)

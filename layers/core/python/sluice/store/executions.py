@@ -161,6 +161,8 @@ class RunRepository:
             name: timeutil.iso(moment) for name, moment in advance.target_times.items()
         }
         changes["updated_at"] = timeutil.iso(now)
+        if advance.lineage_loaded:
+            changes["load_lineage"] = False
         if advance.next_watermark is not None:
             changes["watermark"] = advance.next_watermark
             # Only if next_watermark is still what we read; otherwise re-read and retry.
@@ -389,6 +391,7 @@ def pipeline_from_item(item: dict[str, Any]) -> WatchedPipeline:
         timeliness_datepart=item.get("timeliness_datepart"),
         mute_timeliness_check=bool(item.get("mute_timeliness_check", False)),
         active=bool(item.get("active", True)),
+        load_lineage=bool(item.get("load_lineage", True)),
     )
 
 

@@ -1,0 +1,84 @@
+"""The local stack's DynamoDB: DynamoDB Local with the table made from template.yaml (keys, GSIs,
+TTL), expired items deleted by the stack, finished executions forgotten, and its own figures."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from sluice import aws
+from sluice.local.template import load_template
+from tests.perf.local_stack import ADMIN_KEY, running_stack
+
+
+@pytest.fixture(scope="module")
+def local():
+    with running_stack() as (stack, url):
+        yield stack, url
+
+
+def test_the_table_is_the_templates_with_its_indexes_and_ttl(local):
+    stack, _ = local
+    dynamodb = aws.client("dynamodb")
+    assert dynamodb.meta.endpoint_url == stack.dynamodb_endpoint  # not moto's
+    described = dynamodb.describe_table(TableName=stack.tables["Table"])["Table"]
+    props = load_template()["Resources"]["Table"]["Properties"]
+    assert described["KeySchema"] == props["KeySchema"]
+    assert sorted(i["IndexName"] for i in described["GlobalSecondaryIndexes"]) == sorted(
+        i["IndexName"] for i in props["GlobalSecondaryIndexes"]
+    )
+    ttl = dynamodb.describe_time_to_live(TableName=stack.tables["Table"])["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def test_expired_items_are_deleted_and_the_rest_kept(local):
+    stack, _ = local
+    dynamodb, table = aws.client("dynamodb"), stack.tables["Table"]
+    now = int(time.time())
+    for sk, expires in (("gone", now - 10), ("fresh", now + 3600), ("string", None), ("none", "absent")):
+        item = {"PK": {"S": "TTL#probe"}, "SK": {"S": sk}}
+        if expires == "absent":
+            pass
+        elif expires is None:
+            item["expires_at"] = {"S": "2000-01-01"}  # not a number: DynamoDB's TTL ignores it
+        else:
+            item["expires_at"] = {"N": str(expires)}
+        dynamodb.put_item(TableName=table, Item=item)
+
+    assert stack.delete_expired_items(now=now) == 1
+    left = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="PK = :p",
+        ExpressionAttributeValues={":p": {"S": "TTL#probe"}},
+    )["Items"]
+    assert sorted(i["SK"]["S"] for i in left) == ["fresh", "none", "string"]
+
+
+def test_finished_executions_are_forgotten_and_stats_report_the_background(local):
+    from sluice.local import moto_adapter
+
+    stack, url = local
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60) as client:
+        nodes = [{"id": "a", "nodeType": "source", "config": {"kind": "inline", "rows": [{"x": 1}]}}]
+        created = client.post("/api/v1/pipelines", json={"name": "pruned", "nodes": nodes, "edges": []})
+        run_id = client.post(f"/api/pipelines/{created.json()['data']['id']}/run", json={}).json()["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/runs/{run_id}").json()["status"] != "success":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        stats = client.get("/_local/stats").json()
+    sfn = aws.client("stepfunctions")
+
+    def executions() -> int:
+        return sum(
+            len(sfn.list_executions(stateMachineArn=a)["executions"]) for a in stack.state_machines.values()
+        )
+
+    assert executions() >= 1
+    assert moto_adapter.prune_finished_executions(older_than=3600) == 0  # recent ones are kept
+    assert moto_adapter.prune_finished_executions(older_than=0, keep=0) >= 1
+    assert executions() == 0
+    assert stats["rss_bytes"] > 0 and stats["dynamodb_local"]["pid"] == stack.dynamodb_local.pid
+    assert stats["background"]["pending"] >= 0 and stats["background"]["failed"] == 0

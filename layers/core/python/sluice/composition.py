@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sluice.domain.alerts import Alerting, Notifier
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
+    from sluice.domain.flow_codegen import FlowCodegen
     from sluice.domain.lineage import LineageService
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
@@ -258,6 +259,14 @@ def project_settings() -> SettingsRepository:
     from sluice.store.settings import SettingsRepository
 
     return SettingsRepository(Table())
+
+
+# -- flows: visual recipes (issue 14) ------------------------------------------------------------
+def flow_codegen() -> FlowCodegen:
+    from sluice.adapters.recipe_engine import EngineRecipes
+    from sluice.domain.flow_codegen import FlowCodegen
+
+    return FlowCodegen(EngineRecipes())
 
 
 # -- shared by the builders --------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The flow area (seed 000 `/api/flow/*`): compiled recipes, configs read back, column lineage,
+previews."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.edge.responses import Answer, OpenAnswer
+
+
+class RecipeConfig(OpenAnswer):
+    """A visual recipe config (SPEC 6): its keys are the recipe's own."""
+
+    recipe_type: str
+    inputs: list[str]
+
+
+class CompiledRecipe(Answer):
+    sql: str
+    inputs: list[str]
+    output_columns: list[str] | None
+
+
+class LineageColumn(Answer):
+    model: str
+    column: str
+
+
+class LineageTransformation(Answer):
+    """OpenLineage's column lineage transformation: type DIRECT or INDIRECT and its subtype."""
+
+    type: str
+    subtype: str
+    description: str | None = None
+    masking: bool = False
+
+
+class LineageEdge(Answer):
+    source: LineageColumn
+    target: LineageColumn
+    transformation: LineageTransformation
+
+
+class RecipeLineage(Answer):
+    model_name: str
+    output_columns: list[str]
+    edges: list[LineageEdge]
+
+
+class RecipePreview(Answer):
+    sql: str
+    columns: list[str]
+    rows: list[dict[str, Any]]

@@ -306,3 +306,219 @@ def test_auth_is_required_and_viewers_may_compile(stack, project_admin):
         assert anonymous.post(path, json={}).status_code == 401
     viewer = stack.client(jwt_for(project, "viewer"))
     assert viewer.post("/api/flow/generate-sql", json=GROUP_BY).status_code == 200
+
+
+# -- saved recipes ------------------------------------------------------------------------------
+def flow_run(client, target: dict, scope: str) -> tuple[dict, dict]:
+    triggered = client.post("/api/pipeline/run", json={"target": target, "scope": scope})
+    assert triggered.status_code == 202, triggered.text
+    run_id = triggered.json()["run_id"]
+
+    def done():
+        details = client.get(f"/api/pipeline/runs/{run_id}/details").json()
+        return details if details["status"] in FINISHED else None
+
+    return triggered.json(), eventually(done, timeout=120, interval=0.2)
+
+
+def read_object(stack, project: str, suffix: str) -> str:
+    s3 = moto_client(stack, "s3")
+    bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "data" in b["Name"].lower())
+    return s3.get_object(Bucket=bucket, Key=f"projects/{project}/models/{suffix}")["Body"].read().decode()
+
+
+def test_generate_save_get_and_run_a_recipe_by_scope(stack, with_datasets):
+    client = with_datasets
+    generated = client.post("/api/flow/generate-sql", json=GROUP_BY).json()
+    saved = client.post(
+        "/api/flow/save-recipe-steps", json={"model_name": "orders_by_status", "config": GROUP_BY}
+    )
+    assert saved.status_code == 201, saved.text
+    body = saved.json()
+    assert body["sql"] == generated["sql"]
+    assert body["config"] == GROUP_BY
+    assert body["revision"] == 1 and body["zone_id"] is None
+    assert body["output_columns"] == ["status", "total", "n"]
+    fetched = client.get("/api/flow/recipe/orders_by_status")
+    assert fetched.status_code == 200
+    assert {k: fetched.json()[k] for k in ("model_name", "config", "sql", "zone_id")} == {
+        "model_name": "orders_by_status",
+        "config": GROUP_BY,
+        "sql": generated["sql"],
+        "zone_id": None,
+    }
+    # The dbt model file and its YAML sidecar are in the project's folder of the data bucket
+    assert read_object(stack, client.project, "orders_by_status.sql") == generated["sql"]
+    sidecar = read_object(stack, client.project, "orders_by_status.yml")
+    assert "recipe_config:" in sidecar and "group_by" in sidecar
+
+    # A second save is revision 2; both revisions are kept
+    changed = {
+        **GROUP_BY,
+        "aggregations": [*GROUP_BY["aggregations"], {"column": "amount", "function": "max", "alias": "top"}],
+    }
+    again = client.post(
+        "/api/flow/save-recipe-steps", json={"model_name": "orders_by_status", "config": changed}
+    )
+    assert again.status_code == 200 and again.json()["revision"] == 2
+    revisions = client.get("/api/flow/recipe/orders_by_status/revisions").json()["data"]
+    assert [r["revision"] for r in revisions] == [2, 1]
+    assert revisions[1]["config"] == GROUP_BY
+
+    # A SQL recipe downstream of it, reading it by ref()
+    busy = client.post(
+        "/api/flow/save-recipe-steps",
+        json={"model_name": "busy", "sql": "SELECT status, n FROM {{ ref('orders_by_status') }} WHERE n > 1"},
+    )
+    assert busy.status_code == 201, busy.text
+    assert busy.json()["inputs"] == ["orders_by_status"]
+    assert busy.json()["config"]["recipe_type"] == "prepare"  # the SQL fits a visual pattern
+
+    # Run the first recipe and everything downstream of it: both recipes, in order
+    triggered, details = flow_run(client, {"type": "recipe", "name": "orders_by_status"}, "downstream")
+    assert triggered["pipelines"] == [["recipe.orders_by_status"], ["recipe.busy"]]
+    assert details["status"] == "success", details
+    preview = client.post(
+        "/api/flow/preview-sql",
+        json={"recipe_type": "prepare", "inputs": ["busy"], "steps": []},
+    ).json()
+    assert preview["rows"] == [{"status": "paid", "n": 2}]
+    # Upstream of `busy`: the pipeline writing orders, then both recipes
+    triggered, details = flow_run(client, {"type": "recipe", "name": "busy"}, "upstream")
+    assert len(triggered["pipelines"]) == 3 and triggered["pipelines"][1:] == [
+        ["recipe.orders_by_status"],
+        ["recipe.busy"],
+    ]
+    assert details["status"] == "success"
+
+
+def test_recipe_bad_input_writes_nothing(stack, editor):
+    cases = [
+        ({"model_name": "../x", "config": GROUP_BY}, 422, "not a safe identifier"),
+        ({"model_name": "bad sql", "sql": "SELECT 1"}, 422, "not a safe identifier"),
+        ({"model_name": "m1", "sql": "SELECT FROM WHERE ("}, 422, "does not parse"),
+        ({"model_name": "m1", "config": {"recipe_type": "pivot", "inputs": ["a"]}}, 422, "recipe_type"),
+        ({"model_name": "m1"}, 422, "exactly one of config"),
+        ({"model_name": "orders", "config": GROUP_BY}, 422, "its own output"),
+    ]
+    for body, status, needle in cases:
+        answer = editor.post("/api/flow/save-recipe-steps", json=body)
+        assert answer.status_code == status, (body, answer.text)
+        assert needle in str(answer.json()["detail"])
+    assert editor.get("/api/flow/recipe/m1").status_code == 404
+    assert not [k for k in bucket_keys(stack, editor.project) if "/models/" in k]
+    assert editor.get("/api/v1/pipelines").json()["data"] == [] or all(
+        not p["name"].startswith("recipe.") for p in editor.get("/api/v1/pipelines").json()["data"]
+    )
+
+
+# -- zones --------------------------------------------------------------------------------------
+def test_zone_lifecycle_and_deleting_a_zone_unassigns_its_models(with_datasets):
+    client = with_datasets
+    assert (
+        client.post(
+            "/api/flow/save-recipe-steps", json={"model_name": "by_status", "config": GROUP_BY}
+        ).status_code
+        == 201
+    )
+    created = client.post("/api/flow/zones", json={"name": "Sales", "color": "#1f77b4"})
+    assert created.status_code == 201, created.text
+    zone = created.json()
+    assert zone["name"] == "Sales" and zone["color"] == "#1f77b4" and zone["id"].startswith("zone-")
+    renamed = client.patch(f"/api/flow/zones/{zone['id']}", json={"name": "Revenue"})
+    assert (
+        renamed.status_code == 200
+        and renamed.json()["name"] == "Revenue"
+        and renamed.json()["color"] == "#1f77b4"
+    )
+    recolored = client.put(f"/api/flow/zones/{zone['id']}", json={"color": "green"})
+    assert recolored.json()["color"] == "green"
+
+    for model in ("by_status", "orders"):  # a recipe and a dataset
+        assigned = client.post("/api/flow/zones/assign", json={"model_name": model, "zone_id": zone["id"]})
+        assert assigned.status_code == 200, assigned.text
+    assert client.get("/api/flow/recipe/by_status").json()["zone_id"] == zone["id"]
+    listed = client.get("/api/flow/zones").json()["data"]
+    assert [(z["name"], z["model_count"]) for z in listed] == [("Revenue", 2)]
+
+    assert client.delete(f"/api/flow/zones/{zone['id']}").status_code == 204
+    assert client.get("/api/flow/recipe/by_status").json()["zone_id"] is None
+    assert client.get("/api/flow/zones").json()["data"] == []
+    assert client.patch(f"/api/flow/zones/{zone['id']}", json={"name": "x"}).status_code == 404
+    assert client.delete(f"/api/flow/zones/{zone['id']}").status_code == 404
+
+    # Bad input
+    assert (
+        client.post(
+            "/api/flow/zones/assign", json={"model_name": "by_status", "zone_id": zone["id"]}
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            "/api/flow/zones/assign", json={"model_name": "nothing_here", "zone_id": None}
+        ).status_code
+        == 404
+    )
+    assert client.post("/api/flow/zones", json={"name": "", "color": "red"}).status_code == 422
+    assert client.post("/api/flow/zones", json={"name": "x", "color": "url(javascript:1)"}).status_code == 422
+    assert client.patch("/api/flow/zones/zone-abc", json={"name": "x"}).status_code == 422
+
+
+def test_auto_assign_proposes_and_changes_nothing(with_datasets):
+    client = with_datasets
+    client.post("/api/flow/save-recipe-steps", json={"model_name": "by_status", "config": GROUP_BY})
+    client.post("/api/flow/save-recipe-steps", json={"model_name": "order_names", "config": JOIN})
+    raw = client.post("/api/flow/zones", json={"name": "Raw inputs", "color": "#999999"}).json()
+    zones_before = client.get("/api/flow/zones").json()
+    answer = client.post("/api/flow/zones/auto-assign")
+    assert answer.status_code == 200, answer.text
+    proposals = {p["model_name"]: p for p in answer.json()["proposals"]}
+    # Raw inputs together, into the existing zone of that name
+    for model in ("orders", "customers"):
+        assert proposals[model]["zone_id"] == raw["id"]
+        assert "raw input" in proposals[model]["reason"]
+    # Models clustered by the connector their raw inputs come through
+    for model in ("by_status", "order_names"):
+        assert proposals[model]["zone_name"] == "From inline sources"
+        assert "zone_id" not in proposals[model]
+        assert "inline" in proposals[model]["reason"]
+    # Nothing changed
+    assert client.get("/api/flow/zones").json() == zones_before
+    assert client.get("/api/flow/recipe/by_status").json()["zone_id"] is None
+
+
+def test_zones_and_recipes_are_invisible_to_another_project_and_viewers_cannot_create(stack, with_datasets):
+    client = with_datasets
+    client.post("/api/flow/save-recipe-steps", json={"model_name": "by_status", "config": GROUP_BY})
+    zone = client.post("/api/flow/zones", json={"name": "Mine"}).json()
+    other = stack.client(jwt_for("other-" + secrets.token_hex(3), "admin"))
+    assert other.get("/api/flow/recipe/by_status").status_code == 404
+    assert other.get("/api/flow/zones").json()["data"] == []
+    assert other.patch(f"/api/flow/zones/{zone['id']}", json={"name": "theirs"}).status_code == 404
+    assert other.delete(f"/api/flow/zones/{zone['id']}").status_code == 404
+    assert (
+        other.post("/api/flow/zones/assign", json={"model_name": "by_status", "zone_id": None}).status_code
+        == 404
+    )
+    assert (
+        other.post("/api/pipeline/run", json={"target": {"type": "recipe", "name": "by_status"}}).status_code
+        == 404
+    )
+    assert client.get("/api/flow/zones").json()["data"][0]["name"] == "Mine"
+
+    viewer = stack.client(jwt_for(client.project, "viewer"))
+    assert viewer.get("/api/flow/recipe/by_status").status_code == 200
+    assert viewer.get("/api/flow/zones").status_code == 200
+    for method, path, body in [
+        ("POST", "/api/flow/save-recipe-steps", {"model_name": "v", "config": GROUP_BY}),
+        ("POST", "/api/flow/zones", {"name": "v"}),
+        ("PATCH", f"/api/flow/zones/{zone['id']}", {"name": "v"}),
+        ("DELETE", f"/api/flow/zones/{zone['id']}", None),
+        ("POST", "/api/flow/zones/assign", {"model_name": "by_status", "zone_id": zone["id"]}),
+        ("POST", "/api/flow/zones/auto-assign", None),
+    ]:
+        answer = viewer.request(method, path, json=body)
+        assert answer.status_code == 403, (method, path, answer.text)
+    assert viewer.get("/api/flow/recipe/v").status_code == 404
+    assert [z["name"] for z in client.get("/api/flow/zones").json()["data"]] == ["Mine"]

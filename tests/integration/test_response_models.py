@@ -323,6 +323,15 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("flow", "POST", "/api/flow/parse-to-visual", {"sql": compiled["sql"]})
     walk("flow", "POST", "/api/flow/visual-lineage", {"model_name": "big_orders", "config": recipe})
     walk("flow", "POST", "/api/flow/preview-sql", recipe)
+    walk("flow", "POST", "/api/flow/save-recipe-steps", {"model_name": "big_orders", "config": recipe}, 201)
+    walk("flow", "GET", "/api/flow/recipe/big_orders")
+    walk("flow", "GET", "/api/flow/recipe/big_orders/revisions")
+    zone = walk("flow", "POST", "/api/flow/zones", {"name": "Orders", "color": "#ff0000"}, 201)
+    walk("flow", "GET", "/api/flow/zones")
+    walk("flow", "PATCH", f"/api/flow/zones/{zone['id']}", {"name": "All orders"})
+    walk("flow", "POST", "/api/flow/zones/assign", {"model_name": "big_orders", "zone_id": zone["id"]})
+    walk("flow", "POST", "/api/flow/zones/auto-assign")
+    walk("flow", "DELETE", f"/api/flow/zones/{zone['id']}", expect=204)
 
     # every route with a body was walked
     for area in AREAS:

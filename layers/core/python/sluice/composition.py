@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
     from sluice.domain.flow_codegen import FlowCodegen
+    from sluice.domain.flow_recipes import RecipeBook
     from sluice.domain.lineage import LineageService
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
@@ -267,6 +268,25 @@ def flow_codegen() -> FlowCodegen:
     from sluice.domain.flow_codegen import FlowCodegen
 
     return FlowCodegen(EngineRecipes())
+
+
+def recipe_book() -> RecipeBook:
+    """Saved recipes (their pipelines kept in step) and zones."""
+    from sluice.adapters.recipe_engine import EngineRecipes, S3ModelFiles
+    from sluice.domain.flow_codegen import FlowCodegen
+    from sluice.domain.flow_recipes import RecipeBook
+    from sluice.store.flows import RecipeRepository, ZoneRepository
+    from sluice.store.pipelines import PipelineDefinitionRepository
+
+    table = Table()
+    return RecipeBook(
+        RecipeRepository(table),
+        ZoneRepository(table),
+        FlowCodegen(EngineRecipes()),
+        S3ModelFiles(),
+        pipeline_definitions(),
+        PipelineDefinitionRepository(table).all,
+    )
 
 
 # -- shared by the builders --------------------------------------------------------------------------

@@ -31,3 +31,30 @@ class EngineRecipes:
             return preview_model(self.storage, project, sql, inputs, limit=limit)
         except PreviewFailed as exc:
             raise ValidationFailed(f"The recipe fails on a sample of its inputs: {exc}") from exc
+
+
+class S3ModelFiles:
+    """A recipe's dbt model file and YAML sidecar, `projects/<p>/models/<name>.sql|.yml`, in the
+    data bucket."""
+
+    def __init__(self, storage: Any = None):
+        self._storage = storage
+
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            from sluice.engine import Storage
+
+            self._storage = Storage.s3()
+        return self._storage
+
+    @staticmethod
+    def key(project: str, model_name: str, suffix: str) -> str:
+        from sluice.engine.artifacts import project_prefix, segment
+
+        return f"{project_prefix(project)}models/{segment(model_name)}.{suffix}"
+
+    def write(self, project: str, model_name: str, sql: str, sidecar: str) -> None:
+        objects, bucket = self.storage.objects, self.storage.bucket
+        objects.write(bucket, self.key(project, model_name, "sql"), sql.encode("utf-8"))
+        objects.write(bucket, self.key(project, model_name, "yml"), sidecar.encode("utf-8"))

@@ -51,3 +51,50 @@ class RecipePreview(Answer):
     sql: str
     columns: list[str]
     rows: list[dict[str, Any]]
+
+
+class Recipe(Answer):
+    model_name: str
+    config: RecipeConfig | None
+    sql: str
+    inputs: list[str]
+    output_columns: list[str] | None = None
+    revision: int
+    pipeline_id: str | None = None
+    zone_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class RecipeRevisions(Answer):
+    data: list[Recipe]
+
+
+class Zone(Answer):
+    id: str
+    name: str
+    color: str | None = None
+    model_count: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class Zones(Answer):
+    data: list[Zone]
+
+
+class ZoneAssignment(Answer):
+    model_name: str
+    zone_id: str | None
+
+
+class ZoneProposal(Answer):
+    model_name: str
+    zone_id: str | None = None
+    zone_name: str | None = None
+    reason: str
+
+
+class ZoneProposals(Answer):
+    proposals: list[ZoneProposal]

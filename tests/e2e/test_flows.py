@@ -522,3 +522,176 @@ def test_zones_and_recipes_are_invisible_to_another_project_and_viewers_cannot_c
         assert answer.status_code == 403, (method, path, answer.text)
     assert viewer.get("/api/flow/recipe/v").status_code == 404
     assert [z["name"] for z in client.get("/api/flow/zones").json()["data"]] == ["Mine"]
+
+
+# -- AI recipes ---------------------------------------------------------------------------------
+DOCS = [
+    {"id": 1, "text": "The cat sat on the mat."},
+    {"id": 2, "text": "A kitten was sitting on the rug."},
+    {"id": 3, "text": "Quarterly revenue grew by ten percent."},
+    {"id": 4, "text": "Sales went up 10% this quarter."},
+    {"id": 5, "text": "How do I reset my password?"},
+]
+
+
+def run_ai_recipe(client, recipe_id: str) -> dict:
+    started = client.post(f"/api/flow/ai-recipes/{recipe_id}/run")
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+
+    def finished():
+        runs = client.get(f"/api/flow/ai-recipes/{recipe_id}/runs").json()["data"]
+        mine = [r for r in runs if r["id"] == run_id]
+        return mine[0] if mine and mine[0]["status"] in FINISHED else None
+
+    return eventually(finished, timeout=120, interval=0.2)
+
+
+def test_embed_recipe_writes_vectors_and_rag_search_answers_the_top_k(editor):
+    write_dataset(editor, "docs", DOCS)
+    body = {
+        "model_name": "docs_embedded",
+        "recipe_type": "embed",
+        "inputs": ["docs"],
+        "run_config": {"text_column": "text"},
+    }
+    created = editor.post("/api/flow/ai-recipes", json=body)
+    assert created.status_code == 201, created.text
+    recipe = created.json()
+    assert recipe["id"].startswith("ai-recipe-") and recipe["recipe_type"] == "embed"
+    # Idempotent on (project, model_name, recipe_type): the same recipe, nothing new
+    again = editor.post("/api/flow/ai-recipes", json={**body, "run_config": {"text_column": "id"}})
+    assert again.status_code == 200 and again.json() == recipe
+    assert len(editor.get("/api/flow/ai-recipes").json()["data"]) == 1
+
+    run = run_ai_recipe(editor, recipe["id"])
+    assert run["status"] == "success", run
+    embedded = editor.post(
+        "/api/flow/preview-sql", json={"recipe_type": "prepare", "inputs": ["docs_embedded"], "steps": []}
+    )
+    assert embedded.status_code == 200, embedded.text
+    rows = embedded.json()["rows"]
+    assert [r["id"] for r in sorted(rows, key=lambda r: r["id"])] == [1, 2, 3, 4, 5]
+    assert all(len(r["embedding"]) == 256 and all(isinstance(x, float) for x in r["embedding"]) for r in rows)
+
+    search = editor.post(
+        "/api/flow/ai-recipes",
+        json={
+            "model_name": "sales_answers",
+            "recipe_type": "rag_search",
+            "inputs": ["docs_embedded"],
+            "run_config": {"query": "did sales grow this quarter", "top_k": 2},
+        },
+    ).json()
+    assert run_ai_recipe(editor, search["id"])["status"] == "success"
+    found = editor.post(
+        "/api/flow/preview-sql",
+        json={
+            "recipe_type": "prepare",
+            "inputs": ["sales_answers"],
+            "steps": [{"type": "select", "columns": ["id", "score"]}],
+        },
+    ).json()
+    assert sorted(r["id"] for r in found["rows"]) == [3, 4]
+
+    nodes = editor.get("/api/flow/ai-nodes", params={"recipe_type": "rag_search"}).json()["data"]
+    assert [(n["model_name"], n["recipe_type"]) for n in nodes] == [("sales_answers", "rag_search")]
+    assert len(editor.get("/api/flow/ai-nodes").json()["data"]) == 2
+
+    # Update, then delete
+    updated = editor.patch(
+        f"/api/flow/ai-recipes/{search['id']}", json={"run_config": {"query": "kittens", "top_k": 1}}
+    )
+    assert updated.status_code == 200 and updated.json()["run_config"]["top_k"] == 1
+    assert editor.delete(f"/api/flow/ai-recipes/{search['id']}").status_code == 204
+    assert editor.get(f"/api/flow/ai-recipes/{search['id']}").status_code == 404
+    assert editor.get(f"/api/flow/ai-recipes/{search['id']}/runs").status_code == 404
+
+
+def test_text_recipes_fail_locally_with_the_reason(editor):
+    write_dataset(editor, "notes", DOCS[:2])
+    recipe = editor.post(
+        "/api/flow/ai-recipes",
+        json={
+            "model_name": "notes_summary",
+            "recipe_type": "llm_enrich",
+            "inputs": ["notes"],
+            "run_config": {"prompt": "Summarise: {text}"},
+        },
+    ).json()
+    run = run_ai_recipe(editor, recipe["id"])
+    assert run["status"] == "failed"
+    details = editor.get(f"/api/runs/{run['id']}").json()
+    assert "no package on the registries ships text-generation weights" in str(details)
+
+
+def test_ai_recipe_bad_input_roles_and_tenancy(stack, editor):
+    bad = [
+        ({"model_name": "x", "recipe_type": "classify", "inputs": ["d"]}, "recipe_type must be one of"),
+        (
+            {"model_name": "x", "recipe_type": "embed", "inputs": ["d"], "run_config": {}},
+            "run_config.text_column",
+        ),
+        (
+            {
+                "model_name": "x",
+                "recipe_type": "rag_search",
+                "inputs": ["d"],
+                "run_config": {"query": "q", "top_k": 0},
+            },
+            "top_k",
+        ),
+        (
+            {
+                "model_name": "x",
+                "recipe_type": "agent",
+                "inputs": ["d"],
+                "run_config": {"instructions": "i", "tools": ["sql"]},
+            },
+            "no tools",
+        ),
+        (
+            {
+                "model_name": "x y",
+                "recipe_type": "embed",
+                "inputs": ["d"],
+                "run_config": {"text_column": "t"},
+            },
+            "safe identifier",
+        ),
+        (
+            {"model_name": "x", "recipe_type": "embed", "inputs": [], "run_config": {"text_column": "t"}},
+            "exactly one dataset",
+        ),
+    ]
+    for body, needle in bad:
+        answer = editor.post("/api/flow/ai-recipes", json=body)
+        assert answer.status_code == 422, (body, answer.text)
+        assert needle in str(answer.json()["detail"])
+    assert editor.get("/api/flow/ai-recipes").json()["data"] == []
+    assert editor.get("/api/flow/ai-nodes", params={"recipe_type": "nope"}).status_code == 422
+
+    recipe = editor.post(
+        "/api/flow/ai-recipes",
+        json={"model_name": "e", "recipe_type": "embed", "inputs": ["d"], "run_config": {"text_column": "t"}},
+    ).json()
+    viewer = stack.client(jwt_for(editor.project, "viewer"))
+    assert viewer.get(f"/api/flow/ai-recipes/{recipe['id']}").status_code == 200
+    assert (
+        viewer.post(
+            "/api/flow/ai-recipes",
+            json={
+                "model_name": "v",
+                "recipe_type": "embed",
+                "inputs": ["d"],
+                "run_config": {"text_column": "t"},
+            },
+        ).status_code
+        == 403
+    )
+    assert viewer.post(f"/api/flow/ai-recipes/{recipe['id']}/run").status_code == 403
+    assert viewer.delete(f"/api/flow/ai-recipes/{recipe['id']}").status_code == 403
+    other = stack.client(jwt_for("other-" + secrets.token_hex(3), "admin"))
+    assert other.get(f"/api/flow/ai-recipes/{recipe['id']}").status_code == 404
+    assert other.post(f"/api/flow/ai-recipes/{recipe['id']}/run").status_code == 404
+    assert other.get("/api/flow/ai-nodes").json()["data"] == []

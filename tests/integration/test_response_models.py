@@ -19,7 +19,7 @@ from sluice.edge.responses import OpenAnswer
 from tests.apigw import ROOT, LambdaContext, invoke, load_area
 
 ADMIN = Principal("acme", Role.admin, "user:ad")
-AREAS = ("platform", "pipelines", "lineage", "runs", "monitor", "flow")
+AREAS = ("platform", "pipelines", "lineage", "runs", "monitor", "flow", "flow_ai")
 NODES = [
     {"id": "raw", "nodeType": "source", "config": {"kind": "inline", "rows": [{"id": 1, "amount": 5}]}},
     {"id": "clean", "nodeType": "transform", "config": {"sql": "select * from raw where amount > 0"}},
@@ -332,6 +332,22 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("flow", "POST", "/api/flow/zones/assign", {"model_name": "big_orders", "zone_id": zone["id"]})
     walk("flow", "POST", "/api/flow/zones/auto-assign")
     walk("flow", "DELETE", f"/api/flow/zones/{zone['id']}", expect=204)
+    ai = {
+        "model_name": "orders_vec",
+        "recipe_type": "embed",
+        "inputs": ["clean_orders"],
+        "run_config": {"text_column": "id"},
+    }
+    created = walk("flow_ai", "POST", "/api/flow/ai-recipes", ai, 201)
+    walk("flow_ai", "GET", "/api/flow/ai-recipes")
+    walk("flow_ai", "GET", "/api/flow/ai-nodes", query={"recipe_type": "embed"})
+    walk("flow_ai", "GET", f"/api/flow/ai-recipes/{created['id']}")
+    walk(
+        "flow_ai", "PATCH", f"/api/flow/ai-recipes/{created['id']}", {"run_config": {"text_column": "amount"}}
+    )
+    walk("flow_ai", "POST", f"/api/flow/ai-recipes/{created['id']}/run", expect=202)
+    walk("flow_ai", "GET", f"/api/flow/ai-recipes/{created['id']}/runs")
+    walk("flow_ai", "DELETE", f"/api/flow/ai-recipes/{created['id']}", expect=204)
 
     # every route with a body was walked
     for area in AREAS:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sluice.domain.alerts import Alerting, Notifier
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
+    from sluice.domain.flow_ai import AiRecipes
     from sluice.domain.flow_codegen import FlowCodegen
     from sluice.domain.flow_recipes import RecipeBook
     from sluice.domain.lineage import LineageService
@@ -287,6 +288,14 @@ def recipe_book() -> RecipeBook:
         pipeline_definitions(),
         PipelineDefinitionRepository(table).all,
     )
+
+
+def ai_recipes() -> AiRecipes:
+    """AI recipes, their pipelines kept in step; the run engine is built only to run or list runs."""
+    from sluice.domain.flow_ai import AiRecipes
+    from sluice.store.flows import AiRecipeRepository
+
+    return AiRecipes(AiRecipeRepository(Table()), pipeline_definitions(), run_engine)
 
 
 # -- shared by the builders --------------------------------------------------------------------------

@@ -165,3 +165,89 @@ class ZoneRepository:
         return {k: item.get(k) for k in ("id", "name", "color", "created_at", "updated_at")} | {
             "id": int(item["id"])
         }
+
+
+class AiRecipeRepository:
+    """AI recipes; creation is idempotent on (model_name, recipe_type) through a name claim written
+    in the same transaction as the recipe."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    @staticmethod
+    def _claim(project: str, model_name: str, recipe_type: str) -> tuple[str, str]:
+        return keys.name_claim(project, "ai_recipe", f"{model_name}#{recipe_type}")
+
+    def find(self, project: str, model_name: str, recipe_type: str) -> dict[str, Any] | None:
+        claim = self.table.get(*self._claim(project, model_name, recipe_type))
+        return None if claim is None else self.get(project, int(claim["owner_id"]))
+
+    def next_id(self, project: str) -> int:
+        return self.table.next_number(*keys.counter(project, "ai_recipe"))
+
+    def create(self, project: str, recipe: dict[str, Any]) -> dict[str, Any] | None:
+        """The recipe written, or None when (model_name, recipe_type) was claimed meanwhile."""
+        pk, sk = keys.ai_recipe(project, int(recipe["id"]))
+        claim_pk, claim_sk = self._claim(project, recipe["model_name"], recipe["recipe_type"])
+        try:
+            self.table.transact(
+                [
+                    self.table.put_op(
+                        {"PK": claim_pk, "SK": claim_sk, "kind": "name_claim", "owner_id": int(recipe["id"])},
+                        Condition("attribute_not_exists(PK)"),
+                    ),
+                    self.table.put_op(
+                        {"PK": pk, "SK": sk, "kind": "ai_recipe", **self._stored(recipe)},
+                        Condition("attribute_not_exists(PK)"),
+                    ),
+                ]
+            )
+        except TransactionCancelled as exc:
+            if exc.reasons and exc.reasons[0] == "ConditionalCheckFailed":
+                return None
+            raise
+        return recipe
+
+    def get(self, project: str, recipe_id: int) -> dict[str, Any] | None:
+        item = self.table.get(*keys.ai_recipe(project, recipe_id))
+        return None if item is None else self._loaded(item)
+
+    def list(self, project: str) -> list[dict[str, Any]]:
+        return [self._loaded(i) for i in self.table.query_all(keys.ai_recipes(project), consistent=True)]
+
+    def update(self, project: str, recipe_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        stored = {k: (json.dumps(v) if k in ("run_config", "inputs") else v) for k, v in changes.items()}
+        try:
+            item = self.table.update(
+                *keys.ai_recipe(project, recipe_id), set_=stored, condition=Condition("attribute_exists(PK)")
+            )
+        except ConditionFailed as exc:
+            raise NotFound(f"AI recipe {recipe_id} not found.") from exc
+        return self._loaded(item)
+
+    def delete(self, project: str, recipe: dict[str, Any]) -> None:
+        pk, sk = keys.ai_recipe(project, int(recipe["id"]))
+        self.table.transact(
+            [
+                self.table.delete_op(pk, sk),
+                self.table.delete_op(*self._claim(project, recipe["model_name"], recipe["recipe_type"])),
+            ]
+        )
+
+    @staticmethod
+    def _stored(recipe: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **recipe,
+            "run_config": json.dumps(recipe["run_config"]),
+            "inputs": json.dumps(recipe["inputs"]),
+        }
+
+    @staticmethod
+    def _loaded(item: dict[str, Any]) -> dict[str, Any]:
+        found = {k: v for k, v in item.items() if k not in ("PK", "SK", "kind")}
+        found["id"] = int(found["id"])
+        found["run_config"] = json.loads(found["run_config"])
+        found["inputs"] = json.loads(found["inputs"])
+        if found.get("pipeline_id") is not None:
+            found["pipeline_id"] = int(found["pipeline_id"])
+        return found

@@ -407,3 +407,12 @@ def zone_member(project_id: str, model_name: str) -> tuple[str, str]:
 def members_of_zone(project_id: str, zone_id: int) -> str:
     """GSI1PK of a zone's members: deleting a zone unassigns them with one Query."""
     return f"{project(project_id)}#ZONE#{pad(zone_id)}"
+
+
+def ai_recipes(project_id: str) -> str:
+    """A project's AI recipes (SK = padded id); a name claim per (model_name, recipe_type)."""
+    return f"{project(project_id)}#AI_RECIPES"
+
+
+def ai_recipe(project_id: str, recipe_id: int) -> tuple[str, str]:
+    return ai_recipes(project_id), pad(recipe_id)

@@ -98,3 +98,29 @@ class ZoneProposal(Answer):
 
 class ZoneProposals(Answer):
     proposals: list[ZoneProposal]
+
+
+class AiRecipe(Answer):
+    id: str
+    model_name: str
+    recipe_type: str
+    inputs: list[str]
+    run_config: dict[str, Any]
+    pipeline_id: str
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class AiRecipes(Answer):
+    data: list[AiRecipe]
+
+
+class AiRecipeRun(Answer):
+    run_id: str
+    id: str
+    pipeline_id: str
+    status: str
+
+
+class AiRecipeRuns(Answer):
+    data: list[dict[str, Any]]

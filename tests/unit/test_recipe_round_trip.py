@@ -457,3 +457,38 @@ def test_generate_of_parse_gives_the_same_rows_on_duckdb(db, text):
     assert _run(db, regenerated) == _run(db, text)
     # and the regenerated SQL is a fixpoint: it parses to the same config
     assert parse_recipe(regenerated) == config
+
+
+# -- parse-to-visual never fails other than with a sentence ---------------------------------------
+SQL_PIECES = [
+    "SELECT", "*", ",", "FROM", "{{ ref('a') }}", "{{ ref('b') }}", "AS", "x", "y", '"q q"', "a.x", "b.y",
+    "WHERE", "x > 1", "GROUP BY", "JOIN", "ON", "a.x = b.y", "AND", "UNION", "ALL", "WITH",
+    "c AS (SELECT * FROM {{ ref('a') }})", "(", ")", "SUM(x)", "COUNT(*)", "COUNT(DISTINCT x)",
+    "EXCLUDE (x)", "RENAME (x AS y)", "REPLACE (1 AS x)", "OVER (PARTITION BY x)", "LEFT", "OUTER",
+    "CAST(x AS INT)", "LIMIT 1", ";", "t(x)", "c", "DISTINCT", "ORDER BY x",
+]  # fmt: skip
+
+
+def _parses_or_says_why(text: str) -> None:
+    try:
+        result = parse_recipe(text)
+    except ValidationFailed as exc:
+        assert exc.detail.startswith(("The SQL does not parse", "sql must be a non-empty")), exc.detail
+        return
+    if result is not None:
+        compile_recipe(result)  # whatever it answers is a config the compiler takes
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from(SQL_PIECES), min_size=1, max_size=14))
+def test_parse_of_any_token_soup_answers_or_says_why(pieces):
+    _parses_or_says_why(" ".join(pieces))
+
+
+@PROPERTY
+@given(configs(), st.data())
+def test_parse_of_damaged_generated_sql_answers_or_says_why(config, data):
+    text = compile_recipe(config).sql
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start, min(len(text), start + 40)))
+    _parses_or_says_why(text[:start] + text[end:])

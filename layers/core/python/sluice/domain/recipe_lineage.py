@@ -62,7 +62,9 @@ def recipe_lineage(
         normalize=False,
     )
     edges = _Edges(model_name)
-    roots = lineage_module.lineage(None, tree, schema=schema, dialect=None)
+    # identify=True quotes every identifier in the node names, so a leaf's `table.column` parses back
+    # whatever the column is called (a keyword, a dot, a quote).
+    roots = lineage_module.lineage(None, tree, schema=schema, dialect=None, identify=True)
     outputs = list(roots)
     for target, root in roots.items():
         subtype = _direct_subtype(root)
@@ -151,7 +153,7 @@ def _indirect_sources(
             for cte in before:
                 probe = probe.with_(cte.alias, as_=cte.this.copy())
             try:
-                roots = lineage_module.lineage(None, probe, schema=schema, dialect=None)
+                roots = lineage_module.lineage(None, probe, schema=schema, dialect=None, identify=True)
             except sqlglot.errors.SqlglotError:
                 continue  # a column the inputs do not have: DuckDB will say so at run time
             for root in roots.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, Response
+from fastapi import Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import composition
@@ -120,9 +120,13 @@ def get_recipe(model_name: str, caller: Principal = Depends(viewer), book: Recip
 
 @router.get("/api/flow/recipe/{model_name}/revisions", response_model=RecipeRevisions)
 def get_recipe_revisions(
-    model_name: str, caller: Principal = Depends(viewer), book: RecipeBook = Book
+    model_name: str,
+    caller: Principal = Depends(viewer),
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=2048),
+    book: RecipeBook = Book,
 ) -> dict:
-    return book.revisions(caller.project, model_name)
+    return book.revisions(caller.project, model_name, limit, cursor)
 
 
 # -- zones ----------------------------------------------------------------------------------------

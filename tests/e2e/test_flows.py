@@ -364,6 +364,12 @@ def test_generate_save_get_and_run_a_recipe_by_scope(stack, with_datasets):
     revisions = client.get("/api/flow/recipe/orders_by_status/revisions").json()["data"]
     assert [r["revision"] for r in revisions] == [2, 1]
     assert revisions[1]["config"] == GROUP_BY
+    first = client.get("/api/flow/recipe/orders_by_status/revisions", params={"limit": 1}).json()
+    assert [r["revision"] for r in first["data"]] == [2] and first["next_cursor"]
+    rest = client.get(
+        "/api/flow/recipe/orders_by_status/revisions", params={"limit": 1, "cursor": first["next_cursor"]}
+    ).json()
+    assert [r["revision"] for r in rest["data"]] == [1]
 
     # A SQL recipe downstream of it, reading it by ref()
     busy = client.post(

@@ -40,7 +40,9 @@ TRANSFORM_ID, TARGET_ID = "recipe_model", "recipe_output"
 class RecipeStore(Protocol):
     def get(self, project: str, model_name: str) -> dict[str, Any] | None: ...
     def save(self, project: str, recipe: dict[str, Any], previous: int | None) -> None: ...
-    def revisions(self, project: str, model_name: str) -> list[dict[str, Any]]: ...
+    def revisions(
+        self, project: str, model_name: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
     def all(self, project: str) -> list[dict[str, Any]]: ...
 
 
@@ -158,10 +160,13 @@ class RecipeBook:
             raise NotFound(f"Recipe '{model_name}' not found.")
         return recipe_view(recipe, self.zones.zone_of(project, model_name))
 
-    def revisions(self, project: str, model_name: str) -> dict[str, Any]:
+    def revisions(
+        self, project: str, model_name: str, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the recipe's revisions, newest first, with `next_cursor` (null on the last page)."""
         self.get(project, model_name)
-        found = self.recipes.revisions(project, model_name)
-        return {"data": [recipe_view(r, None) | {"zone_id": None} for r in reversed(found)]}
+        found, following = self.recipes.revisions(project, model_name, limit, cursor)
+        return {"data": [recipe_view(r, None) for r in found], "next_cursor": following}
 
     def _sync_pipeline(
         self,

@@ -65,9 +65,18 @@ class RecipeRepository:
                 ) from exc
             raise
 
-    def revisions(self, project: str, model_name: str) -> list[dict[str, Any]]:
-        items = self.table.query_all(keys.recipe_revisions(project, model_name), consistent=True)
-        return [r for r in (_loaded(i) for i in items) if r is not None]
+    def revisions(
+        self, project: str, model_name: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of revisions, newest first, and the cursor of the next page."""
+        page = self.table.query(
+            keys.recipe_revisions(project, model_name),
+            limit=limit,
+            cursor=cursor,
+            forward=False,
+            consistent=True,
+        )
+        return [r for r in (_loaded(i) for i in page.items) if r is not None], page.cursor
 
     def all(self, project: str) -> list[dict[str, Any]]:
         return [r for r in (_loaded(i) for i in self.table.query_all(keys.recipes(project))) if r is not None]

@@ -69,6 +69,7 @@ class Recipe(Answer):
 
 class RecipeRevisions(Answer):
     data: list[Recipe]
+    next_cursor: str | None = None
 
 
 class Zone(Answer):

@@ -412,10 +412,21 @@ def test_recipe_bad_input_writes_nothing(stack, editor):
         assert answer.status_code == status, (body, answer.text)
         assert needle in str(answer.json()["detail"])
     assert editor.get("/api/flow/recipe/m1").status_code == 404
-    assert not [k for k in bucket_keys(stack, editor.project) if "/models/" in k]
-    assert editor.get("/api/v1/pipelines").json()["data"] == [] or all(
-        not p["name"].startswith("recipe.") for p in editor.get("/api/v1/pipelines").json()["data"]
+    # A pipeline made by hand under a recipe's pipeline name is never taken over
+    hand_made = editor.post(
+        "/api/v1/pipelines",
+        json={
+            "name": "recipe.handmade",
+            "nodes": [{"id": "s", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}]}}],
+            "edges": [],
+        },
     )
+    assert hand_made.status_code == 201, hand_made.text
+    taken = editor.post("/api/flow/save-recipe-steps", json={"model_name": "handmade", "config": GROUP_BY})
+    assert taken.status_code == 409 and "no recipe keeps it" in taken.json()["detail"]
+    assert editor.get("/api/flow/recipe/handmade").status_code == 404
+    assert not [k for k in bucket_keys(stack, editor.project) if "/models/" in k]
+    assert [p["name"] for p in editor.get("/api/v1/pipelines").json()["data"]] == ["recipe.handmade"]
 
 
 # -- zones --------------------------------------------------------------------------------------

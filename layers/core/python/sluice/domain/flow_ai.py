@@ -17,7 +17,7 @@ from sluice import timeutil
 from sluice.domain import ids
 from sluice.domain.definition_requests import DefinitionRequest
 from sluice.domain.flow_codegen import check_model_name
-from sluice.domain.flow_recipes import PipelinePort
+from sluice.domain.flow_recipes import KEPT_MARK, PipelinePort, keep_pipeline
 from sluice.domain.run_engine import RunRequest
 from sluice.errors import NotFound, ValidationFailed
 
@@ -122,15 +122,11 @@ class AiRecipes:
         inputs = _inputs(body.get("inputs"), name)
         run_config = checked_run_config(recipe_type, body.get("run_config"))
         nodes, edges = ai_graph(name, recipe_type, inputs[0], run_config)
-        request = DefinitionRequest(
-            name=pipeline_name(recipe_type, name),
-            description=f"Runs AI recipe {recipe_type} {name} (kept by /api/flow/ai-recipes).",
-            nodes=nodes,
-            edges=edges,
-        )
-        request.graph()
+        description = f"Runs AI recipe {recipe_type} {name} ({KEPT_MARK} /api/flow/ai-recipes)."
         recipe_id = self.store.next_id(project)
-        pipeline = self.pipelines.create(project, request, author)
+        pipeline_id = keep_pipeline(
+            self.pipelines, project, pipeline_name(recipe_type, name), description, nodes, edges, author
+        )
         now = timeutil.iso(self._clock())
         recipe = {
             "id": recipe_id,
@@ -138,13 +134,12 @@ class AiRecipes:
             "recipe_type": recipe_type,
             "inputs": inputs,
             "run_config": run_config,
-            "pipeline_id": _number(pipeline),
+            "pipeline_id": pipeline_id,
             "created_at": now,
             "updated_at": now,
         }
         created = self.store.create(project, recipe)
-        if created is None:  # a concurrent create of the same pair won
-            self.pipelines.delete(project, recipe["pipeline_id"])
+        if created is None:  # a concurrent create of the same pair won (its pipeline is the same one)
             winner = self.store.find(project, name, recipe_type)
             if winner is None:
                 raise NotFound(f"AI recipe {name} ({recipe_type}) was deleted meanwhile.")
@@ -241,8 +236,3 @@ def _inputs(value: Any, name: str) -> list[str]:
     if value[0].lower() == name.lower():
         raise ValidationFailed(f"AI recipe '{name}' cannot read its own output.")
     return [value[0]]
-
-
-def _number(view: dict[str, Any]) -> int:
-    data = view.get("data", view)
-    return int(str(data["id"]).removeprefix("pipeline-"))

@@ -29,7 +29,7 @@ from sluice.domain.flow_codegen import FlowCodegen, check_model_name
 from sluice.domain.flows import RECIPE_PIPELINE_PREFIX, FlowGraph, recipe_pipeline_name
 from sluice.domain.graph import NODE_ID, Graph
 from sluice.domain.recipe_parse import canonical, parse_recipe
-from sluice.errors import NotFound, ValidationFailed
+from sluice.errors import Conflict, NotFound, ValidationFailed
 
 RAW_ZONE = "Raw inputs"
 _REF = re.compile(r"""\{\{\s*ref\(\s*['"]([^'"{}]+)['"]\s*\)\s*\}\}""")
@@ -65,6 +65,7 @@ class ModelFiles(Protocol):
 class PipelinePort(Protocol):
     """What recipes need of pipeline definitions (sluice.domain.pipelines.PipelineDefinitions)."""
 
+    def get(self, project: str, ref: str | int) -> dict[str, Any]: ...
     def create(self, project: str, request: DefinitionRequest, author: str) -> dict[str, Any]: ...
     def update(
         self, project: str, ref: str | int, request: DefinitionRequest, author: str
@@ -179,27 +180,12 @@ class RecipeBook:
         author: str,
     ) -> int:
         nodes, edges = recipe_graph(name, inputs, config, sql)
-        request = DefinitionRequest(
-            name=recipe_pipeline_name(name),
-            description=f"Runs recipe {name} (kept by save-recipe-steps; edit the recipe, not this pipeline).",
-            nodes=nodes,
-            edges=edges,
+        description = (
+            f"Runs recipe {name} ({KEPT_MARK} save-recipe-steps; edit the recipe, not this pipeline)."
         )
-        request.graph()  # validated before anything is written
-        pipeline_name = recipe_pipeline_name(name)
-        existing = next(
-            (
-                p
-                for p in self.project_pipelines(project)
-                if p.get("name", "").lower() == pipeline_name.lower()
-            ),
-            None,
+        return keep_pipeline(
+            self.pipelines, project, recipe_pipeline_name(name), description, nodes, edges, author
         )
-        if existing is None:
-            created = self.pipelines.create(project, request, author)
-            return _pipeline_number(created)
-        update = DefinitionRequest(nodes=nodes, edges=edges)
-        return _pipeline_number(self.pipelines.update(project, int(existing["id"]), update, author))
 
     # -- zones --------------------------------------------------------------------------------------
     def create_zone(self, project: str, name: Any, color: Any) -> dict[str, Any]:
@@ -299,6 +285,36 @@ class RecipeBook:
             )
             proposals.append(proposal)
         return {"proposals": proposals}
+
+
+KEPT_MARK = "kept by"
+
+
+def keep_pipeline(
+    pipelines: PipelinePort,
+    project: str,
+    name: str,
+    description: str,
+    nodes: list[dict[str, Any]],
+    edges: list[dict[str, Any]],
+    author: str,
+) -> int:
+    """Create the pipeline a recipe keeps, or update its graph; a pipeline of that name that no
+    recipe keeps (made by hand) is never taken over: 409. Validated before anything is written."""
+    request = DefinitionRequest(name=name, description=description, nodes=nodes, edges=edges)
+    request.graph()
+    try:
+        existing = pipelines.get(project, name)
+    except NotFound:
+        return _pipeline_number(pipelines.create(project, request, author))
+    existing = existing.get("data", existing)
+    if f"({KEPT_MARK} " not in str(existing.get("description") or ""):
+        raise Conflict(
+            f"A pipeline named '{name}' already exists and no recipe keeps it; rename that pipeline or "
+            "choose another model_name."
+        )
+    update = DefinitionRequest(nodes=nodes, edges=edges)
+    return _pipeline_number(pipelines.update(project, _pipeline_number(existing), update, author))
 
 
 def recipe_graph(

@@ -404,6 +404,14 @@ def test_sql_that_does_not_parse_raises_with_sqlglots_message(text):
         parse_recipe(text)
 
 
+def test_an_expression_nested_too_deeply_is_refused_with_a_sentence():
+    deep = "(" * 5000 + "1" + ")" * 5000
+    with pytest.raises(ValidationFailed, match="nests too deeply"):
+        compile_recipe(
+            {"recipe_type": "prepare", "inputs": ["a"], "steps": [{"type": "filter", "condition": deep}]}
+        )
+
+
 # -- generate(parse(s)) computes the same rows as s on DuckDB -----------------------------------
 ACCEPTED = [
     "SELECT id, amount * 2 AS double_amount, status AS state FROM {{ ref('orders') }} WHERE amount > 60",

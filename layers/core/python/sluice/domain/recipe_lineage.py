@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.domain.recipes import DIALECT, compile_recipe
+from sluice.errors import ValidationFailed
 from sluice.lazy import LazyModule
 
 sqlglot = LazyModule("sqlglot")
@@ -41,6 +42,15 @@ def recipe_lineage(
     model_name: str, config: dict[str, Any], input_columns: dict[str, list[str]] | None = None
 ) -> dict[str, Any]:
     """`{model_name, output_columns, edges}`; raises ValidationFailed for an invalid config."""
+    try:
+        return _lineage(model_name, config, input_columns)
+    except RecursionError as exc:
+        raise ValidationFailed("The recipe's expressions nest too deeply to trace their lineage.") from exc
+
+
+def _lineage(
+    model_name: str, config: dict[str, Any], input_columns: dict[str, list[str]] | None
+) -> dict[str, Any]:
     compile_recipe(config)  # validates before anything is inferred from it
     known = dict(input_columns or {})
     for name, columns in _named_columns(config).items():

@@ -65,6 +65,8 @@ def parse_recipe(sql: str) -> dict[str, Any] | None:
         statements = [tree for tree in sqlglot.parse(text, read=DIALECT) if tree is not None]
     except errors.SqlglotError as exc:
         raise ValidationFailed(f"The SQL does not parse: {_plain(str(exc))}") from exc
+    except RecursionError as exc:
+        raise ValidationFailed("The SQL does not parse: it nests too deeply.") from exc
     if len(statements) != 1:
         return None
     tree = statements[0]
@@ -72,7 +74,7 @@ def parse_recipe(sql: str) -> dict[str, Any] | None:
         config = _Reader(refs).read(tree)
         # Only a config the compiler accepts is a visual recipe; anything else is SQL-only.
         compile_recipe(config)
-    except (NotVisual, ValidationFailed):
+    except (NotVisual, ValidationFailed, RecursionError):
         return None
     return config
 

@@ -130,7 +130,8 @@ class RecipeBook:
         else:
             if not isinstance(sql, str) or not sql.strip() or len(sql) > 200_000:
                 raise ValidationFailed("sql must be a non-empty string of at most 200000 characters.")
-            config = parse_recipe(sql)  # raises with sqlglot's message when it does not parse
+            parse_recipe(sql)  # raises with sqlglot's message when it does not parse
+            config = None  # SPEC 8: a SQL recipe's config is null (parse-to-visual reads it on demand)
             inputs = list(dict.fromkeys(_REF.findall(sql)))
             output_columns = None
         if name.lower() in {i.lower() for i in inputs}:
@@ -330,7 +331,9 @@ def recipe_graph(
         taken.add(node_id)
         nodes.append({"id": node_id, "nodeType": "source", "config": {"kind": "dataset", "name": dataset}})
         edges.append({"source": node_id, "target": TRANSFORM_ID})
-    transform = {"recipe": config} if config is not None and sql_is_compiled(config, sql) else {"sql": sql}
+    # A visual recipe runs as a `recipe` transform: the engine compiles it knowing the inputs' columns
+    # as they are at run time. A SQL recipe runs its SQL.
+    transform = {"recipe": config} if config is not None else {"sql": sql}
     nodes.append({"id": TRANSFORM_ID, "nodeType": "transform", "config": transform})
     nodes.append(
         {
@@ -341,17 +344,6 @@ def recipe_graph(
     )
     edges.append({"source": TRANSFORM_ID, "target": TARGET_ID})
     return nodes, edges
-
-
-def sql_is_compiled(config: dict[str, Any], sql: str) -> bool:
-    """Whether the SQL is the config's own compilation (a visual recipe), not hand-written SQL that
-    happens to parse into a config."""
-    from sluice.domain.recipes import compile_recipe
-
-    try:
-        return " ".join(compile_recipe(config).sql.split()) == " ".join(sql.split())
-    except ValidationFailed:
-        return False
 
 
 def _pipeline_number(view: dict[str, Any]) -> int:

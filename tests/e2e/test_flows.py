@@ -267,6 +267,25 @@ def test_preview_runs_on_a_sample_and_persists_nothing(stack, with_datasets):
     assert refused.status_code == 422
     assert "fails on a sample of its inputs" in refused.json()["detail"]
     assert "Conversion Error" in refused.json()["detail"] or "Could not convert" in refused.json()["detail"]
+    # A SQL recipe previews too: one SELECT reading datasets by ref()
+    by_sql = client.post(
+        "/api/flow/preview-sql",
+        json={
+            "sql": "SELECT o.id, c.name FROM {{ ref('orders') }} o JOIN {{ ref('customers') }} c ON o.customer_id = c.id WHERE o.amount > 100"
+        },
+    )
+    assert by_sql.status_code == 200, by_sql.text
+    assert sorted(r["id"] for r in by_sql.json()["rows"]) == [1, 3]
+    for sql, needle in [
+        ("SELECT * FROM orders", "does not name by ref()"),
+        ("DELETE FROM {{ ref('orders') }}", "fails on a sample"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "fails on a sample"),
+        ("SELECT * FROM {{ ref('never_written') }}", "not a dataset of this project"),
+    ]:
+        refused = client.post("/api/flow/preview-sql", json={"sql": sql})
+        assert refused.status_code == 422, (sql, refused.text)
+        assert needle in refused.json()["detail"], (sql, refused.json())
+    assert bucket_keys(stack, client.project) == keys_before
     missing = client.post("/api/flow/preview-sql", json={**GROUP_BY, "inputs": ["never_written"]})
     assert missing.status_code == 422
     assert "not a dataset of this project" in missing.json()["detail"]

@@ -32,6 +32,14 @@ class EngineRecipes:
         except PreviewFailed as exc:
             raise ValidationFailed(f"The recipe fails on a sample of its inputs: {exc}") from exc
 
+    def preview_sql(self, project: str, sql: str, limit: int) -> dict[str, Any]:
+        from sluice.engine.recipe_preview import PreviewFailed, preview_sql
+
+        try:
+            return preview_sql(self.storage, project, sql, limit=limit)
+        except PreviewFailed as exc:
+            raise ValidationFailed(f"The recipe fails on a sample of its inputs: {exc}") from exc
+
 
 class S3ModelFiles:
     """A recipe's dbt model file and YAML sidecar, `projects/<p>/models/<name>.sql|.yml`, in the

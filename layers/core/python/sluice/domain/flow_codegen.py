@@ -19,6 +19,7 @@ from sluice.domain.recipes import compile_recipe
 from sluice.errors import ValidationFailed
 
 PREVIEW_LIMIT = 100
+MAX_SQL_CHARS = 200_000
 MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -29,6 +30,9 @@ class RecipeEngine(Protocol):
     def preview(self, project: str, sql: str, inputs: list[str], limit: int) -> dict[str, Any]:
         """`{columns, rows}` of the model over samples of its inputs; ValidationFailed with DuckDB's
         message when it fails on them."""
+
+    def preview_sql(self, project: str, sql: str, limit: int) -> dict[str, Any]:
+        """The same for a SQL model (one SELECT reading datasets by ref())."""
 
 
 def check_model_name(name: Any) -> str:
@@ -66,6 +70,14 @@ class FlowCodegen:
         return recipe_lineage(name, config, self.known_columns(project, config))
 
     def preview(self, project: str, config: Any, limit: int = PREVIEW_LIMIT) -> dict[str, Any]:
+        """A visual config's preview, or a SQL recipe's (`{sql}`, no recipe_type)."""
+        if isinstance(config, dict) and "recipe_type" not in config and config.get("sql") is not None:
+            sql = config["sql"]
+            if not isinstance(sql, str) or not sql.strip() or len(sql) > MAX_SQL_CHARS:
+                raise ValidationFailed(
+                    f"sql must be a non-empty string of at most {MAX_SQL_CHARS} characters."
+                )
+            return {"sql": sql, **self.engine.preview_sql(project, sql, limit)}
         known = self.known_columns(project, config)
         compiled = compile_recipe(config, known)
         missing = [name for name in compiled.inputs if name not in known]

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from sluice.domain.alerts import Alerting, Notifier
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
+    from sluice.domain.flow_ai import AiRecipes
+    from sluice.domain.flow_codegen import FlowCodegen
+    from sluice.domain.flow_recipes import RecipeBook
     from sluice.domain.lineage import LineageService
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
@@ -258,6 +261,41 @@ def project_settings() -> SettingsRepository:
     from sluice.store.settings import SettingsRepository
 
     return SettingsRepository(Table())
+
+
+# -- flows: visual recipes (issue 14) ------------------------------------------------------------
+def flow_codegen() -> FlowCodegen:
+    from sluice.adapters.recipe_engine import EngineRecipes
+    from sluice.domain.flow_codegen import FlowCodegen
+
+    return FlowCodegen(EngineRecipes())
+
+
+def recipe_book() -> RecipeBook:
+    """Saved recipes (their pipelines kept in step) and zones."""
+    from sluice.adapters.recipe_engine import EngineRecipes, S3ModelFiles
+    from sluice.domain.flow_codegen import FlowCodegen
+    from sluice.domain.flow_recipes import RecipeBook
+    from sluice.store.flows import RecipeRepository, ZoneRepository
+    from sluice.store.pipelines import PipelineDefinitionRepository
+
+    table = Table()
+    return RecipeBook(
+        RecipeRepository(table),
+        ZoneRepository(table),
+        FlowCodegen(EngineRecipes()),
+        S3ModelFiles(),
+        pipeline_definitions(),
+        PipelineDefinitionRepository(table).all,
+    )
+
+
+def ai_recipes() -> AiRecipes:
+    """AI recipes, their pipelines kept in step; the run engine is built only to run or list runs."""
+    from sluice.domain.flow_ai import AiRecipes
+    from sluice.store.flows import AiRecipeRepository
+
+    return AiRecipes(AiRecipeRepository(Table()), pipeline_definitions(), run_engine)
 
 
 # -- shared by the builders --------------------------------------------------------------------------

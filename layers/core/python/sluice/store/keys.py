@@ -366,3 +366,53 @@ def flow_child_claim(project_id: str, parent_id: int, level: int, pipeline_id: i
         f"{project(project_id)}#FLOW_CHILDREN",
         f"{pad(parent_id)}#{level:0{DEPTH_WIDTH}d}#{pad(pipeline_id)}",
     )
+
+
+# -- flows: recipes and zones (issue 14) ---------------------------------------------------------
+# Model names are compared without case, as datasets are (one dataset per lowercase name).
+def recipes(project_id: str) -> str:
+    """A project's recipes, one item each (SK = lowercase model name): the list is one Query."""
+    return f"{project(project_id)}#RECIPES"
+
+
+def recipe(project_id: str, model_name: str) -> tuple[str, str]:
+    return recipes(project_id), model_name.lower()
+
+
+def recipe_revisions(project_id: str, model_name: str) -> str:
+    return f"{project(project_id)}#RECIPE_REVISIONS#{model_name.lower()}"
+
+
+def recipe_revision(project_id: str, model_name: str, revision: int) -> tuple[str, str]:
+    return recipe_revisions(project_id, model_name), pad(revision)
+
+
+def zones(project_id: str) -> str:
+    return f"{project(project_id)}#ZONES"
+
+
+def zone(project_id: str, zone_id: int) -> tuple[str, str]:
+    return zones(project_id), pad(zone_id)
+
+
+def zone_members(project_id: str) -> str:
+    """Which zone each model sits in (SK = lowercase model name); GSI1 groups them by zone."""
+    return f"{project(project_id)}#ZONE_MEMBERS"
+
+
+def zone_member(project_id: str, model_name: str) -> tuple[str, str]:
+    return zone_members(project_id), model_name.lower()
+
+
+def members_of_zone(project_id: str, zone_id: int) -> str:
+    """GSI1PK of a zone's members: deleting a zone unassigns them with one Query."""
+    return f"{project(project_id)}#ZONE#{pad(zone_id)}"
+
+
+def ai_recipes(project_id: str) -> str:
+    """A project's AI recipes (SK = padded id); a name claim per (model_name, recipe_type)."""
+    return f"{project(project_id)}#AI_RECIPES"
+
+
+def ai_recipe(project_id: str, recipe_id: int) -> tuple[str, str]:
+    return ai_recipes(project_id), pad(recipe_id)

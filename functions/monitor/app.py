@@ -3,6 +3,9 @@ log cleanup and the run-queue monitor (Watcher's monitoring routes, SPEC 7)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from fastapi import Depends, Response
 
 from sluice import composition, timeutil
@@ -38,6 +41,13 @@ from sluice.edge.responses.monitoring import (
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
 from sluice.store.checks import CheckRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
+
+# The local stack and the tests load this file by its path; Lambda puts its directory on sys.path.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+
+import monitor_alerts  # noqa: E402
 
 router = area_router()
 Rules = Depends(composition.rule_repository)
@@ -138,5 +148,5 @@ def post_monitor_queue(
     return monitor_queue([caller.project], depth, alerting, timeutil.now())
 
 
-app = create_app("monitor", [router])
+app = create_app("monitor", [router, monitor_alerts.router])
 handler = lambda_handler(app, "monitor")

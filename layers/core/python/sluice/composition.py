@@ -27,14 +27,17 @@ if TYPE_CHECKING:
     from sluice.domain.lineage import LineageService
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
+    from sluice.domain.quality import DataQuality
     from sluice.domain.registry import Registry
     from sluice.domain.run_engine import RevisionGraphs, RunEngine
     from sluice.domain.schemas import Schemas
     from sluice.domain.variables import Variables
+    from sluice.store.alerts import AlertRepository
     from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
     from sluice.store.api_keys import ApiKeyRepository
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
+    from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
     from sluice.store.settings import SettingsRepository
 
 WEBHOOK_ENV = "SLUICE_ALERT_WEBHOOK_URL"
@@ -156,6 +159,7 @@ def run_engine() -> RunEngine:
         executor=EngineExecutor(),
         variables=resolve_variables,
         artifacts=S3RunArtifacts(),
+        quality=data_quality(),
     )
 
 
@@ -245,6 +249,41 @@ def run_queue_depth() -> SqsQueueDepth:
     from sluice.adapters.queues import SqsQueueDepth
 
     return SqsQueueDepth()
+
+
+# -- data quality and the alerts inbox (issue 13) ---------------------------------------------------
+def data_quality() -> DataQuality:
+    from sluice.adapters.quality import DuckDbMeasurer
+    from sluice.domain.quality import DataQuality
+    from sluice.store.alerts import AlertRepository
+    from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
+
+    table = Table()
+    return DataQuality(
+        QualityRuleRepository(table),
+        AlertRepository(table),
+        alerting(),
+        DuckDbMeasurer(),
+        DatasetStateRepository(table),
+    )
+
+
+def quality_rules() -> QualityRuleRepository:
+    from sluice.store.quality import QualityRuleRepository
+
+    return QualityRuleRepository(Table())
+
+
+def alert_inbox() -> AlertRepository:
+    from sluice.store.alerts import AlertRepository
+
+    return AlertRepository(Table())
+
+
+def dataset_states() -> DatasetStateRepository:
+    from sluice.store.quality import DatasetStateRepository
+
+    return DatasetStateRepository(Table())
 
 
 # -- platform --------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from sluice.domain.monitoring import (
     monitor_queue,
     request_check,
 )
+from sluice.domain.quality import dataset_freshness
 from sluice.edge.app import admin, area_router, create_app, editor, json_body, lambda_handler, viewer
 from sluice.edge.responses.monitoring import (
     AnomalyRule,
@@ -41,6 +42,7 @@ from sluice.edge.responses.monitoring import (
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
 from sluice.store.checks import CheckRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
+from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
 
 # The local stack and the tests load this file by its path; Lambda puts its directory on sys.path.
 _HERE = str(Path(__file__).resolve().parent)
@@ -123,9 +125,17 @@ def post_freshness(caller: Principal = Depends(editor), queue: CheckQueue = Queu
 
 @router.get("/api/pipeline/freshness", response_model=list[Freshness])
 def get_pipeline_freshness(
-    caller: Principal = Depends(viewer), pipelines: WatchedPipelines = Pipelines
+    caller: Principal = Depends(viewer),
+    pipelines: WatchedPipelines = Pipelines,
+    datasets: DatasetStateRepository = Depends(composition.dataset_states),
+    quality: QualityRuleRepository = Depends(composition.quality_rules),
 ) -> list[dict]:
-    return freshness_report(caller.project, timeutil.now(), pipelines)
+    now = timeutil.now()
+    watched = freshness_report(caller.project, now, pipelines)
+    for entry in watched:
+        entry.setdefault("dataset_name", entry["pipeline_name"])
+    rules = [r for r in quality.list(caller.project) if r.assertion_type == "freshness_hours"]
+    return dataset_freshness(datasets.all(caller.project), rules, now) + watched
 
 
 # -- maintenance -----------------------------------------------------------------------------------------

@@ -101,7 +101,18 @@ def _run_check(message: CheckMessage) -> int:
         )
     else:
         found = check_freshness(message.project, now, pipelines, checks, alerting)
+        found += _dataset_freshness(message.project)
     return len(found)
+
+
+def _dataset_freshness(project: str) -> list[Any]:
+    """The freshness_hours data-quality rules, on the age of each dataset's last write."""
+    last_writes = {
+        state["dataset_name"]: timeutil.from_stored(state["last_refresh_at"])
+        for state in composition.dataset_states().all(project)
+    }
+    outcomes = composition.data_quality().check_freshness(project, last_writes)
+    return [o for o in outcomes if o.status == "violated"]
 
 
 # -- schedules ----------------------------------------------------------------------------------------------

@@ -152,7 +152,9 @@ class FakeAlerts:
     def refresh(self, project, alert, details, message, now):
         return self.transition(project, alert.id, ("active",), "active", now, details, message) is not None
 
-    def transition(self, project, alert_id, from_statuses, to_status, now, details=None, message=None, by=None):
+    def transition(
+        self, project, alert_id, from_statuses, to_status, now, details=None, message=None, by=None
+    ):
         current = self.items.get(alert_id)
         if current is None or current.status not in from_statuses:
             return None

@@ -585,3 +585,32 @@ def alert_details(rule: QualityRule, outcome: Outcome) -> dict[str, Any]:
         "run_id": ids.render("run", outcome.run_id) if outcome.run_id else None,
         "reason": outcome.reason,
     }
+
+
+def dataset_freshness(
+    states: list[dict[str, Any]], rules: list[QualityRule], now: _dt.datetime
+) -> list[dict[str, Any]]:
+    """`GET /api/pipeline/freshness` for the datasets Sluice writes: the threshold is the smallest
+    `hours` of the dataset's freshness_hours rules; without one a dataset is fresh (its last write
+    succeeded: only successful writes are recorded)."""
+    limits: dict[str, float] = {}
+    for rule in rules:
+        if rule.assertion_type == "freshness_hours" and rule.hours is not None:
+            limits[rule.dataset_name] = min(float(rule.hours), limits.get(rule.dataset_name, math.inf))
+    report = []
+    for state in sorted(states, key=lambda s: s["dataset_name"]):
+        last = timeutil.from_stored(state.get("last_refresh_at"))
+        limit = limits.get(state["dataset_name"])
+        age = (now - last).total_seconds() / 3600 if last is not None else None
+        report.append(
+            {
+                "dataset_name": state["dataset_name"],
+                "last_refresh_at": timeutil.iso(last),
+                "freshness_threshold": limit,
+                "is_fresh": True if limit is None else (age is not None and age <= limit),
+                "pipeline_id": int(state["pipeline_id"]) if state.get("pipeline_id") is not None else None,
+                "run_id": ids.render("run", int(state["run_id"])) if state.get("run_id") else None,
+                "row_count": state.get("row_count"),
+            }
+        )
+    return report

@@ -93,7 +93,11 @@ def test_not_null_rule_alert_tolerance_dismiss_resurface_and_a_pass_closes_it(ed
     # When it runs, one data_quality alert is raised with the rule, dataset, rate and run
     first = run(editor, one_null)
     (alert,) = active(editor)
-    assert (alert["type"], alert["rule_id"], alert["dataset_name"]) == ("data_quality", not_null["id"], dataset)
+    assert (alert["type"], alert["rule_id"], alert["dataset_name"]) == (
+        "data_quality",
+        not_null["id"],
+        dataset,
+    )
     assert alert["observed_rate"] == 0.0025 and alert["run_id"] == first and alert["status"] == "active"
     assert "1 of 400 rows" in alert["reason"]
     checked = editor.get(f"/api/pipeline/anomalies/rules/{not_null['id']}").json()
@@ -130,5 +134,221 @@ def test_not_null_rule_alert_tolerance_dismiss_resurface_and_a_pass_closes_it(ed
     assert active(editor) == []
     (closed,) = active(editor, status="resolved")
     assert closed["id"] == alert["id"] and closed["closed_by"] == "passing run"
-    assert editor.get(f"/api/pipeline/anomalies/rules/{not_null['id']}").json()["last_check"]["status"] == "passed"
+    assert (
+        editor.get(f"/api/pipeline/anomalies/rules/{not_null['id']}").json()["last_check"]["status"]
+        == "passed"
+    )
     assert len(webhook.alerts(editor.project, "data_quality")) == 2  # closing never notifies
+
+
+def test_every_assertion_type_on_a_dataset_that_violates_it_and_one_that_passes(editor):
+    # Given the same six rules on a dataset built to break each and one built to pass them
+    bad, good = f"bad_{secrets.token_hex(3)}", f"good_{secrets.token_hex(3)}"
+    bodies = [
+        {"assertion_type": "not_null", "column": "id"},
+        {"assertion_type": "unique", "column": "id"},
+        {"assertion_type": "accepted_values", "column": "status", "values": ["new", "paid"]},
+        {"assertion_type": "range", "column": "amount", "min": 0, "max": 100},
+        {"assertion_type": "row_count_min", "min": 4},
+        {"assertion_type": "freshness_hours", "hours": 24},
+    ]
+    made = {
+        (name, body["assertion_type"]): rule(editor, dataset_name=name, severity="critical", **body)["id"]
+        for name in (bad, good)
+        for body in bodies
+    }
+    unknown_column = rule(editor, dataset_name=good, assertion_type="not_null", column="no_such_column")
+    bad_rows = [
+        {"id": 1, "status": "new", "amount": 5},
+        {"id": 1, "status": "lost", "amount": 500},
+        {"id": None, "status": "paid", "amount": 50},
+    ]
+    good_rows = [{"id": i, "status": "paid", "amount": i * 10} for i in range(1, 5)]
+
+    # When both are written
+    run(editor, writer(editor, bad, bad_rows))
+    run(editor, writer(editor, good, good_rows))
+
+    # Then each rule on the bad dataset is violated (but freshness: it was just written) ...
+    def status(name, kind):
+        return editor.get(f"/api/pipeline/anomalies/rules/{made[(name, kind)]}").json()["last_check"]
+
+    for body in bodies:
+        kind = body["assertion_type"]
+        expected = "passed" if kind == "freshness_hours" else "violated"
+        assert status(bad, kind)["status"] == expected, (kind, status(bad, kind))
+        assert status(good, kind)["status"] == "passed", (kind, status(good, kind))
+    # ... with one critical data_quality alert per violated rule, all filterable
+    alerts = active(editor, dataset_name=bad)
+    assert sorted(a["details"]["assertion_type"] for a in alerts) == sorted(
+        b["assertion_type"] for b in bodies if b["assertion_type"] not in ("freshness_hours",)
+    )
+    assert {a["severity"] for a in alerts} == {"critical"} and active(editor, dataset_name=good) == []
+    by_rule = active(editor, rule_id=made[(bad, "range")])
+    assert len(by_rule) == 1 and by_rule[0]["details"]["violations"] == 1
+    assert active(editor, severity="warning") == []
+    # And the rule on a missing column says why it cannot be checked
+    missing = editor.get(f"/api/pipeline/anomalies/rules/{unknown_column['id']}").json()["last_check"]
+    assert missing["status"] == "not_checkable" and "no_such_column" in missing["reason"]
+
+
+def test_a_freshness_rule_is_violated_when_its_dataset_ages(editor):
+    dataset = f"aging_{secrets.token_hex(3)}"
+    aging = rule(editor, dataset_name=dataset, assertion_type="freshness_hours", hours=0.0003)  # ~1 s
+    run(editor, writer(editor, dataset, [{"id": 1}]))
+    report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
+    assert report[dataset]["freshness_threshold"] == 0.0003 and report[dataset]["last_refresh_at"].endswith(
+        "Z"
+    )
+
+    def stale():
+        assert editor.post("/freshness").json() == {"status": "queued"}
+        return active(editor, rule_id=aging["id"])
+
+    (alert,) = eventually(stale, timeout=20, interval=1.5)
+    assert alert["type"] == "data_quality" and "hours ago" in alert["reason"]
+    report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
+    assert report[dataset]["is_fresh"] is False
+
+
+def test_freshness_and_row_audit_after_runs(editor):
+    dataset = f"audited_{secrets.token_hex(3)}"
+    pipeline = writer(editor, dataset, [{"id": i} for i in range(5)])
+    first = run(editor, pipeline)
+    smaller = writer(editor, dataset, [{"id": 1}, {"id": 2}])
+    second = run(editor, smaller)
+    audit = editor.get("/api/pipeline/row-audit", params={"hours": 1}).json()
+    mine = [a for a in audit if a["dataset_name"] == dataset]
+    assert [(a["run_id"], a["row_count"], a["row_count_delta"]) for a in mine] == [
+        (second, 2, -3),
+        (first, 5, 5),
+    ]
+    assert mine[0]["pipeline_id"] == smaller and mine[0]["refreshed_at"].endswith("Z")
+    report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
+    assert report[dataset]["is_fresh"] is True and report[dataset]["freshness_threshold"] is None
+    assert report[dataset]["run_id"] == second
+    assert editor.get("/api/pipeline/row-audit", params={"hours": 0}).status_code == 422
+    assert editor.get("/api/pipeline/row-audit", params={"hours": 721}).status_code == 422
+
+
+def test_bulk_dismiss_and_resolve_conflicts_and_concurrent_moves(editor, stranger):
+    # Given three violated rules, hence three active alerts
+    dataset = f"bulk_{secrets.token_hex(3)}"
+    for column in ("a", "b", "c"):
+        rule(editor, dataset_name=dataset, assertion_type="not_null", column=column)
+    run(editor, writer(editor, dataset, [{"a": None, "b": None, "c": None}, {"a": 1, "b": 2, "c": 3}]))
+    ids = [a["id"] for a in active(editor, dataset_name=dataset)]
+    assert len(ids) == 3 and ids == sorted(ids, key=lambda i: int(i.split("-")[1]), reverse=True)
+
+    # Another project's ids and unknown ids are ignored and counted
+    theirs = stranger.post("/api/pipeline/anomalies/bulk-dismiss", json={"alert_ids": ids})
+    assert theirs.json() == {"updated": 0, "not_updated": 3}
+    assert stranger.post(f"/api/pipeline/anomalies/{ids[0]}/dismiss").status_code == 404
+    assert stranger.get("/api/pipeline/anomalies").json()["data"] == []
+
+    dismissed = editor.post(
+        "/api/pipeline/anomalies/bulk-dismiss", json={"alert_ids": ids[:2] + ["alert-999999"]}
+    )
+    assert dismissed.json() == {"updated": 2, "not_updated": 1}
+    assert [a["id"] for a in active(editor, dataset_name=dataset)] == ids[2:]
+    resolved = editor.post("/api/pipeline/anomalies/bulk-resolve", json={"alert_ids": ids})
+    assert resolved.json() == {"updated": 3, "not_updated": 0}
+    assert active(editor, dataset_name=dataset) == []
+    assert editor.post("/api/pipeline/anomalies/bulk-resolve", json={"alert_ids": ids}).json()["updated"] == 0
+
+    # A resolved alert cannot be dismissed; resolving again answers it as it is
+    assert editor.post(f"/api/pipeline/anomalies/{ids[0]}/dismiss").status_code == 409
+    again = editor.post(f"/api/pipeline/anomalies/{ids[0]}/resolve")
+    assert again.status_code == 200 and again.json()["status"] == "resolved"
+    assert editor.post("/api/pipeline/anomalies/alert-424242/resolve").status_code == 404
+    assert editor.post("/api/pipeline/anomalies/not-an-id/resolve").status_code == 404
+
+    # Concurrent dismiss and resolve of a fresh alert end in one state
+    run(editor, writer(editor, dataset, [{"a": None, "b": 1, "c": 1}]))
+    (fresh,) = active(editor, dataset_name=dataset)
+    answers: list[int] = []
+
+    def call(action):
+        with editor.__class__(base_url=editor.base_url, headers=editor.headers) as client:
+            answers.append(client.post(f"/api/pipeline/anomalies/{fresh['id']}/{action}").status_code)
+
+    threads = [threading.Thread(target=call, args=(a,)) for a in ("dismiss", "resolve") * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = [a for a in active(editor, status="resolved", dataset_name=dataset) if a["id"] == fresh["id"]]
+    assert final and set(answers) <= {200, 409} and answers.count(200) >= 3
+
+
+def test_bad_input_roles_and_tenancy(editor, viewer, stranger):
+    dataset = f"checked_{secrets.token_hex(3)}"
+    bad = [
+        {"dataset_name": dataset, "assertion_type": "mostly_fine", "column": "id"},
+        {"dataset_name": dataset, "assertion_type": "range", "column": "id"},
+        {"dataset_name": dataset, "assertion_type": "not_null", "column": "id", "threshold": 2},
+        {"dataset_name": dataset, "assertion_type": "accepted_values", "column": "id"},
+        {"dataset_name": "", "assertion_type": "not_null", "column": "id"},
+        {"assertion_type": "not_null", "column": "id"},
+    ]
+    for body in bad:
+        refused = editor.post("/api/pipeline/anomalies/rules", json=body)
+        assert refused.status_code == 422 and refused.json()["detail"], body
+    assert (
+        editor.post(
+            "/api/pipeline/anomalies/rules", content=b"{nope", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 422
+    )
+    assert editor.get("/api/pipeline/anomalies/rules").json() == []  # nothing half-written
+
+    made = rule(editor, dataset_name=dataset, assertion_type="unique", column="id")
+    assert viewer.get("/api/pipeline/anomalies/rules").json()[0]["id"] == made["id"]
+    assert viewer.post("/api/pipeline/anomalies/rules", json={**bad[2], "threshold": 0}).status_code == 403
+    assert (
+        viewer.put(f"/api/pipeline/anomalies/tolerances/{made['id']}", json={"tolerance": 0.1}).status_code
+        == 403
+    )
+    assert (
+        editor.patch(f"/api/pipeline/anomalies/tolerances/{made['id']}", json={"tolerance": 1.5}).status_code
+        == 422
+    )
+    assert (
+        editor.patch("/api/pipeline/anomalies/tolerances/rule-99999", json={"tolerance": 0.1}).status_code
+        == 404
+    )
+    patched = editor.patch(f"/api/pipeline/anomalies/tolerances/{made['id']}", json={"tolerance": 0.2})
+    assert patched.status_code == 200 and patched.json()["tolerance"] == 0.2
+    for params in ({"status": "gone"}, {"type": "nope"}, {"severity": "fatal"}, {"cursor": "garbage"}):
+        assert editor.get("/api/pipeline/anomalies", params=params).status_code == 422, params
+    assert viewer.post("/api/pipeline/anomalies/bulk-resolve", json={"alert_ids": []}).status_code == 403
+    assert editor.post("/api/pipeline/anomalies/bulk-resolve", json={"ids": []}).status_code == 422
+
+    # Another project sees none of it
+    assert stranger.get("/api/pipeline/anomalies/rules").json() == []
+    assert stranger.get(f"/api/pipeline/anomalies/rules/{made['id']}").status_code == 404
+    assert stranger.get("/api/pipeline/anomalies/tolerances").json() == []
+    assert (
+        stranger.put(f"/api/pipeline/anomalies/tolerances/{made['id']}", json={"tolerance": 0.1}).status_code
+        == 404
+    )
+    assert stranger.get("/api/pipeline/anomalies/types").json() == []
+    assert all(r["dataset_name"] != dataset for r in stranger.get("/api/pipeline/freshness").json())
+    assert stranger.get("/api/pipeline/row-audit").json() == []
+
+
+def test_cursor_pages_list_newest_first(editor):
+    dataset = f"paged_{secrets.token_hex(3)}"
+    for column in ("a", "b", "c", "d", "e"):
+        rule(editor, dataset_name=dataset, assertion_type="not_null", column=column)
+    run(editor, writer(editor, dataset, [dict.fromkeys("abcde"), dict.fromkeys("abcde", 1)]))
+    seen, cursor = [], None
+    while True:
+        page = editor.get(
+            "/api/pipeline/anomalies", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        seen += [a["id"] for a in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 5 and seen == sorted(seen, key=lambda i: int(i.split("-")[1]), reverse=True)

@@ -352,3 +352,77 @@ def test_cursor_pages_list_newest_first(editor):
         if not cursor:
             break
     assert len(seen) == 5 and seen == sorted(seen, key=lambda i: int(i.split("-")[1]), reverse=True)
+
+
+def watcher_pipeline(client, name: str, **fields) -> int:
+    response = client.post("/pipeline", json={"name": name, "pipeline_type_name": "batch", **fields})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def execution(client, pipeline_id: int, start, end=None, **metrics) -> int:
+    def iso(moment):
+        return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss") + "Z"
+
+    started = client.post(
+        "/start_pipeline_execution", json={"pipeline_id": pipeline_id, "start_date": iso(start)}
+    )
+    assert started.status_code == 201, started.text
+    number = started.json()["id"]
+    if end is not None:
+        ended = client.post(
+            "/end_pipeline_execution",
+            json={"id": number, "end_date": iso(end), "completed_successfully": True, **metrics},
+        )
+        assert ended.status_code == 204, ended.text
+    return number
+
+
+def test_the_inbox_lists_watcher_alerts_beside_data_quality_ones(editor):
+    import pendulum
+
+    # A z-score anomaly (seed 004): five baseline runs, then one far outside
+    etl = watcher_pipeline(editor, "inbox-anomaly")
+    made = editor.post(
+        "/anomaly_detection_rule",
+        json={"pipeline_id": etl, "metric_field": "total_rows", "z_threshold": 1.0, "minimum_executions": 5},
+    )
+    assert made.status_code == 201
+    hour = pendulum.now("UTC").subtract(days=1).replace(hour=10, minute=0, second=0, microsecond=0)
+    for i, rows in enumerate([10, 12, 14, 16, 18]):
+        execution(editor, etl, hour.add(minutes=i), hour.add(minutes=i, seconds=30), total_rows=rows)
+    execution(editor, etl, hour.add(minutes=10), hour.add(minutes=11), total_rows=100)
+    # A stale pipeline and a late execution
+    now = pendulum.now("UTC")
+    stale = watcher_pipeline(editor, "inbox-stale", freshness_number=1, freshness_datepart="hour")
+    execution(editor, stale, now.subtract(hours=3), now.subtract(hours=2), inserts=1)
+    late = watcher_pipeline(editor, "inbox-late", timeliness_number=1, timeliness_datepart="minute")
+    execution(editor, late, now.subtract(minutes=20))
+    assert editor.post("/freshness").json() == {"status": "queued"}
+    assert editor.post("/timeliness", json={"lookback_minutes": 60}).json() == {"status": "queued"}
+    # And a data-quality violation
+    dataset = f"inbox_{secrets.token_hex(3)}"
+    rule(editor, dataset_name=dataset, assertion_type="not_null", column="id", severity="critical")
+    run(editor, writer(editor, dataset, rows_with_nulls(10, 1)))
+
+    # Then one inbox holds all four kinds, each with a sentence saying why
+    def all_kinds():
+        kinds = {a["type"] for a in active(editor)}
+        return kinds if kinds >= {"anomaly", "freshness", "timeliness", "data_quality"} else None
+
+    eventually(all_kinds, timeout=30, interval=0.5)
+    alerts = active(editor)
+    assert all(a["reason"] and a["created_at"].endswith("Z") for a in alerts)
+    anomaly = next(a for a in alerts if a["type"] == "anomaly")
+    assert anomaly["pipeline_id"] == f"pipeline-{etl}" and "mean" in anomaly["reason"]
+    assert [a["type"] for a in active(editor, pipeline_id=stale)] == ["freshness"]
+    assert [a["type"] for a in active(editor, type="timeliness")] == ["timeliness"]
+    assert [a["type"] for a in active(editor, severity="critical")] == ["data_quality"]
+    counts = {c["type"]: c["count"] for c in editor.get("/api/pipeline/anomalies/types").json()}
+    assert counts == {"anomaly": 1, "freshness": 1, "timeliness": 1, "data_quality": 1}
+
+    # Watcher's alerts are dismissed and resolved like any other
+    late_alert = active(editor, type="timeliness")[0]
+    assert editor.post(f"/api/pipeline/anomalies/{late_alert['id']}/resolve").json()["status"] == "resolved"
+    counts = {c["type"]: c["count"] for c in editor.get("/api/pipeline/anomalies/types").json()}
+    assert "timeliness" not in counts and counts["anomaly"] == 1

@@ -10,7 +10,10 @@ from fastapi import Depends, Query
 from sluice import composition, timeutil
 from sluice.auth.principal import Principal
 from sluice.domain import ids
+from sluice.domain.dbt import RunResultsUpload, dbt_status, record_upload
+from sluice.domain.events import EventPublisher
 from sluice.domain.inbox import inbox_view, list_alerts, move, move_many, type_counts
+from sluice.domain.lineage import DatasetLineage
 from sluice.domain.quality import (
     AlertIds,
     QualityRuleRequest,
@@ -19,9 +22,12 @@ from sluice.domain.quality import (
     rule_of,
     set_tolerance,
 )
+from sluice.domain.registry import Registry
 from sluice.edge.app import area_router, editor, json_body, viewer
 from sluice.edge.responses.alerts import (
     BulkUpdated,
+    DbtStatus,
+    DbtUpload,
     InboxAlert,
     InboxPage,
     QualityRule,
@@ -31,7 +37,8 @@ from sluice.edge.responses.alerts import (
     TypeCount,
 )
 from sluice.store.alerts import AlertRepository
-from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
+from sluice.store.executions import RunRepository, WatchedPipelines
+from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
 
 router = area_router("/api/pipeline")
 Rules = Depends(composition.quality_rules)
@@ -168,3 +175,28 @@ def get_row_audit(
         }
         for w in datasets.writes_since(caller.project, since)
     ]
+
+
+# -- dbt ---------------------------------------------------------------------------------------------
+@router.get("/dbt/status", response_model=DbtStatus)
+def get_dbt_status(
+    caller: Principal = Depends(viewer), store: DbtStatusRepository = Depends(composition.dbt_statuses)
+) -> dict:
+    return dbt_status(caller.project, store)
+
+
+@router.post("/dbt/run-results", status_code=201, response_model=DbtUpload)
+def post_dbt_run_results(
+    caller: Principal = Depends(editor),
+    body: RunResultsUpload = Depends(json_body(RunResultsUpload)),
+    registry: Registry = Depends(composition.watcher_registry),
+    runs: RunRepository = Depends(composition.run_repository),
+    pipelines: WatchedPipelines = Depends(composition.watched_pipelines),
+    publisher: EventPublisher = Depends(composition.event_publisher),
+    lineage: DatasetLineage = Depends(composition.dataset_lineage),
+    datasets: DatasetStateRepository = Datasets,
+    store: DbtStatusRepository = Depends(composition.dbt_statuses),
+) -> dict:
+    return record_upload(
+        caller.project, body, registry, runs, pipelines, publisher, lineage, datasets, store, timeutil.now()
+    )

@@ -426,3 +426,107 @@ def test_the_inbox_lists_watcher_alerts_beside_data_quality_ones(editor):
     assert editor.post(f"/api/pipeline/anomalies/{late_alert['id']}/resolve").json()["status"] == "resolved"
     counts = {c["type"]: c["count"] for c in editor.get("/api/pipeline/anomalies/types").json()}
     assert "timeliness" not in counts and counts["anomaly"] == 1
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_dbt_run_results_upload_and_dbt_status_after_a_sluice_run(editor, stranger):
+    import json
+
+    import pendulum
+
+    # The files were written by hand after dbt's schemas; dated today, as an upload right after a run
+    today = pendulum.now("UTC").subtract(hours=1).format("YYYY-MM-DD")
+    run_results = json.loads((DATA / "dbt_run_results_v6.json").read_text().replace("2026-01-05", today))
+    manifest = json.loads((DATA / "dbt_manifest_v11.json").read_text().replace("2026-01-05", today))
+    assert editor.get("/api/pipeline/dbt/status").status_code == 404
+
+    # Malformed uploads are 422s naming what is wrong, and write nothing
+    broken = [
+        ({k: v for k, v in run_results.items() if k != "metadata"}, "metadata"),
+        (
+            {**run_results, "metadata": {**run_results["metadata"], "dbt_schema_version": "v6"}},
+            "dbt_schema_version",
+        ),
+        (
+            {
+                **run_results,
+                "metadata": {
+                    **run_results["metadata"],
+                    "dbt_schema_version": run_results["metadata"]["dbt_schema_version"].replace("v6", "v99"),
+                },
+            },
+            "dbt_schema_version",
+        ),
+        ({**run_results, "results": [{**run_results["results"][0], "unique_id": None}]}, "unique_id"),
+        ({**run_results, "results": [{**run_results["results"][0], "execution_time": -1}]}, "execution_time"),
+        ({**run_results, "results": [{**run_results["results"][0], "status": "great"}]}, "status"),
+        ({"run_results": run_results, "manifest": {"nodes": {}}}, "manifest"),
+    ]
+    for body, named in broken:
+        refused = editor.post("/api/pipeline/dbt/run-results", json=body)
+        assert refused.status_code == 422 and named in refused.text, (named, refused.text)
+    assert editor.get("/api/pipeline/dbt/status").status_code == 404
+    assert editor.get("/pipeline").json() == [] or all(
+        p["name"] != "dbt" for p in editor.get("/pipeline").json()
+    )
+
+    # A real run_results.json (v6) with its manifest becomes an external run of the dbt pipeline
+    uploaded = editor.post(
+        "/api/pipeline/dbt/run-results", json={"run_results": run_results, "manifest": manifest}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    body = uploaded.json()
+    assert body["status"] == "failed" and body["source"] == "dbt" and body["duration_seconds"] == 12.03
+    models = {m["name"]: m for m in body["models"]}
+    assert models["fct_revenue"] == {
+        "name": "fct_revenue",
+        "unique_id": "model.shop.fct_revenue",
+        "status": "success",
+        "duration_seconds": 8.3,
+        "rows": 310,
+        "error": None,
+        "relation_name": "analytics.marts.fct_revenue",
+    }
+    assert "ltv" in models["customers_ltv"]["error"]
+    assert body["lineage"] == {
+        "sources": ["analytics.raw.orders"],
+        "targets": ["analytics.marts.fct_revenue", "analytics.staging.stg_orders"],
+    }
+    assert editor.get("/api/pipeline/dbt/status").json()["run_id"] == body["run_id"]
+    execution = editor.get(f"/pipeline_execution/{body['run_id'].removeprefix('run-')}").json()
+    assert execution["completed_successfully"] is False and execution["total_rows"] == 1510
+    assert execution["pipeline_id"] == body["pipeline_id"]
+    # Its relations are datasets: in the freshness report and the row audit
+    report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
+    assert report["analytics.marts.fct_revenue"]["run_id"] == body["run_id"], report
+    audit = editor.get("/api/pipeline/row-audit", params={"hours": 48}).json()
+    assert {(a["dataset_name"], a["row_count"]) for a in audit} >= {("analytics.marts.fct_revenue", 310)}
+    # A bare run_results.json is accepted too
+    again = editor.post("/api/pipeline/dbt/run-results", json=run_results)
+    assert again.status_code == 201 and again.json()["pipeline_id"] == body["pipeline_id"]
+
+    # A later Sluice run of SQL models is the latest dbt status
+    created = editor.post(
+        "/api/v1/pipelines",
+        json={
+            "name": f"sql-{secrets.token_hex(3)}",
+            "nodes": [
+                {
+                    "id": "src",
+                    "nodeType": "source",
+                    "config": {"kind": "inline", "rows": [{"a": 1}, {"a": 2}]},
+                },
+                {"id": "doubled", "nodeType": "transform", "config": {"sql": "SELECT a * 2 AS b FROM src"}},
+            ],
+            "edges": [{"source": "src", "target": "doubled"}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    sluice_run = run(editor, created.json()["data"]["id"])
+    status = editor.get("/api/pipeline/dbt/status").json()
+    assert (status["run_id"], status["source"], status["status"]) == (sluice_run, "sluice", "success")
+    assert [(m["name"], m["status"], m["rows"]) for m in status["models"]] == [("doubled", "success", 2)]
+
+    assert stranger.get("/api/pipeline/dbt/status").status_code == 404

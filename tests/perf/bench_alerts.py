@@ -210,8 +210,15 @@ def run(quick: bool) -> Report:
         f"**Inbox with {ACTIVE} active alerts and {small:,} or {large:,} resolved ones** (MonitorFunction "
         "in-process on moto; items read = Query's ScannedCount):\n\n"
         + markdown_table(
-            ["request", f"calls ({small:,})", f"items read ({small:,})", f"calls ({large:,})",
-             f"items read ({large:,})", "returned", "same"],
+            [
+                "request",
+                f"calls ({small:,})",
+                f"items read ({small:,})",
+                f"calls ({large:,})",
+                f"items read ({large:,})",
+                "returned",
+                "same",
+            ],
             table_rows,
         )  # fmt: skip
     )

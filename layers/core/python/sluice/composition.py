@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sluice.domain.alerts import Alerting, Notifier
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
-    from sluice.domain.lineage import LineageService
+    from sluice.domain.lineage import DatasetLineage, LineageService
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
     from sluice.domain.quality import DataQuality
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from sluice.store.api_keys import ApiKeyRepository
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
-    from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
+    from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
     from sluice.store.settings import SettingsRepository
 
 WEBHOOK_ENV = "SLUICE_ALERT_WEBHOOK_URL"
@@ -256,7 +256,7 @@ def data_quality() -> DataQuality:
     from sluice.adapters.quality import DuckDbMeasurer
     from sluice.domain.quality import DataQuality
     from sluice.store.alerts import AlertRepository
-    from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
+    from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
 
     table = Table()
     return DataQuality(
@@ -265,6 +265,7 @@ def data_quality() -> DataQuality:
         alerting(),
         DuckDbMeasurer(),
         DatasetStateRepository(table),
+        dbt=DbtStatusRepository(table),
     )
 
 
@@ -278,6 +279,18 @@ def alert_inbox() -> AlertRepository:
     from sluice.store.alerts import AlertRepository
 
     return AlertRepository(Table())
+
+
+def dbt_statuses() -> DbtStatusRepository:
+    from sluice.store.quality import DbtStatusRepository
+
+    return DbtStatusRepository(Table())
+
+
+def dataset_lineage() -> DatasetLineage:
+    from sluice.domain.lineage import DatasetLineage
+
+    return DatasetLineage(_lineage(Table()))
 
 
 def dataset_states() -> DatasetStateRepository:

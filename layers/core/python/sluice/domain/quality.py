@@ -462,6 +462,24 @@ class DataQuality:
     measurer: Measurer
     writes: DatasetWrites | None = None
     clock: Any = field(default=timeutil.now)
+    dbt: Any = None  # sluice.domain.dbt.StatusStore: the latest run of SQL models
+
+    def run_finished(
+        self,
+        project: str,
+        run_id: int,
+        status: str,
+        started: _dt.datetime,
+        finished: _dt.datetime | None,
+        node_runs: list[Any],
+    ) -> None:
+        from sluice.domain.dbt import sluice_run_status
+
+        if self.dbt is None:
+            return
+        summary = sluice_run_status(run_id, status, started, finished or self.clock(), node_runs)
+        if summary is not None:
+            self.dbt.put_status(project, summary)
 
     def after_write(
         self,

@@ -409,3 +409,8 @@ def dataset_state(project_id: str, dataset_name: str) -> tuple[str, str]:
 def dataset_writes(project_id: str) -> str:
     """Every dataset write in time order (row audit); SK = W#<at>#<run>#<name>."""
     return f"{project(project_id)}#DSWRITES"
+
+
+def dbt_status(project_id: str) -> tuple[str, str]:
+    """The latest finished run of SQL models (a Sluice run or an uploaded run_results.json)."""
+    return project(project_id), "DBT_STATUS"

@@ -212,3 +212,31 @@ class DatasetStateRepository:
             if len(found) >= limit:
                 break
         return found
+
+
+class DbtStatusRepository:
+    """The project's latest finished run of SQL models: one item, replaced only by a later one."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def put_status(self, project: str, status: dict[str, Any]) -> None:
+        pk, sk = keys.dbt_status(project)
+        item = {
+            "PK": pk,
+            "SK": sk,
+            "kind": "dbt_status",
+            "finished_at": status["finished_at"],
+            "status": json.dumps(status, separators=(",", ":"), default=str),
+        }
+        later = Condition(
+            "attribute_not_exists(PK) OR finished_at <= :at", values={":at": status["finished_at"]}
+        )
+        try:
+            self.table.put(item, later)
+        except ConditionFailed:  # a later run is already shown
+            return
+
+    def get_status(self, project: str) -> dict[str, Any] | None:
+        item = self.table.get(*keys.dbt_status(project))
+        return json.loads(item["status"]) if item else None

@@ -135,6 +135,10 @@ class QualityChecks(Protocol):
         dataset_rows: int | None = None,
     ) -> Any: ...
 
+    def run_finished(
+        self, project: str, run_id: int, status: str, started: Any, finished: Any, node_runs: list[Any]
+    ) -> None: ...
+
 
 # The project's variables with their real values, read only when a node's config refers to one.
 VariableResolver = Callable[[str], Mapping[str, str]]

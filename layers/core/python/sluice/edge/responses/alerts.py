@@ -91,3 +91,34 @@ class RowAudit(Answer):
     row_count_delta: int
     run_id: str
     pipeline_id: str | None = None
+
+
+class DbtModel(Answer):
+    name: str
+    unique_id: str | None = None
+    status: str
+    duration_seconds: Number | None = None
+    rows: int | None = None
+    error: str | None = None
+    relation_name: str | None = None
+
+
+class DbtStatus(Answer):
+    run_id: str
+    source: str
+    invocation_id: str | None = None
+    status: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_seconds: Number | None = None
+    models: list[DbtModel]
+
+
+class DbtLineage(Answer):
+    sources: list[str]
+    targets: list[str]
+
+
+class DbtUpload(DbtStatus):
+    pipeline_id: int
+    lineage: DbtLineage

@@ -10,6 +10,7 @@ from fastapi import Depends, Query
 from sluice import composition, timeutil
 from sluice.auth.principal import Principal
 from sluice.domain import ids
+from sluice.domain.api_health import ApiHealthSource, api_health
 from sluice.domain.dbt import RunResultsUpload, dbt_status, record_upload
 from sluice.domain.events import EventPublisher
 from sluice.domain.inbox import inbox_view, list_alerts, move, move_many, type_counts
@@ -25,6 +26,7 @@ from sluice.domain.quality import (
 from sluice.domain.registry import Registry
 from sluice.edge.app import area_router, editor, json_body, viewer
 from sluice.edge.responses.alerts import (
+    ApiHealth,
     BulkUpdated,
     DbtStatus,
     DbtUpload,
@@ -200,3 +202,11 @@ def post_dbt_run_results(
     return record_upload(
         caller.project, body, registry, runs, pipelines, publisher, lineage, datasets, store, timeutil.now()
     )
+
+
+# -- API health --------------------------------------------------------------------------------------
+@router.get("/api-health", response_model=ApiHealth)
+def get_api_health(
+    caller: Principal = Depends(viewer), source: ApiHealthSource = Depends(composition.api_health_source)
+) -> dict:
+    return api_health(source)

@@ -530,3 +530,22 @@ def test_dbt_run_results_upload_and_dbt_status_after_a_sluice_run(editor, strang
     assert [(m["name"], m["status"], m["rows"]) for m in status["models"]] == [("doubled", "success", 2)]
 
     assert stranger.get("/api/pipeline/dbt/status").status_code == 404
+
+
+def test_api_health_counts_requests_that_succeed_and_fail(editor):
+    def runs_area():
+        report = editor.get("/api/pipeline/api-health")
+        assert report.status_code == 200, report.text
+        return {r["router"]: r for r in report.json()["routers"]}
+
+    before = runs_area()
+    assert set(before) == {"platform", "pipelines", "lineage", "runs", "monitor"}
+    for _ in range(4):
+        assert editor.get("/api/runs/run-999999").status_code == 404
+    for _ in range(6):
+        assert editor.get("/api/pipeline/runs").status_code == 200
+    after = runs_area()["runs"]
+    assert after["requests"] >= before["runs"]["requests"] + 10
+    assert 0 < after["client_error_rate"] < 100 and after["error_rate"] == 0
+    assert 0 < after["median_latency_ms"] <= after["p95_latency_ms"]
+    assert runs_area()["monitor"]["requests"] >= 2  # these reports are requests of the monitor area

@@ -335,6 +335,7 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("monitor", "GET", "/api/pipeline/row-audit")
     walk("monitor", "GET", "/api/pipeline/freshness")
     walk("monitor", "GET", "/api/pipeline/dbt/status")
+    walk("monitor", "GET", "/api/pipeline/api-health")
     results = json.loads((ROOT / "tests" / "e2e" / "data" / "dbt_run_results_v6.json").read_text())
     walk("monitor", "POST", "/api/pipeline/dbt/run-results", results, 201)
 

@@ -241,3 +241,26 @@ def test_a_missing_column_is_reported_not_alerted(quality):
     (outcome,) = write(service, 1, columns=("other",))
     assert outcome.status == NOT_CHECKABLE and "column 'id'" in outcome.reason
     assert not alerts.items and rules.rules[1].last_check["status"] == NOT_CHECKABLE
+
+
+# -- API health ----------------------------------------------------------------------------------
+def test_local_api_health_keeps_the_last_hour_per_area():
+    from sluice.domain.api_health import LocalRecorder, percentile
+
+    now = [1000.0]
+    recorder = LocalRecorder(clock=lambda: now[0])
+    recorder.record("runs", 200, 500.0)  # an hour and more ago by the time of the report
+    now[0] += 3601
+    for ms, status in [(10, 200), (20, 200), (30, 404), (40, 500)]:
+        recorder.record("runs", status, ms)
+    (runs, monitor) = recorder.health(["runs", "monitor"])
+    assert runs == {
+        "router": "runs",
+        "requests": 4,
+        "error_rate": 25.0,
+        "client_error_rate": 25.0,
+        "median_latency_ms": 20,
+        "p95_latency_ms": 40,
+    }
+    assert monitor["requests"] == 0 and monitor["median_latency_ms"] is None
+    assert percentile([5, 1, 3], 50) == 3 and percentile([], 95) is None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
     from sluice.adapters.state_machine import StepFunctionsRuns
     from sluice.domain.alerts import Alerting, Notifier
+    from sluice.domain.api_health import ApiHealthSource
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
     from sluice.domain.lineage import DatasetLineage, LineageService
@@ -297,6 +298,19 @@ def dataset_states() -> DatasetStateRepository:
     from sluice.store.quality import DatasetStateRepository
 
     return DatasetStateRepository(Table())
+
+
+def api_health_source() -> ApiHealthSource:
+    """CloudWatch where the areas emit EMF metrics; with metrics disabled (the local stack), the
+    figures this process keeps of every request it served."""
+    disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").strip().lower() in ("1", "true", "yes")
+    if disabled:
+        from sluice.domain.api_health import RECORDER
+
+        return RECORDER
+    from sluice.adapters.api_health import CloudWatchApiHealth
+
+    return CloudWatchApiHealth()
 
 
 # -- platform --------------------------------------------------------------------------------------

@@ -122,3 +122,17 @@ class DbtLineage(Answer):
 class DbtUpload(DbtStatus):
     pipeline_id: int
     lineage: DbtLineage
+
+
+class RouterHealth(Answer):
+    router: str
+    requests: int
+    error_rate: Number
+    client_error_rate: Number
+    median_latency_ms: Number | None = None
+    p95_latency_ms: Number | None = None
+
+
+class ApiHealth(Answer):
+    window_seconds: int
+    routers: list[RouterHealth]

@@ -549,3 +549,25 @@ def test_api_health_counts_requests_that_succeed_and_fail(editor):
     assert 0 < after["client_error_rate"] < 100 and after["error_rate"] == 0
     assert 0 < after["median_latency_ms"] <= after["p95_latency_ms"]
     assert runs_area()["monitor"]["requests"] >= 2  # these reports are requests of the monitor area
+
+
+def test_z_score_rules_opt_into_a_robust_baseline_and_a_floor(editor):
+    etl = watcher_pipeline(editor, "robust-etl")
+    plain = editor.post("/anomaly_detection_rule", json={"pipeline_id": etl, "metric_field": "total_rows"})
+    assert plain.status_code == 201
+    shown = editor.get(f"/anomaly_detection_rule/{plain.json()['id']}").json()
+    assert "baseline" not in shown and "min_delta" not in shown and shown["z_threshold"] == 3.0
+    robust = editor.post(
+        "/anomaly_detection_rule",
+        json={"pipeline_id": etl, "metric_field": "inserts", "baseline": "median", "min_delta": 50},
+    )
+    assert robust.status_code == 201
+    shown = editor.get(f"/anomaly_detection_rule/{robust.json()['id']}").json()
+    assert (shown["baseline"], shown["min_delta"]) == ("median", 50)
+    for bad in ({"baseline": "mode"}, {"min_delta": -1}):
+        body = {"pipeline_id": etl, "metric_field": "updates", **bad}
+        assert editor.post("/anomaly_detection_rule", json=body).status_code == 422
+    patched = editor.patch(
+        "/anomaly_detection_rule", json={"id": robust.json()["id"], "min_delta": 0, "baseline": "mean"}
+    )
+    assert patched.status_code == 200 and "baseline" not in patched.json()

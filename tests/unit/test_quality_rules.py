@@ -264,3 +264,27 @@ def test_local_api_health_keeps_the_last_hour_per_area():
     }
     assert monitor["requests"] == 0 and monitor["median_latency_ms"] is None
     assert percentile([5, 1, 3], 50) == 3 and percentile([], 95) is None
+
+
+# -- explainable z-score anomalies (opt-in robust baseline and floor) ------------------------------
+def test_watchers_default_rule_is_unchanged_and_robust_baseline_resists_an_outlier():
+    from sluice.domain.anomalies import judge as z_judge
+
+    baseline = [10, 11, 12, 13, 500]  # one wild run in the history
+    watcher = z_judge(60, baseline, z_threshold=1.0, minimum_executions=5)
+    assert (watcher.method, round(watcher.mean, 1)) == ("mean", 109.2) and not watcher.is_anomaly
+    robust = z_judge(60, baseline, z_threshold=3.0, minimum_executions=5, method="median")
+    assert robust.mean == 12 and round(robust.std, 4) == 1.4826 and robust.is_anomaly
+    reason = robust.reason("total_rows", 7, 30)
+    assert reason.startswith("total_rows of execution 7 is 60, above the upper bound 16.45")
+    assert "median 12 + 3 x MAD x 1.4826 1.483" in reason and "5 successful executions" in reason
+
+
+def test_min_delta_stops_alerts_on_tiny_tables():
+    from sluice.domain.anomalies import judge as z_judge
+
+    tiny = [2, 3, 2, 3, 2]
+    assert z_judge(6, tiny, z_threshold=3.0, minimum_executions=5).is_anomaly
+    floored = z_judge(6, tiny, z_threshold=3.0, minimum_executions=5, min_delta=10)
+    assert not floored.is_anomaly and "under 10 are ignored" in floored.reason("total_rows", 1, 30)
+    assert z_judge(40, tiny, z_threshold=3.0, minimum_executions=5, min_delta=10).is_anomaly

@@ -45,6 +45,8 @@ class AnomalyRule(Answer):
     active: bool
     created_at: str | None = None
     updated_at: str | None = None
+    baseline: str | None = None  # only for a rule that opted into median/MAD or a min_delta
+    min_delta: Number | None = None
 
 
 class RuleSaved(Answer):

@@ -58,7 +58,22 @@ def on_execution_ended(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "anomalies found",
             extra={"execution_id": execution_id, "metrics": [r.metric_field for r in found]},
         )
-    return {"anomalies": [result.view() for result in found]}
+    checked = _external_quality(project, execution_id, detail.get("pipeline_id"))
+    return {"anomalies": [result.view() for result in found], "quality_checks": checked}
+
+
+def _external_quality(project: str, execution_id: int, pipeline_id: Any) -> int:
+    """Data-quality rules on the addresses a Watcher pipeline writes (Sluice's own datasets are
+    checked as their runs write them); a failure is logged, never a reason to redeliver."""
+    try:
+        number = int(pipeline_id)
+        targets = composition.dataset_states().targets_of_pipeline(project, number)
+        if not targets:
+            return 0
+        return len(composition.data_quality().after_external_end(project, execution_id, number, targets))
+    except Exception:
+        logger.exception("external data-quality check failed", extra={"execution_id": execution_id})
+        return 0
 
 
 @logger.inject_lambda_context

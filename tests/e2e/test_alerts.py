@@ -571,3 +571,52 @@ def test_z_score_rules_opt_into_a_robust_baseline_and_a_floor(editor):
         "/anomaly_detection_rule", json={"id": robust.json()["id"], "min_delta": 0, "baseline": "mean"}
     )
     assert patched.status_code == 200 and "baseline" not in patched.json()
+
+
+def test_rules_on_a_watcher_pipelines_s3_target_are_checked_when_its_execution_ends(stack, editor):
+    import pendulum
+
+    from tests.e2e.conftest import moto_client
+
+    # Given an external pipeline (Watcher) that writes a CSV object in S3 and a warehouse table
+    bucket = f"external-{secrets.token_hex(4)}"
+    s3 = moto_client(stack, "s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="exports/orders.csv", Body=b"id,amount\n1,10\n,20\n3,30\n4,40\n")
+    uri = f"s3://{bucket}/exports/orders.csv"
+    etl = watcher_pipeline(editor, "external-etl")
+
+    def address(name, group):
+        return {"name": name, "address_type_name": group, "address_type_group_name": group}
+
+    lineage = editor.post(
+        "/address_lineage",
+        json={
+            "pipeline_id": etl,
+            "source_addresses": [address("crm.public.orders", "database")],
+            "target_addresses": [address(uri, "s3"), address("warehouse.public.orders", "database")],
+        },
+    )
+    assert lineage.status_code == 201, lineage.text
+    on_object = rule(editor, dataset_name=uri, assertion_type="not_null", column="id")
+    in_range = rule(editor, dataset_name=uri, assertion_type="range", column="amount", max=100)
+    on_table = rule(editor, dataset_name="warehouse.public.orders", assertion_type="not_null", column="id")
+
+    # When one of its executions ends
+    now = pendulum.now("UTC")
+    number = execution(editor, etl, now.subtract(minutes=2), now.subtract(minutes=1), total_rows=4)
+
+    # Then the S3 object's rules are checked on it, and the table's says why it cannot be
+    def checked(made):
+        return editor.get(f"/api/pipeline/anomalies/rules/{made['id']}").json()["last_check"]
+
+    violated = eventually(lambda: checked(on_object), timeout=20, interval=0.3)
+    assert violated["status"] == "violated" and violated["observed_rate"] == 0.25
+    assert violated["run_id"] == f"run-{number}"
+    assert eventually(lambda: checked(in_range))["status"] == "passed"
+    table = eventually(lambda: checked(on_table))
+    assert table["status"] == "not_checkable" and "warehouse.public.orders" in table["reason"]
+    (alert,) = active(editor, dataset_name=uri)
+    assert alert["pipeline_id"] == f"pipeline-{etl}" and alert["run_id"] == f"run-{number}"
+    report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
+    assert report[uri]["row_count"] == 4

@@ -410,6 +410,10 @@ class Measurer(Protocol):
         """Run `sql` over the Parquet object `output_key` as the relation `data`; one row."""
         ...
 
+    def measure_object(self, project: str, uri: str, build: Any) -> dict[str, Any]:
+        """Run `build(columns)` over the S3 object `uri` as `data` (any readable format); one row."""
+        ...
+
 
 class DatasetWrites(Protocol):
     def record_write(
@@ -564,6 +568,58 @@ class DataQuality:
             )
         self.rules.record_check(project, rule, outcome, alert_id)
         return alert_id
+
+    def after_external_end(
+        self, project: str, run_id: int, pipeline_id: int, targets: list[str]
+    ) -> list[Outcome]:
+        """A Watcher execution ended: the rules naming one of its pipeline's target addresses.
+        An address that is an S3 object is read and checked like a Sluice dataset; any other
+        says why it cannot be checked."""
+        now = self.clock()
+        outcomes = []
+        for target in targets:
+            rules = self.rules.of_dataset(project, target)
+            if not rules:
+                continue
+            if not target.startswith("s3://"):
+                for rule in rules:
+                    outcome = not_checkable(
+                        rule, run_id, now,
+                        f"'{target}' is neither a Sluice dataset nor an S3 object Sluice can read",
+                    )  # fmt: skip
+                    self.settle(project, rule, outcome, pipeline_id)
+                    outcomes.append(outcome)
+                continue
+            plans: list[Measurement] = []
+
+            def build(
+                columns: list[str], rules: list[QualityRule] = rules, plans: list[Measurement] = plans
+            ) -> str:
+                plans.append(measurement(rules, columns))
+                return plans[-1].sql
+
+            try:
+                row = self.measurer.measure_object(project, target, build)
+                failure = None
+            except Exception as exc:  # noqa: BLE001 - an unreadable object is a reason, not a crash
+                row, failure = {}, f"{target} could not be read ({exc})"
+            if failure is None and plans and self.writes is not None:
+                self.writes.record_write(
+                    project, target, int(row.get("n_rows") or 0), run_id, pipeline_id, now
+                )
+            for rule in rules:
+                if failure is not None or not plans:
+                    outcome = not_checkable(rule, run_id, now, failure or f"{target} could not be read")
+                elif rule.id in plans[0].unmeasurable:
+                    outcome = not_checkable(rule, run_id, now, plans[0].unmeasurable[rule.id])
+                else:
+                    rows = int(row.get("n_rows") or 0)
+                    answer = plans[0].answers.get(rule.id)
+                    violations = int(row.get(answer) or 0) if answer else None
+                    outcome = judge(rule, rows, violations, run_id, now, age_hours=0.0)
+                self.settle(project, rule, outcome, pipeline_id)
+                outcomes.append(outcome)
+        return outcomes
 
     def check_freshness(self, project: str, last_writes: dict[str, _dt.datetime]) -> list[Outcome]:
         """The freshness_hours rules of every dataset, on the age of its last write (the scheduled

@@ -196,6 +196,11 @@ class DatasetStateRepository:
             }
         )
 
+    def targets_of_pipeline(self, project: str, pipeline_id: int) -> list[str]:
+        """The addresses a pipeline last recorded writing (its lineage's `writes`)."""
+        item = self.table.get(*keys.pipeline_datasets(project, pipeline_id))
+        return [w["name"] for w in (item or {}).get("writes") or [] if w.get("name")]
+
     def all(self, project: str) -> list[dict[str, Any]]:
         return [
             {k: _plain(v) for k, v in i.items()}

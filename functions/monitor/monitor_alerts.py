@@ -41,6 +41,7 @@ from sluice.edge.responses.alerts import (
 from sluice.store.alerts import AlertRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
 from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
+from sluice.store.runs import RunEngineRepository
 
 router = area_router("/api/pipeline")
 Rules = Depends(composition.quality_rules)
@@ -198,9 +199,20 @@ def post_dbt_run_results(
     lineage: DatasetLineage = Depends(composition.dataset_lineage),
     datasets: DatasetStateRepository = Datasets,
     store: DbtStatusRepository = Depends(composition.dbt_statuses),
+    node_runs: RunEngineRepository = Depends(composition.run_items),
 ) -> dict:
     return record_upload(
-        caller.project, body, registry, runs, pipelines, publisher, lineage, datasets, store, timeutil.now()
+        caller.project,
+        body,
+        registry,
+        runs,
+        pipelines,
+        publisher,
+        lineage,
+        datasets,
+        store,
+        timeutil.now(),
+        node_runs=node_runs,
     )
 
 

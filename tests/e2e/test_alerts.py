@@ -498,6 +498,12 @@ def test_dbt_run_results_upload_and_dbt_status_after_a_sluice_run(editor, strang
     execution = editor.get(f"/pipeline_execution/{body['run_id'].removeprefix('run-')}").json()
     assert execution["completed_successfully"] is False and execution["total_rows"] == 1510
     assert execution["pipeline_id"] == body["pipeline_id"]
+    # Each model is a node run of that external run
+    detail = editor.get(f"/api/runs/{body['run_id']}").json()
+    nodes = {n["node_id"]: n for n in detail["node_runs"]}
+    assert set(nodes) == {"stg_orders", "fct_revenue", "customers_ltv"}, detail
+    assert (nodes["fct_revenue"]["status"], nodes["fct_revenue"]["row_count"]) == ("success", 310)
+    assert nodes["customers_ltv"]["status"] == "failed" and "ltv" in nodes["customers_ltv"]["error"]
     # Its relations are datasets: in the freshness report and the row audit
     report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
     assert report["analytics.marts.fct_revenue"]["run_id"] == body["run_id"], report

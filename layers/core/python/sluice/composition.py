@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
     from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
+    from sluice.store.runs import RunEngineRepository
     from sluice.store.settings import SettingsRepository
 
 WEBHOOK_ENV = "SLUICE_ALERT_WEBHOOK_URL"
@@ -292,6 +293,13 @@ def dataset_lineage() -> DatasetLineage:
     from sluice.domain.lineage import DatasetLineage
 
     return DatasetLineage(_lineage(Table()))
+
+
+def run_items() -> RunEngineRepository:
+    """The run and node-run items (an uploaded dbt run's models become node runs)."""
+    from sluice.store.runs import RunEngineRepository
+
+    return RunEngineRepository(Table())
 
 
 def dataset_states() -> DatasetStateRepository:

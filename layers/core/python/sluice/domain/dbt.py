@@ -196,6 +196,34 @@ def _rows(result: RunResult) -> int | None:
     return int(rows) if isinstance(rows, int | float) and not isinstance(rows, bool) and rows >= 0 else None
 
 
+NODE_STATUS = {"success": "success", "pass": "success", "warn": "success", "skipped": "skipped"}
+
+
+def model_node_runs(results: RunResults, numbers: list[int]) -> list[dict[str, Any]]:
+    entries = []
+    for position, (result, number) in enumerate(zip(results.results, numbers, strict=True)):
+        started, completed = _started(result), _completed(result)
+        name = relation(result.relation_name)
+        entry: dict[str, Any] = {
+            "id": number,
+            "node_id": model_name(result.unique_id),
+            "node_type": "transform",
+            "position": position,
+            "status": NODE_STATUS.get(result.status, "failed"),
+            "duration_ms": int(round(float(result.execution_time) * 1000)),
+            "started_at": timeutil.iso(started),
+            "finished_at": timeutil.iso(completed),
+            "row_count": _rows(result),
+            "error": result.message if NODE_STATUS.get(result.status) is None else None,
+            "compiled_sql": (result.model_extra or {}).get("compiled_code"),
+        }
+        if name and entry["status"] == "success":
+            entry["written"] = {"kind": "dataset", "dataset": name, "rows_written": _rows(result) or 0,
+                                "inserts": _rows(result) or 0, "updates": 0, "persisted": True}  # fmt: skip
+        entries.append({k: v for k, v in entry.items() if v is not None})
+    return entries
+
+
 def lineage_of(upload: RunResultsUpload) -> tuple[list[str], list[str]]:
     """(sources, targets): the relations the models wrote, and those they read per the manifest."""
     written = {relation(r.relation_name) for r in upload.run_results.results if r.status == "success"}
@@ -268,6 +296,7 @@ def record_upload(
     writes: Any,
     store: StatusStore,
     now: pendulum.DateTime,
+    node_runs: Any = None,
 ) -> dict[str, Any]:
     """The upload as an external run: its pipeline (created on first use), one execution started
     and ended with the models' rows, each written relation a dataset, lineage from the manifest,
@@ -297,6 +326,10 @@ def record_upload(
         now,
     )
     status = upload_status(upload, run_id)
+    if node_runs is not None:  # each model a node run of the external run (GET /api/runs/{id})
+        entries = model_node_runs(results, node_runs.allocate_node_run_ids(project, len(results.results)))
+        plan = {"levels": [[e["node_id"] for e in entries]], "reused": [], "parallelism": 1, "source": "dbt"}
+        node_runs.store_plan(project, run_id, plan, entries, None)
     end_execution(
         project,
         EndExecution(

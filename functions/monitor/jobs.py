@@ -67,7 +67,10 @@ def _external_quality(project: str, execution_id: int, pipeline_id: Any) -> int:
     checked as their runs write them); a failure is logged, never a reason to redeliver."""
     try:
         number = int(pipeline_id)
-        targets = composition.dataset_states().targets_of_pipeline(project, number)
+        datasets = composition.dataset_states()
+        targets = datasets.targets_of_pipeline(project, number)
+        own = datasets.written_by_sluice(project, [t for t in targets if not t.startswith("s3://")])
+        targets = [t for t in targets if t not in own]
         if not targets:
             return 0
         return len(composition.data_quality().after_external_end(project, execution_id, number, targets))

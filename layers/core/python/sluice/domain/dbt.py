@@ -348,7 +348,9 @@ def record_upload(
     for result in results.results:
         name = relation(result.relation_name)
         if result.status == "success" and name:
-            writes.record_write(project, name, _rows(result) or 0, run_id, pipeline_id, finished)
+            writes.record_write(
+                project, name, _rows(result) or 0, run_id, pipeline_id, finished, source="dbt"
+            )
     sources, targets = lineage_of(upload)
     if targets or sources:
         lineage.record(project, pipeline_id, sources, targets)

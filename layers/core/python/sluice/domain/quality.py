@@ -425,6 +425,7 @@ class DatasetWrites(Protocol):
         pipeline_id: int,
         at: _dt.datetime,
         dataset_rows: int | None = None,
+        source: str = "sluice",  # sluice (a run's target), external (an S3 object), dbt (an upload)
     ) -> None: ...
 
 
@@ -604,9 +605,8 @@ class DataQuality:
             except Exception as exc:  # noqa: BLE001 - an unreadable object is a reason, not a crash
                 row, failure = {}, f"{target} could not be read ({exc})"
             if failure is None and plans and self.writes is not None:
-                self.writes.record_write(
-                    project, target, int(row.get("n_rows") or 0), run_id, pipeline_id, now
-                )
+                rows = int(row.get("n_rows") or 0)
+                self.writes.record_write(project, target, rows, run_id, pipeline_id, now, source="external")
             for rule in rules:
                 if failure is not None or not plans:
                     outcome = not_checkable(rule, run_id, now, failure or f"{target} could not be read")

@@ -161,6 +161,7 @@ class DatasetStateRepository:
         pipeline_id: int,
         at: _dt.datetime,
         dataset_rows: int | None = None,
+        source: str = "sluice",
     ) -> None:
         pk, sk = keys.dataset_state(project, dataset_name)
         total = rows if dataset_rows is None else dataset_rows
@@ -175,6 +176,7 @@ class DatasetStateRepository:
                 "rows_written": rows,
                 "run_id": run_id,
                 "pipeline_id": pipeline_id,
+                "source": source,
             },
             return_values="ALL_OLD",
         )
@@ -200,6 +202,13 @@ class DatasetStateRepository:
         """The addresses a pipeline last recorded writing (its lineage's `writes`)."""
         item = self.table.get(*keys.pipeline_datasets(project, pipeline_id))
         return [w["name"] for w in (item or {}).get("writes") or [] if w.get("name")]
+
+    def written_by_sluice(self, project: str, names: list[str]) -> set[str]:
+        """Which of `names` are datasets a Sluice run's target wrote (checked as they are written)."""
+        if not names:
+            return set()
+        found = self.table.batch_get([keys.dataset_state(project, n) for n in names], consistent=True)
+        return {i["dataset_name"] for i in found if i.get("source", "sluice") == "sluice"}
 
     def all(self, project: str) -> list[dict[str, Any]]:
         return [

@@ -131,11 +131,17 @@ def get_pipeline_freshness(
     quality: QualityRuleRepository = Depends(composition.quality_rules),
 ) -> list[dict]:
     now = timeutil.now()
-    watched = freshness_report(caller.project, now, pipelines)
-    for entry in watched:
-        entry.setdefault("dataset_name", entry["pipeline_name"])
     rules = [r for r in quality.list(caller.project) if r.assertion_type == "freshness_hours"]
-    return dataset_freshness(datasets.all(caller.project), rules, now) + watched
+    written = dataset_freshness(datasets.all(caller.project), rules, now)
+    listed = {entry["dataset_name"] for entry in written}
+    targets = datasets.targets_by_pipeline(caller.project)
+    watched = []
+    for entry in freshness_report(caller.project, now, pipelines):
+        # A Watcher pipeline is named by its target addresses; one whose targets are all listed
+        # already (a Sluice pipeline's datasets) is not repeated.
+        names = targets.get(entry["pipeline_id"]) or [entry["pipeline_name"]]
+        watched += [{**entry, "dataset_name": name} for name in names if name not in listed]
+    return written + watched
 
 
 # -- maintenance -----------------------------------------------------------------------------------------

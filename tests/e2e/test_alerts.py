@@ -626,3 +626,7 @@ def test_rules_on_a_watcher_pipelines_s3_target_are_checked_when_its_execution_e
     assert alert["pipeline_id"] == f"pipeline-{etl}" and alert["run_id"] == f"run-{number}"
     report = {r["dataset_name"]: r for r in editor.get("/api/pipeline/freshness").json()}
     assert report[uri]["row_count"] == 4
+    # The Watcher pipeline appears in the freshness report named by its target addresses
+    assert report["warehouse.public.orders"]["pipeline_id"] == etl
+    assert report["warehouse.public.orders"]["pipeline_name"] == "external-etl"
+    assert "external-etl" not in report

@@ -203,6 +203,15 @@ class DatasetStateRepository:
         item = self.table.get(*keys.pipeline_datasets(project, pipeline_id))
         return [w["name"] for w in (item or {}).get("writes") or [] if w.get("name")]
 
+    def targets_by_pipeline(self, project: str) -> dict[int, list[str]]:
+        """Every pipeline's last recorded target addresses: one Query of the lineage datasets."""
+        found: dict[int, list[str]] = {}
+        for item in self.table.query_all(keys.lineage_datasets(project), begins_with="PL#"):
+            names = [w["name"] for w in item.get("writes") or [] if w.get("name")]
+            if names:
+                found[int(item["pipeline_id"])] = names
+        return found
+
     def written_by_sluice(self, project: str, names: list[str]) -> set[str]:
         """Which of `names` are datasets a Sluice run's target wrote (checked as they are written)."""
         if not names:

@@ -322,6 +322,10 @@ def test_bad_input_roles_and_tenancy(editor, viewer, stranger):
     for params in ({"status": "gone"}, {"type": "nope"}, {"severity": "fatal"}, {"cursor": "garbage"}):
         assert editor.get("/api/pipeline/anomalies", params=params).status_code == 422, params
     assert viewer.post("/api/pipeline/anomalies/bulk-resolve", json={"alert_ids": []}).status_code == 403
+    assert viewer.post("/api/pipeline/anomalies/alert-1/dismiss").status_code == 403
+    assert viewer.post("/api/pipeline/anomalies/alert-1/resolve").status_code == 403
+    assert viewer.post("/api/pipeline/dbt/run-results", json={}).status_code == 403
+    assert viewer.get("/api/pipeline/anomalies").status_code == 200
     assert editor.post("/api/pipeline/anomalies/bulk-resolve", json={"ids": []}).status_code == 422
 
     # Another project sees none of it

@@ -288,3 +288,12 @@ def test_min_delta_stops_alerts_on_tiny_tables():
     floored = z_judge(6, tiny, z_threshold=3.0, minimum_executions=5, min_delta=10)
     assert not floored.is_anomaly and "under 10 are ignored" in floored.reason("total_rows", 1, 30)
     assert z_judge(40, tiny, z_threshold=3.0, minimum_executions=5, min_delta=10).is_anomaly
+
+
+def test_external_objects_are_read_by_extension_then_by_content():
+    from sluice.adapters.quality import _format_of
+
+    assert [_format_of(k, False) for k in ("a.csv.gz", "b.JSONL", "c.ndjson", "d.json", "e.parquet")] == [
+        "csv", "jsonl", "jsonl", "json", "parquet",
+    ]  # fmt: skip
+    assert (_format_of("export-0001", True), _format_of("export-0001", False)) == ("parquet", "csv")

@@ -180,8 +180,14 @@ class FakeRules:
         return list(self.rules.values())
 
     def record_check(self, project, rule, outcome, alert_id):
-        self.rules[rule.id] = dataclasses.replace(rule, alert_id=alert_id, last_check=outcome.view())
+        self.rules[rule.id] = dataclasses.replace(self.rules[rule.id], last_check=outcome.view())
         self.checks.append(outcome)
+
+    def claim_alert(self, project, rule_id, previous, alert_id):
+        if self.rules[rule_id].alert_id != previous:
+            return False
+        self.rules[rule_id] = dataclasses.replace(self.rules[rule_id], alert_id=alert_id)
+        return True
 
 
 class FixedMeasurer:
@@ -297,3 +303,13 @@ def test_external_objects_are_read_by_extension_then_by_content():
         "csv", "jsonl", "jsonl", "json", "parquet",
     ]  # fmt: skip
     assert (_format_of("export-0001", True), _format_of("export-0001", False)) == ("parquet", "csv")
+
+
+def test_of_two_runs_that_find_no_open_alert_only_one_raises_it(quality):
+    service, rules, alerts, measurer, publisher = quality
+    measurer.violations = 1
+    stale = rules.rules[1]  # what the second run read before the first raised its alert
+    write(service, 1)
+    (outcome,) = write(service, 2)
+    service.settle("acme", stale, outcome, 3)  # the second run settles on its stale read
+    assert len(alerts.items) == 1 and len(publisher.events) == 1

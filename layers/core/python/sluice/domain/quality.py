@@ -385,6 +385,9 @@ class QualityRules(Protocol):
     def record_check(
         self, project: str, rule: QualityRule, outcome: Outcome, alert_id: int | None
     ) -> None: ...
+    def claim_alert(self, project: str, rule_id: int, previous: int | None, alert_id: int) -> bool:
+        """Make `alert_id` the rule's alert if its alert is still `previous` (one writer wins)."""
+        ...
 
 
 class QualityAlerts(Protocol):
@@ -561,8 +564,11 @@ class DataQuality:
                     rule_id=rule.id,
                     run_id=outcome.run_id,
                 )
-                self.alerting.raise_alert(alert)
-                alert_id = alert.id
+                # Two runs writing the dataset at once both find no open alert: the claim on the
+                # rule lets one of them raise it.
+                if self.rules.claim_alert(project, rule.id, rule.alert_id, alert.id):
+                    self.alerting.raise_alert(alert)
+                    alert_id = alert.id
         elif outcome.status == PASSED and current is not None and current.status in ("active", "dismissed"):
             self.alerts.transition(
                 project, current.id, ("active", "dismissed"), "resolved", now, by="passing run"

@@ -82,14 +82,25 @@ class QualityRuleRepository:
         try:
             self.table.update(
                 *keys.quality_rule(project, rule.id),
-                set_={
-                    "last_check": json.dumps(view, separators=(",", ":"), default=str),
-                    "alert_id": alert_id,
-                },
+                set_={"last_check": json.dumps(view, separators=(",", ":"), default=str)},
                 condition=Condition("attribute_exists(PK)"),
             )
         except ConditionFailed:  # the rule went away while it was checked
             return
+
+    def claim_alert(self, project: str, rule_id: int, previous: int | None, alert_id: int) -> bool:
+        """The rule's alert becomes `alert_id` only if it still is `previous` (one writer wins)."""
+        if previous is None:
+            expected = Condition("attribute_exists(PK) AND attribute_not_exists(alert_id)")
+        else:
+            expected = Condition("alert_id = :previous", values={":previous": previous})
+        try:
+            self.table.update(
+                *keys.quality_rule(project, rule_id), set_={"alert_id": alert_id}, condition=expected
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def checks(self, project: str, rule_id: int, limit: int = 20) -> list[dict[str, Any]]:
         page = self.table.query(

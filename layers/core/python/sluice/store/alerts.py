@@ -129,9 +129,10 @@ class AlertRepository:
                 changes["run_id"] = _run_number(details["run_id"])
         if message is not None:
             changes["message"] = message
-        names = {f"#f{i}": "status" for i in range(1)}
-        values = {f":f{i}": status for i, status in enumerate(from_statuses)}
-        condition = Condition("attribute_exists(PK) AND #f0 IN (" + ", ".join(values) + ")", names, values)
+        values = {f":from{i}": status for i, status in enumerate(from_statuses)}
+        condition = Condition(
+            f"attribute_exists(PK) AND #from IN ({', '.join(values)})", {"#from": "status"}, values
+        )
         try:
             item = self.table.update(pk, sk, set_=changes, condition=condition)
         except ConditionFailed:

@@ -68,3 +68,20 @@ def test_moves_are_conditional_and_stay_in_their_project(table):
     _, cursor = repo.inbox("acme", limit=2)
     with pytest.raises(ValidationFailed):
         repo.inbox("other", limit=2, cursor=cursor)
+
+
+def test_a_queue_depth_alert_is_in_the_inbox_and_counted(table):
+    from sluice.domain.alerts import Alerting
+    from sluice.domain.events import QueueDepth, RecordingPublisher
+    from sluice.domain.inbox import list_alerts, type_counts
+    from sluice.domain.monitoring import monitor_queue
+
+    class Deep:
+        def depth(self):
+            return QueueDepth(visible=120, in_flight=3, delayed=0)
+
+    repo = AlertRepository(table)
+    monitor_queue(["acme"], Deep(), Alerting(repo, RecordingPublisher()), pendulum.now("UTC"))
+    (alert,) = list_alerts("acme", repo, alert_type="queue")["data"]
+    assert alert["severity"] == "critical" and "123 pending runs" in alert["reason"]
+    assert type_counts("acme", repo) == [{"type": "queue", "count": 1}]

@@ -5,6 +5,7 @@ name (a model that lags behind its view would document less than the route answe
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from typing import Any, get_args, get_origin
 
@@ -279,6 +280,12 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("pipelines", "GET", "/api/v1/pipelines/orders/revisions")
     walk("pipelines", "GET", "/api/v1/pipelines/orders/revisions/2")
 
+    # data-quality rules on the dataset the run below writes (issue 13): one to violate, one to pass
+    walk("monitor", "POST", "/api/pipeline/anomalies/rules",
+         {"dataset_name": "clean_orders", "assertion_type": "range", "column": "amount", "max": 1}, 201)  # fmt: skip
+    walk("monitor", "POST", "/api/pipeline/anomalies/rules",
+         {"dataset_name": "clean_orders", "assertion_type": "accepted_values", "column": "id", "values": [1]}, 201)  # fmt: skip
+
     # runs: triggered on each surface, run through the state machine's tasks, read back
     run = walk("runs", "POST", f"/api/pipelines/{created['id']}/run", {"params": {"day": 1}}, 202)
     number = int(run["id"].removeprefix("run-"))
@@ -348,6 +355,25 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("flow_ai", "POST", f"/api/flow/ai-recipes/{created['id']}/run", expect=202)
     walk("flow_ai", "GET", f"/api/flow/ai-recipes/{created['id']}/runs")
     walk("flow_ai", "DELETE", f"/api/flow/ai-recipes/{created['id']}", expect=204)
+    # the alerts inbox and the observability pages (issue 13)
+    walk("monitor", "GET", "/api/pipeline/anomalies/rules")
+    walk("monitor", "GET", "/api/pipeline/anomalies/rules/rule-1")
+    walk("monitor", "GET", "/api/pipeline/anomalies/tolerances")
+    walk("monitor", "PUT", "/api/pipeline/anomalies/tolerances/rule-2", {"tolerance": 0.1})
+    walk("monitor", "PATCH", "/api/pipeline/anomalies/tolerances/rule-2", {"tolerance": None})
+    inbox = walk("monitor", "GET", "/api/pipeline/anomalies")
+    assert [a["type"] for a in inbox["data"]] == ["data_quality"]
+    walk("monitor", "GET", "/api/pipeline/anomalies/types")
+    walk("monitor", "POST", f"/api/pipeline/anomalies/{inbox['data'][0]['id']}/dismiss")
+    walk("monitor", "POST", f"/api/pipeline/anomalies/{inbox['data'][0]['id']}/resolve")
+    walk("monitor", "POST", "/api/pipeline/anomalies/bulk-dismiss", {"alert_ids": ["alert-1"]})
+    walk("monitor", "POST", "/api/pipeline/anomalies/bulk-resolve", {"alert_ids": ["alert-1"]})
+    walk("monitor", "GET", "/api/pipeline/row-audit")
+    walk("monitor", "GET", "/api/pipeline/freshness")
+    walk("monitor", "GET", "/api/pipeline/dbt/status")
+    walk("monitor", "GET", "/api/pipeline/api-health")
+    results = json.loads((ROOT / "tests" / "e2e" / "data" / "dbt_run_results_v6.json").read_text())
+    walk("monitor", "POST", "/api/pipeline/dbt/run-results", results, 201)
 
     # every route with a body was walked
     for area in AREAS:

@@ -26,6 +26,7 @@ BENCHMARKS = (
     ("tests.perf.bench_log_cleanup", "log_cleanup"),
     ("tests.perf.bench_definitions", "definitions"),
     ("tests.perf.bench_flows", "flows"),  # issue 14 (docs/performance.md section 13)
+    ("tests.perf.bench_alerts", "alerts"),  # issue 13 (docs/performance.md section 12)
 )
 # Benchmarks with a command line of their own (docs/engine.md gives their numbers): module, results
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.

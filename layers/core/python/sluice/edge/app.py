@@ -25,6 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluice.auth.principal import Principal, Role
+from sluice.domain import api_health
 from sluice.errors import (
     Conflict,
     Forbidden,
@@ -213,15 +214,17 @@ def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
     def serve(event: dict, context: Any) -> dict:
         started = time.perf_counter()
         response = adapter(event, context)
-        if not measured:
-            return response
         status = int(response.get("statusCode", 500))
+        latency_ms = (time.perf_counter() - started) * 1000
+        if not measured:  # the local stack: the same figures, kept in this process (api-health)
+            api_health.RECORDER.record(area, status, latency_ms)
+            return response
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(
-            name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
-        )
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
         if status >= 500:
             metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+        elif status >= 400:
+            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         return response
 
     if tracing_enabled():

@@ -416,3 +416,51 @@ def ai_recipes(project_id: str) -> str:
 
 def ai_recipe(project_id: str, recipe_id: int) -> tuple[str, str]:
     return ai_recipes(project_id), pad(recipe_id)
+
+
+# -- alert states and data quality (issue 13) ---------------------------------------------------------
+ALERT_STATUS_INDEX = "Status"  # GSI keyed StatusPK/StatusSK (template.yaml)
+
+
+def alerts_in_status(project_id: str, status: str) -> str:
+    """Status-index partition: a project's alerts in one state (active, dismissed, resolved);
+    StatusSK = the alert's SK, so the active inbox never reads resolved history."""
+    return f"{project(project_id)}#ALERTS#STATUS#{status}"
+
+
+def quality_rules(project_id: str) -> str:
+    """A project's data-quality rules; SK = DQR#<id>."""
+    return f"{project(project_id)}#DQRULES"
+
+
+def quality_rule(project_id: str, rule_id: int) -> tuple[str, str]:
+    return quality_rules(project_id), f"DQR#{pad(rule_id)}"
+
+
+def quality_rules_of_dataset(project_id: str, dataset_name: str) -> str:
+    """GSI1 partition: the rules of one dataset (one Query per checked write); GSI1SK = the rule's SK."""
+    return f"{project(project_id)}#DQRULES#DS#{dataset_name}"
+
+
+def quality_checks(project_id: str, rule_id: int) -> str:
+    """A rule's checks, one per run that wrote its dataset; SK = CHK#<checked_at>#<run>."""
+    return f"{project(project_id)}#DQCHECKS#{pad(rule_id)}"
+
+
+def dataset_states(project_id: str) -> str:
+    """One item per dataset Sluice wrote: its last refresh, rows and the run; SK = DS#<name>."""
+    return f"{project(project_id)}#DATASETS"
+
+
+def dataset_state(project_id: str, dataset_name: str) -> tuple[str, str]:
+    return dataset_states(project_id), f"DS#{dataset_name}"
+
+
+def dataset_writes(project_id: str) -> str:
+    """Every dataset write in time order (row audit); SK = W#<at>#<run>#<name>."""
+    return f"{project(project_id)}#DSWRITES"
+
+
+def dbt_status(project_id: str) -> tuple[str, str]:
+    """The latest finished run of SQL models (a Sluice run or an uploaded run_results.json)."""
+    return project(project_id), "DBT_STATUS"

@@ -23,6 +23,7 @@ from sluice.domain.run_engine.ports import (
     Definitions,
     LineageRecorder,
     NodeExecutor,
+    QualityChecks,
     RunArtifacts,
     RunItems,
     RunQueue,
@@ -81,6 +82,7 @@ class EngineCore:
         executor: NodeExecutor | None = None,
         variables: VariableResolver | None = None,
         artifacts: RunArtifacts | None = None,
+        quality: QualityChecks | None = None,
     ):
         self.runs = runs
         self.definitions = definitions
@@ -91,6 +93,7 @@ class EngineCore:
         self.executor = executor
         self.variables = variables
         self.artifacts = artifacts
+        self.quality = quality
         self._clock = clock
         # Shared by the engines of one table (the composition root keeps one per table); else fresh.
         self.graphs = graphs if graphs is not None else RevisionGraphs()

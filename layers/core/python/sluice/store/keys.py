@@ -366,3 +366,17 @@ def flow_child_claim(project_id: str, parent_id: int, level: int, pipeline_id: i
         f"{project(project_id)}#FLOW_CHILDREN",
         f"{pad(parent_id)}#{level:0{DEPTH_WIDTH}d}#{pad(pipeline_id)}",
     )
+
+
+# -- OpenLineage in (issue 15) -------------------------------------------------------------------
+def openlineage(project_id: str) -> str:
+    """The partition of a project's OpenLineage marks: events applied and runs mapped."""
+    return f"{project(project_id)}#OPENLINEAGE"
+
+
+def openlineage_event(project_id: str, key: str) -> tuple[str, str]:
+    return openlineage(project_id), f"EVENT#{key}"
+
+
+def openlineage_run(project_id: str, run_id: str) -> tuple[str, str]:
+    return openlineage(project_id), f"RUN#{run_id}"

@@ -364,8 +364,10 @@ def test_openlineage_bad_events_are_422_naming_the_field_and_a_big_batch_413(cli
     assert client.lineage.send(good)["applied"] == 1
 
 
-def test_openlineage_batch_of_1000_events(client):
-    """500 task runs of 50 jobs, START and COMPLETE each, in one request."""
+def test_openlineage_batch_of_1000_events(stack, project_admin):
+    """500 task runs of 50 jobs, START and COMPLETE each, in one request (docs/performance.md 14
+    has the figure; this machine is shared, so the test asserts the outcome, not the time)."""
+    client = Client(stack.base_url, project_admin[1], timeout=300)
     t0 = _dt.datetime.now(_dt.UTC) - _dt.timedelta(hours=1)
     events = []
     for n in range(500):
@@ -400,3 +402,4 @@ def test_openlineage_batch_of_1000_events(client):
     assert (last.total_rows, last.completed_successfully) == (499, True)
     print(f"\n1,000 OpenLineage events in one batch: {elapsed:.2f} s ({1000 / elapsed:.0f} events/s)")
     eventually(lambda: client.datasets.find("s3://lake/clean/49"))
+    client.close()

@@ -191,10 +191,13 @@ class MappedRun:
 class EventMarks(Protocol):
     """What the ingest stores beside the executions: events applied, and runs mapped."""
 
-    def known_events(self, project: str, keys: list[str]) -> set[str]: ...
-    def claim_event(self, project: str, key: str) -> bool: ...
+    def claim_events(self, project: str, keys: list[str]) -> set[str]:
+        """Claim each key not claimed before (conditional writes); the keys this call claimed."""
+        ...
+
     def release_event(self, project: str, key: str) -> None: ...
     def mapped_run(self, project: str, run_id: str) -> MappedRun | None: ...
+    def mapped_runs(self, project: str, run_ids: list[str]) -> dict[str, MappedRun]: ...
     def map_run(self, project: str, run_id: str, mapped: MappedRun) -> MappedRun: ...
     def mark_ended(self, project: str, run_id: str) -> None: ...
 
@@ -289,33 +292,41 @@ class OpenLineageIngest:
         for index, event in enumerate(events):
             where = f"event {index}" if len(events) > 1 else "event"
             qualified(event.job.namespace, event.job.name, f"{where}: job")
+            _parent_ref(event, where)
             for kind, datasets in (("inputs", event.inputs), ("outputs", event.outputs)):
                 for position, dataset in enumerate(datasets):
                     qualified(dataset.namespace, dataset.name, f"{where}: {kind}[{position}]")
         result = IngestResult(received=len(events))
         batch = _Batch()
         keys = [event_key(e) for e in events]
-        known = self.marks.known_events(project, sorted(set(keys)))
+        # One conditional write per 100 events claims them; a key claimed before (now, or by an
+        # earlier request) is a duplicate. Runs already mapped are read in batches too.
+        claimed = self.marks.claim_events(project, list(dict.fromkeys(keys)))
+        run_ids = {str(e.run.runId) for e in events}
+        run_ids |= {parent[0] for e in events if (parent := _parent_ref(e, "event"))}
+        batch.runs.update(self.marks.mapped_runs(project, sorted(run_ids)))
+        directory = _CachedDirectory(self.pipelines)
         # In time order, so a START sent after its COMPLETE in one batch still comes first.
         order = sorted(range(len(events)), key=lambda i: (events[i].instant, i))
         outcomes: dict[int, dict[str, Any]] = {}
         for index in order:
             event, key = events[index], keys[index]
             outcome = {"runId": str(event.run.runId), "eventType": event.kind, "eventTime": event.eventTime}
-            if key in known or key in batch.claimed or not self.marks.claim_event(project, key):
+            if key not in claimed or key in batch.applied:
                 result.duplicates += 1
-                run_key = str(event.run.runId)
-                mapped = batch.runs.get(run_key) or self.marks.mapped_run(project, run_key)
+                mapped = batch.runs.get(str(event.run.runId))
                 if mapped is not None:
-                    batch.runs[run_key] = mapped
                     outcome["execution_id"] = mapped.execution_id
                 outcomes[index] = {**outcome, "status": "duplicate"}
                 continue
-            batch.claimed.add(key)
+            batch.applied.add(key)
             try:
-                execution_id = self._apply(project, event, batch)
+                execution_id = self._apply(project, event, batch, directory)
             except BaseException:
-                self.marks.release_event(project, key)
+                # This event and those not reached yet are released, so a retry applies them.
+                unapplied = {keys[i] for i in order if i not in outcomes} - (batch.applied - {key})
+                for later in unapplied & claimed:
+                    self.marks.release_event(project, later)
                 raise
             result.applied += 1
             outcomes[index] = {**outcome, "status": "applied", "execution_id": execution_id}
@@ -323,10 +334,10 @@ class OpenLineageIngest:
         return result
 
     # -- one event ------------------------------------------------------------------------------------
-    def _apply(self, project: str, event: RunEvent, batch: _Batch) -> int:
+    def _apply(self, project: str, event: RunEvent, batch: _Batch, directory: PipelineDirectory) -> int:
         pipeline_id = self._pipeline(project, event.job.namespace, event.job.name, batch)
         instant = event.instant
-        run = self._run(project, str(event.run.runId), pipeline_id, event, instant, batch)
+        run = self._run(project, str(event.run.runId), pipeline_id, event, instant, batch, directory)
         self._record_lineage(project, pipeline_id, event, batch)
         succeeded = ENDING.get(event.kind)
         if succeeded is not None and not run.ended:
@@ -354,7 +365,7 @@ class OpenLineageIngest:
                     execution_metadata=metadata,
                 ),
                 self.runs,
-                self.pipelines,
+                directory,
                 self.publisher,
                 self.clock(),
             )
@@ -381,36 +392,34 @@ class OpenLineageIngest:
         event: RunEvent,
         instant: pendulum.DateTime,
         batch: _Batch,
+        directory: PipelineDirectory,
     ) -> MappedRun:
-        known = batch.runs.get(run_id) or self.marks.mapped_run(project, run_id)
+        known = batch.runs.get(run_id)
         if known is not None:
-            batch.runs[run_id] = known
             return known
-        parent_id = self._parent(project, event, instant, batch)
+        parent_id = self._parent(project, event, instant, batch, directory)
         start = instant if event.kind not in ENDING else instant.subtract(microseconds=1000)
-        mapped = self._start(project, run_id, pipeline_id, start, parent_id, event)
+        mapped = self._start(project, run_id, pipeline_id, start, parent_id, event, directory)
         batch.runs[run_id] = mapped
         return mapped
 
-    def _parent(self, project: str, event: RunEvent, instant: pendulum.DateTime, batch: _Batch) -> int | None:
-        facet = event.run.facets.get("parent")
-        if facet is None:
+    def _parent(
+        self,
+        project: str,
+        event: RunEvent,
+        instant: pendulum.DateTime,
+        batch: _Batch,
+        directory: PipelineDirectory,
+    ) -> int | None:
+        parent = _parent_ref(event, "event")
+        if parent is None:
             return None
-        try:
-            extra = facet.model_extra or {}
-            parent_run = ParentRun.model_validate(extra.get("run"))
-            parent_job = ParentJob.model_validate(extra.get("job"))
-        except ValueError as exc:
-            raise ValidationFailed(
-                "run.facets.parent needs run.runId (a UUID) and job.namespace and job.name."
-            ) from exc
-        parent_key = str(parent_run.runId)
-        known = batch.runs.get(parent_key) or self.marks.mapped_run(project, parent_key)
+        parent_key, parent_namespace, parent_name = parent
+        known = batch.runs.get(parent_key)
         if known is None:
-            pipeline_id = self._pipeline(project, parent_job.namespace, parent_job.name, batch)
-            known = self._start(
-                project, parent_key, pipeline_id, instant.subtract(microseconds=1000), None, None
-            )
+            pipeline_id = self._pipeline(project, parent_namespace, parent_name, batch)
+            start = instant.subtract(microseconds=1000)
+            known = self._start(project, parent_key, pipeline_id, start, None, None, directory)
         batch.runs[parent_key] = known
         return known.execution_id
 
@@ -422,6 +431,7 @@ class OpenLineageIngest:
         start: pendulum.DateTime,
         parent_id: int | None,
         event: RunEvent | None,
+        directory: PipelineDirectory,
     ) -> MappedRun:
         metadata = {"openlineage": {"run_id": run_id}}
         if event is not None:
@@ -435,7 +445,7 @@ class OpenLineageIngest:
                 execution_metadata=metadata,
             ),
             self.runs,
-            self.pipelines,
+            directory,
             self.clock(),
         )
         # Another request may have mapped the run meanwhile: the first mapping wins, and this
@@ -484,4 +494,37 @@ class _Batch:
     pipelines: dict[str, int] = field(default_factory=dict)
     runs: dict[str, MappedRun] = field(default_factory=dict)
     lineage: set[tuple] = field(default_factory=set)
-    claimed: set[str] = field(default_factory=set)
+    applied: set[str] = field(default_factory=set)
+
+
+class _CachedDirectory:
+    """The pipeline directory read once per pipeline in a request (start and end both read it):
+    an ingest of 1,000 events of 50 jobs reads 50 pipelines, not 2,000. What the pipeline's
+    watermark advance writes is not re-read within the request; OpenLineage sends no watermarks."""
+
+    def __init__(self, directory: PipelineDirectory):
+        self.directory = directory
+        self._seen: dict[tuple[str, int], Any] = {}
+
+    def get(self, project: str, pipeline_id: int) -> Any:
+        key = (project, pipeline_id)
+        if key not in self._seen:
+            self._seen[key] = self.directory.get(project, pipeline_id)
+        return self._seen[key]
+
+
+def _parent_ref(event: RunEvent, where: str) -> tuple[str, str, str] | None:
+    """(runId, job namespace, job name) of the event's parent run facet, or None without one."""
+    facet = event.run.facets.get("parent")
+    if facet is None:
+        return None
+    extra = facet.model_extra or {}
+    try:
+        run = ParentRun.model_validate(extra.get("run"))
+        job = ParentJob.model_validate(extra.get("job"))
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"{where}: run.facets.parent needs run.runId (a UUID) and job.namespace and job.name."
+        ) from exc
+    qualified(job.namespace, job.name, f"{where}: run.facets.parent.job")
+    return str(run.runId), job.namespace, job.name

@@ -6,44 +6,64 @@ from __future__ import annotations
 from sluice import timeutil
 from sluice.domain.openlineage import MappedRun
 from sluice.store import keys
-from sluice.store.table import Condition, ConditionFailed, Table
+from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
 
 ABSENT = Condition("attribute_not_exists(PK)")
+MAX_TRANSACTION_ITEMS = 100
+
+
+def _mapped(item: dict) -> MappedRun:
+    return MappedRun(
+        execution_id=int(item["execution_id"]),
+        pipeline_id=int(item["pipeline_id"]),
+        start_date=timeutil.parse_instant(item["start_date"], "start_date"),
+        ended=bool(item.get("ended", False)),
+    )
 
 
 class OpenLineageMarks:
     def __init__(self, table: Table):
         self.table = table
 
-    def known_events(self, project: str, event_keys: list[str]) -> set[str]:
-        if not event_keys:
-            return set()
-        found = self.table.batch_get(
-            [keys.openlineage_event(project, k) for k in event_keys], consistent=True
-        )
-        return {item["SK"].removeprefix("EVENT#") for item in found}
+    def claim_events(self, project: str, event_keys: list[str]) -> set[str]:
+        """Conditional puts, 100 to a transaction; a transaction that a claimed key cancels is
+        retried without the keys its cancellation reasons name."""
+        claimed: set[str] = set()
+        for start in range(0, len(event_keys), MAX_TRANSACTION_ITEMS):
+            pending = event_keys[start : start + MAX_TRANSACTION_ITEMS]
+            while pending:
+                operations = [self.table.put_op(self._event_item(project, k), ABSENT) for k in pending]
+                try:
+                    self.table.transact(operations)
+                except TransactionCancelled as exc:
+                    taken = {
+                        k
+                        for k, reason in zip(pending, exc.reasons, strict=False)
+                        if reason == "ConditionalCheckFailed"
+                    }
+                    if not taken:
+                        raise
+                    pending = [k for k in pending if k not in taken]
+                    continue
+                claimed.update(pending)
+                break
+        return claimed
 
-    def claim_event(self, project: str, key: str) -> bool:
+    @staticmethod
+    def _event_item(project: str, key: str) -> dict[str, str]:
         pk, sk = keys.openlineage_event(project, key)
-        try:
-            self.table.put({"PK": pk, "SK": sk, "kind": "openlineage_event"}, ABSENT)
-        except ConditionFailed:
-            return False
-        return True
+        return {"PK": pk, "SK": sk, "kind": "openlineage_event"}
 
     def release_event(self, project: str, key: str) -> None:
         self.table.delete(*keys.openlineage_event(project, key))
 
     def mapped_run(self, project: str, run_id: str) -> MappedRun | None:
         item = self.table.get(*keys.openlineage_run(project, run_id))
-        if item is None:
-            return None
-        return MappedRun(
-            execution_id=int(item["execution_id"]),
-            pipeline_id=int(item["pipeline_id"]),
-            start_date=timeutil.parse_instant(item["start_date"], "start_date"),
-            ended=bool(item.get("ended", False)),
-        )
+        return _mapped(item) if item else None
+
+    def mapped_runs(self, project: str, run_ids: list[str]) -> dict[str, MappedRun]:
+        found = self.table.batch_get([keys.openlineage_run(project, r) for r in run_ids], consistent=True)
+        return {item["SK"].removeprefix("RUN#"): _mapped(item) for item in found}
 
     def map_run(self, project: str, run_id: str, mapped: MappedRun) -> MappedRun:
         """Record the mapping unless another request did first; the mapping that holds is returned."""

@@ -194,6 +194,8 @@ def _operation(
     operation["tags"] = [area]
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)  # FastAPI's HTTPValidationError; the Error shape below replaces it
+    if route is not None and route.dependant.response_param_name:
+        _document_other_success(responses)
     for body in _body_docs(route) if route is not None else ():
         name = body.model.__name__
         schema = {"$ref": SCHEMA_REF + renames.get(name, name)}
@@ -211,6 +213,23 @@ def _operation(
     for code in sorted(codes):
         responses.setdefault(code, {"$ref": f"#/components/responses/{code}"})
     return operation
+
+
+ALTERNATE_SUCCESS = {
+    "200": ("201", "Created: no object of that name existed."),
+    "201": ("200", "Found: the object existed (an upsert), or an Idempotency-Key replays the first answer."),
+    "202": ("200", "An Idempotency-Key replays the first answer, or a dry run answered at once."),
+}
+
+
+def _document_other_success(responses: dict[str, Any]) -> None:
+    """A route that takes the Response sets its own status: an upsert answers 201 or 200, a trigger
+    202 or 200 (SPEC 7 and 4). Both are documented, with the one schema the route answers."""
+    declared = [code for code in responses if code.startswith("2")]
+    if len(declared) != 1 or declared[0] not in ALTERNATE_SUCCESS:
+        return
+    other, description = ALTERNATE_SUCCESS[declared[0]]
+    responses.setdefault(other, {**responses[declared[0]], "description": description})
 
 
 def assemble(

@@ -5,7 +5,9 @@ SDK's `run(...).wait()` overhead over the run's own span (issue 15).
 - single: START/COMPLETE pairs of runs with an input and an output dataset, one event per request;
 - batched: the same shape in one request (50 jobs, START + COMPLETE per run);
 - wait: a 3-node inline pipeline triggered and waited on; overhead = wall time from the trigger's
-  answer to wait()'s return, less the run's own span (started_at -> finished_at).
+  answer to wait()'s return, less the run's own span (started_at -> finished_at);
+- calls: DynamoDB calls per event of a 100-event batch, the handler in-process on moto (no bus:
+  the execution.ended events are not published there).
 
     .venv/bin/python -m tests.perf.bench_sdk_openlineage [--quick]
 """
@@ -69,6 +71,36 @@ def run_events(count_runs: int, jobs: int, t0: _dt.datetime) -> list[dict[str, A
     return events
 
 
+def calls_per_event() -> dict[str, Any]:
+    """DynamoDB calls of one 100-event batch (50 runs of 5 jobs), in-process on moto."""
+    from tests.perf.common import api_event, call, load_function, moto_table, principal
+    from tests.perf.dynamodb_calls import DynamoDBCalls
+
+    with moto_table():
+        handler = load_function("LineageFunction")
+        t0 = _dt.datetime.now(_dt.UTC) - _dt.timedelta(days=2)
+
+        def post(events: list[dict[str, Any]]) -> tuple[int, Any]:
+            event = api_event(
+                "POST", "/api/v1/lineage", events, principal("editor"), route="POST /api/v1/lineage"
+            )
+            return call(handler, event)
+
+        post(run_events(5, 5, t0))  # the jobs' pipelines, types and addresses exist, as in steady use
+        events = run_events(50, 5, t0 + _dt.timedelta(hours=1))
+        with DynamoDBCalls() as calls:
+            status, _body = post(events)
+            total = calls.total().calls
+            by_operation = {op: tally.calls for op, tally in sorted(calls.by_operation().items())}
+    assert status == 201
+    return {
+        "events": len(events),
+        "calls": total,
+        "per_event": total / len(events),
+        "by_operation": by_operation,
+    }
+
+
 def parse(text: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -77,8 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    single_runs, batch_events, waits = (20, 200, 3) if args.quick else (100, 1000, 10)
-    results: dict[str, Any] = {"load_before": load_average()}
+    single_runs, batch_events, waits = (20, 200, 3) if args.quick else (60, 1000, 5)
+    results: dict[str, Any] = {"load_before": load_average(), "calls": calls_per_event()}
     with tempfile.TemporaryDirectory() as folder:
         stack = launch(Path(folder) / "state")
         try:
@@ -183,6 +215,11 @@ def main() -> None:
                 ]
             ],
         )
+    )
+    counted = results["calls"]
+    print(
+        f"\nDynamoDB calls of a {counted['events']}-event batch (in-process, moto): {counted['calls']} "
+        f"({counted['per_event']:.2f} per event): {counted['by_operation']}"
     )
     print(f"\nload average before/after: {results['load_before']} / {results['load_after']}")
     out = Path("tests/perf/results")

@@ -403,3 +403,32 @@ def test_openlineage_batch_of_1000_events(stack, project_admin):
     print(f"\n1,000 OpenLineage events in one batch: {elapsed:.2f} s ({1000 / elapsed:.0f} events/s)")
     eventually(lambda: client.datasets.find("s3://lake/clean/49"))
     client.close()
+
+
+def test_openlineage_roles_and_tenancy(stack, client, project_admin):
+    from tests.e2e.conftest import jwt_for
+
+    project, _ = project_admin
+    run_id = str(uuid.uuid4())
+    event = ol_event(RunState.START, run_id, "shared_name", _dt.datetime.now(_dt.UTC))
+    with Client(stack.base_url, jwt_for(project, "viewer")) as viewer:
+        from sluice.client import PermissionDenied
+
+        with pytest.raises(PermissionDenied):
+            viewer.lineage.send(event)
+    at = _dt.datetime.now(_dt.UTC) - _dt.timedelta(hours=1)  # applied first: the batch goes in time order
+    earlier = [ol_event(RunState.START, str(uuid.uuid4()), "other_job", at) for _ in range(3)]
+    mine = client.lineage.send([*earlier, event])["events"][-1]["execution_id"]
+
+    # Another project sending the same event gets its own execution; neither sees the other's.
+    other_project = "e2e-other-" + uuid.uuid4().hex[:6]
+    with Client(stack.base_url, jwt_for(other_project, "editor")) as other:
+        theirs = other.lineage.send(event)
+        assert theirs["applied"] == 1, "the idempotency key is per project"
+        their_execution = theirs["events"][0]["execution_id"]
+        assert other.executions.get(their_execution).execution_metadata["openlineage"]["run_id"] == run_id
+        assert their_execution < mine  # the other project's counter started at 1
+        with pytest.raises(NotFound):
+            other.executions.get(mine)
+        assert [a.name for a in other.datasets.list()] == []
+    assert client.executions.get(mine).pipeline_id is not None

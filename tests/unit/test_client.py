@@ -210,3 +210,44 @@ def test_the_sdk_and_cli_import_nothing_of_the_server():
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == "[]"
+
+
+def test_the_async_twin_retries_waits_and_raises_as_the_sync_client(monkeypatch):
+    import asyncio
+
+    from sluice.client import AsyncClient
+    from sluice.client import aio as aio_module
+
+    pauses: list[float] = []
+
+    async def no_pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(aio_module.asyncio, "sleep", no_pause)
+    answers = [
+        httpx.Response(503, json={"detail": "busy"}),
+        httpx.Response(202, json={"data": {"id": "run-1", "pipeline": "p", "status": "pending"}}),
+        run_answer("running", "t1"),
+        run_answer("running", "t1"),
+        run_answer("failed", "t2", "failed", error="boom"),
+        httpx.Response(404, json={"detail": "Pipeline 'q' not found."}),
+    ]
+    seen = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers.pop(0)
+
+    async def scenario() -> None:
+        http = httpx.AsyncClient(base_url="http://sluice.test", transport=httpx.MockTransport(handle))
+        async with AsyncClient("http://sluice.test", "df_key_async", http=http) as client:
+            run = await client.pipelines.run("p")
+            with pytest.raises(RunFailed):
+                await run.wait(timeout=60)
+            with pytest.raises(NotFound, match="not found"):
+                await client.pipelines.get("q")
+
+    asyncio.run(scenario())
+    assert seen[0].headers["idempotency-key"] == seen[1].headers["idempotency-key"]
+    assert seen[0].headers["authorization"] == "Bearer df_key_async"
+    assert pauses[1:] == pytest.approx([0.1, 0.15])

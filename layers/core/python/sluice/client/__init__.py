@@ -3,6 +3,7 @@
 Needs only httpx, pydantic and PyYAML; it imports nothing of the server (no boto3, FastAPI, DuckDB).
 """
 
+from sluice.client.aio import AsyncClient, AsyncRun
 from sluice.client.client import Client, Run
 from sluice.client.errors import (
     ApiError,
@@ -24,6 +25,8 @@ from sluice.client.models import Execution, LogLine, NodeRun, Pipeline, RunInfo
 
 __all__ = [
     "ApiError",
+    "AsyncClient",
+    "AsyncRun",
     "AuthenticationFailed",
     "BadRequest",
     "Client",

@@ -50,6 +50,69 @@ def detail_of(response: httpx.Response) -> Any:
     )
 
 
+class Call:
+    """One request and its retry policy, shared by the sync and the async transport: what to send,
+    and after each attempt whether to pause and try again or to stop (returning or raising)."""
+
+    def __init__(
+        self,
+        url: str,
+        method: str,
+        path: str,
+        json_body: Any,
+        content: bytes | str | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        retries: int,
+    ):
+        self.url, self.method, self.path, self.retries = url, method.upper(), path, retries
+        headers = dict(headers or {})
+        self.safe_to_repeat = self.method in IDEMPOTENT_METHODS or "Idempotency-Key" in headers
+        if json_body is not None:
+            content = json.dumps(json_body)
+            headers.setdefault("Content-Type", "application/json")
+        self.arguments = {
+            "content": content,
+            "params": {k: v for k, v in (params or {}).items() if v is not None},
+            "headers": headers,
+        }
+        self.attempt = 0
+
+    def _next(self, pause: float) -> float:
+        self.attempt += 1
+        return pause
+
+    def pause_after_error(self, exc: httpx.TransportError) -> float:
+        """The pause before trying again, or ConnectionFailed when the error is final."""
+        never_sent = isinstance(exc, httpx.ConnectError)  # never reached the server: safe to repeat
+        if (never_sent or self.safe_to_repeat) and self.attempt < self.retries:
+            return self._next(backoff(self.attempt))
+        if never_sent:
+            raise ConnectionFailed(f"No Sluice answered at {self.url}: {exc}") from exc
+        raise ConnectionFailed(f"{self.method} {self.url}{self.path} failed: {exc!r}") from exc
+
+    def pause_after(self, response: httpx.Response) -> float | None:
+        """None when `response` is the answer; a pause when to try again; the typed error when final."""
+        status = response.status_code
+        retryable = status == 429 or (status in RETRIED_STATUSES and self.safe_to_repeat)
+        if retryable and self.attempt < self.retries:
+            return self._next(retry_after(response) or backoff(self.attempt))
+        if status >= 400:
+            raise error_for(status, detail_of(response), self.method, self.path)
+        return None
+
+    def parsed(self, response: httpx.Response) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConnectionFailed(
+                f"{self.method} {self.url}{self.path} answered {response.status_code} with a body that "
+                "is not JSON; is the URL a Sluice API?"
+            ) from exc
+
+
 class Transport:
     def __init__(
         self,
@@ -82,47 +145,18 @@ class Transport:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        method = method.upper()
-        headers = dict(headers or {})
-        safe_to_repeat = method in IDEMPOTENT_METHODS or "Idempotency-Key" in headers
-        if json_body is not None:
-            content = json.dumps(json_body)
-            headers.setdefault("Content-Type", "application/json")
-        params = {k: v for k, v in (params or {}).items() if v is not None}
-        attempt = 0
+        call = Call(self.url, method, path, json_body, content, params, headers, self.retries)
         while True:
             try:
-                response = self.http.request(method, path, content=content, params=params, headers=headers)
-            except httpx.ConnectError as exc:  # never reached the server: safe to try again
-                if attempt < self.retries:
-                    time.sleep(backoff(attempt))
-                    attempt += 1
-                    continue
-                raise ConnectionFailed(f"No Sluice answered at {self.url}: {exc}") from exc
+                response = self.http.request(call.method, path, **call.arguments)
             except httpx.TransportError as exc:
-                if safe_to_repeat and attempt < self.retries:
-                    time.sleep(backoff(attempt))
-                    attempt += 1
-                    continue
-                raise ConnectionFailed(f"{method} {self.url}{path} failed: {exc!r}") from exc
-            status = response.status_code
-            retryable = status == 429 or (status in RETRIED_STATUSES and safe_to_repeat)
-            if retryable and attempt < self.retries:
-                time.sleep(retry_after(response) or backoff(attempt))
-                attempt += 1
+                time.sleep(call.pause_after_error(exc))
                 continue
-            if status >= 400:
-                raise error_for(status, detail_of(response), method, path)
-            return response
+            pause = call.pause_after(response)
+            if pause is None:
+                return response
+            time.sleep(pause)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ConnectionFailed(
-                f"{method} {self.url}{path} answered {response.status_code} with a body that is not "
-                "JSON; is the URL a Sluice API?"
-            ) from exc
+        return Call(self.url, method, path, None, None, None, None, 0).parsed(response)

@@ -19,6 +19,7 @@ from sluice.client import (
     NotFound,
     RateLimited,
     RunFailed,
+    RunInfo,
     RunTimeout,
     ServerError,
     ValidationFailed,
@@ -251,3 +252,25 @@ def test_the_async_twin_retries_waits_and_raises_as_the_sync_client(monkeypatch)
     assert seen[0].headers["idempotency-key"] == seen[1].headers["idempotency-key"]
     assert seen[0].headers["authorization"] == "Bearer df_key_async"
     assert pauses[1:] == pytest.approx([0.1, 0.15])
+
+
+def test_the_live_display_shows_each_node_with_its_status_rows_and_time():
+    from rich.console import Console
+
+    from sluice.cli.progress import NodeProgress
+    from sluice.client.models import NodeRun
+
+    info = RunInfo(
+        id="run-3",
+        status="running",
+        node_runs=[
+            NodeRun(node_id="orders", status="success", row_count=3, duration_ms=120),
+            NodeRun(node_id="load", status="running"),
+        ],
+    )
+    console = Console(record=True, width=80)
+    console.print(NodeProgress("run-3", enabled=False)._render(info))
+    text = console.export_text()
+    assert "run run-3: running" in text
+    assert "orders" in text and "success" in text and "120" in text
+    assert "load" in text and "running" in text

@@ -115,17 +115,9 @@ def json_body(model: type[Body], *, empty_is_object: bool = False) -> Callable[.
 
     async def dependency(request: Request) -> Body:
         raw = await request.body()
-        if not raw.strip():
-            if empty_is_object:
-                return _validated(model, {})
-            raise RequestValidationError(
-                [{"type": "missing", "loc": ("body",), "msg": "Request body is required.", "input": None}]
-            )
-        try:
-            data = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise _invalid_json(str(exc)) from exc
-        return _validated(model, data)
+        if empty_is_object and not raw.strip():
+            return _validated(model, {})
+        return _validated(model, parse_json(raw))
 
     dependency.__name__ = f"json_body_{model.__name__}"
     # The assembled OpenAPI document (sluice.local.openapi) reads the body's schema from here:

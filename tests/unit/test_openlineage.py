@@ -141,3 +141,23 @@ def test_names_longer_than_watcher_holds_are_refused_with_where():
     with pytest.raises(ValidationFailed, match=r"outputs\[1\]"):
         ol.qualified("n" * 100, "x" * 60, "event: outputs[1]")
     assert ol.qualified(" Postgres://DB ", "Raw.Orders", "x") == "postgres://db/raw.orders"
+
+
+def test_datasets_watcher_would_refuse_are_422_before_anything_is_written():
+    [event] = ol.parse_events(client_event(), validate)
+    request = ol.lineage_request(event)
+    assert [a.name for a in request.source_addresses] == ["postgres://db/raw.orders"]
+    assert request.target_addresses[0].address_metadata == {
+        "column_lineage": {"total": [{"dataset": "postgres://db/raw.orders", "field": "amount"}]}
+    }
+    huge = client_event()
+    huge["outputs"][0]["facets"]["columnLineage"]["fields"] = {
+        f"column_{n}": {"inputFields": [{"namespace": "postgres://db", "name": "raw.orders", "field": "x" * 100}]}
+        for n in range(1000)
+    }
+    [too_big] = ol.parse_events(huge, validate)
+    with pytest.raises(ValidationFailed, match="event 3: its datasets cannot be recorded as lineage"):
+        ol.lineage_request(too_big, "event 3")
+    ingest = ol.OpenLineageIngest(None, None, None, None, None, None)  # nothing is reached
+    with pytest.raises(ValidationFailed, match="event 1"):
+        ingest.ingest("p", [event, too_big])

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import pendulum
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sluice import timeutil
 from sluice.domain.events import EventPublisher
@@ -42,12 +42,13 @@ from sluice.domain.executions import (
     start_execution,
 )
 from sluice.domain.lineage import LineageService
-from sluice.domain.registry import AddressLineageRequest, AddressUpsert, PipelineUpsert, Registry
+from sluice.domain.registry import AddressLineageRequest, PipelineUpsert, Registry
 from sluice.errors import PayloadTooLarge, ValidationFailed
 
 SPEC_VERSION = "2-0-2"
 MAX_BATCH_EVENTS = 1000
 MAX_NAME_CHARS = 150  # Watcher's names
+MAX_PRODUCER_CHARS = 1000  # as kept in execution_metadata, which Watcher bounds at 64 KB
 ADDRESS_TYPE = "openlineage_dataset"
 ADDRESS_GROUP = "openlineage"
 ENDING = {"COMPLETE": True, "FAIL": False, "ABORT": False}
@@ -288,16 +289,17 @@ class OpenLineageIngest:
         self.clock = clock
 
     def ingest(self, project: str, events: list[RunEvent]) -> IngestResult:
-        # Names are checked for the whole batch first, so a bad name changes nothing.
+        # Names, parents and datasets are checked for the whole batch first, so a bad one changes nothing.
+        batch = _Batch()
         for index, event in enumerate(events):
             where = f"event {index}" if len(events) > 1 else "event"
             qualified(event.job.namespace, event.job.name, f"{where}: job")
             _parent_ref(event, where)
+            batch.lineage_requests[id(event)] = lineage_request(event, where)
             for kind, datasets in (("inputs", event.inputs), ("outputs", event.outputs)):
                 for position, dataset in enumerate(datasets):
                     qualified(dataset.namespace, dataset.name, f"{where}: {kind}[{position}]")
         result = IngestResult(received=len(events))
-        batch = _Batch()
         keys = [event_key(e) for e in events]
         # One conditional write per 100 events claims them; a key claimed before (now, or by an
         # earlier request) is a duplicate. Runs already mapped are read in batches too.
@@ -346,7 +348,7 @@ class OpenLineageIngest:
                 "openlineage": {
                     "run_id": str(event.run.runId),
                     "event_type": event.kind,
-                    "producer": event.producer,
+                    "producer": event.producer[:MAX_PRODUCER_CHARS],
                 }
             }
             error = _error_message(event)
@@ -435,7 +437,7 @@ class OpenLineageIngest:
     ) -> MappedRun:
         metadata = {"openlineage": {"run_id": run_id}}
         if event is not None:
-            metadata["openlineage"]["producer"] = event.producer
+            metadata["openlineage"]["producer"] = event.producer[:MAX_PRODUCER_CHARS]
         execution_id = start_execution(
             project,
             StartExecution(
@@ -453,38 +455,56 @@ class OpenLineageIngest:
         return self.marks.map_run(project, run_id, MappedRun(execution_id, pipeline_id, start))
 
     def _record_lineage(self, project: str, pipeline_id: int, event: RunEvent, batch: _Batch) -> None:
-        if not event.inputs and not event.outputs:
+        planned = batch.lineage_requests.get(id(event))
+        if planned is None:
             return
-
-        def address(dataset: LineageDataset, metadata: dict[str, Any] | None = None) -> AddressUpsert:
-            body: dict[str, Any] = {
-                "name": qualified(dataset.namespace, dataset.name, "dataset"),
-                "address_type_name": ADDRESS_TYPE,
-                "address_type_group_name": ADDRESS_GROUP,
-            }
-            if metadata is not None:
-                body["address_metadata"] = metadata
-            return AddressUpsert.model_validate(body)
-
-        sources = [address(d) for d in event.inputs]
-        targets = []
-        for output in event.outputs:
-            columns = _column_lineage(output)
-            targets.append(address(output, {"column_lineage": columns} if columns is not None else None))
+        request = planned.model_copy(update={"pipeline_id": pipeline_id})
         signature = (
             pipeline_id,
-            tuple(sorted(s.name for s in sources)),
-            tuple(sorted((t.name, repr(t.address_metadata)) for t in targets)),
+            tuple(sorted(s.name for s in request.source_addresses)),
+            tuple(sorted((t.name, repr(t.address_metadata)) for t in request.target_addresses)),
         )
         if signature in batch.lineage:
             return
-        self.lineage.record_address_lineage(
-            project,
-            AddressLineageRequest(
-                pipeline_id=pipeline_id, source_addresses=sources, target_addresses=targets
-            ),
-        )
+        self.lineage.record_address_lineage(project, request)
         batch.lineage.add(signature)
+
+
+def lineage_request(event: RunEvent, where: str = "event") -> AddressLineageRequest | None:
+    """The `/address_lineage` request an event's datasets make (pipeline 0: set once it is known);
+    None without datasets. What Watcher refuses (metadata over 64 KB, too many edges) is 422 here,
+    before anything of the batch is written."""
+    if not event.inputs and not event.outputs:
+        return None
+
+    def address(dataset: LineageDataset, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": qualified(dataset.namespace, dataset.name, f"{where}: dataset"),
+            "address_type_name": ADDRESS_TYPE,
+            "address_type_group_name": ADDRESS_GROUP,
+        }
+        if metadata is not None:
+            body["address_metadata"] = metadata
+        return body
+
+    targets = []
+    for output in event.outputs:
+        columns = _column_lineage(output)
+        targets.append(address(output, {"column_lineage": columns} if columns is not None else None))
+    try:
+        return AddressLineageRequest.model_validate(
+            {
+                "pipeline_id": 0,
+                "source_addresses": [address(d) for d in event.inputs],
+                "target_addresses": targets,
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        )
+        raise ValidationFailed(f"{where}: its datasets cannot be recorded as lineage: {problems}") from exc
 
 
 @dataclass
@@ -495,6 +515,7 @@ class _Batch:
     runs: dict[str, MappedRun] = field(default_factory=dict)
     lineage: set[tuple] = field(default_factory=set)
     applied: set[str] = field(default_factory=set)
+    lineage_requests: dict[int, AddressLineageRequest | None] = field(default_factory=dict)  # by id(event)
 
 
 class _CachedDirectory:

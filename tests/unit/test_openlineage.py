@@ -152,7 +152,9 @@ def test_datasets_watcher_would_refuse_are_422_before_anything_is_written():
     }
     huge = client_event()
     huge["outputs"][0]["facets"]["columnLineage"]["fields"] = {
-        f"column_{n}": {"inputFields": [{"namespace": "postgres://db", "name": "raw.orders", "field": "x" * 100}]}
+        f"column_{n}": {
+            "inputFields": [{"namespace": "postgres://db", "name": "raw.orders", "field": "x" * 100}]
+        }
         for n in range(1000)
     }
     [too_big] = ol.parse_events(huge, validate)

@@ -67,7 +67,8 @@ def use_build(build_dir: Path) -> Path:
     """Make this process run `sam build`'s output: handler modules from each function's built folder
     (SLUICE_CODE_ROOT, read by the function registry) and sluice's modules from the built layer
     only, so a module the layer lacks fails here as it would on Lambda. sluice.local, which the
-    layer leaves out, is already imported and keeps finding its own modules in the source tree.
+    layer leaves out, is already imported and keeps finding its own modules in the source tree (so is
+    sluice.cli, whose API commands `sluice dev` never runs).
     Must run before anything of sluice but sluice.local is imported; returns the layer's package."""
     import sluice
     from sluice.local.functions import CODE_ROOT_VARIABLE
@@ -78,7 +79,10 @@ def use_build(build_dir: Path) -> Path:
         raise FileNotFoundError(
             f"no built layer with python/sluice under {build_dir}; run `make build` first"
         )
-    early = sorted(m for m in sys.modules if m.startswith("sluice.") and not m.startswith("sluice.local"))
+    # sluice.local and sluice.cli (the parser's commands: standard library only) are not in the layer.
+    early = sorted(
+        m for m in sys.modules if m.startswith("sluice.") and not m.startswith(("sluice.local", "sluice.cli"))
+    )
     if early:
         raise RuntimeError(f"{', '.join(early)} already imported from the source tree")
     layer_package = packages[0].parent

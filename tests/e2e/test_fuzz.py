@@ -46,7 +46,8 @@ def test_every_operation_of_the_served_document_under_generated_input(stack, pro
         "--report-json-path",
         str(report),
     ]
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    # In tmp_path: schemathesis keeps a cache folder (.schemathesis) where it runs.
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     summary = json.loads(report.read_text())
     cases = summary["test_cases"]
     print(

@@ -319,6 +319,21 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("runs", "GET", f"/api/pipeline/runs/{run['id']}/details")
     walk("runs", "GET", f"/api/pipeline/runs/{flow['run_id']}/details")
     walk("lineage", "GET", "/api/lineage")
+    # OpenLineage in, last: it starts executions and pipelines of its own
+    facet = {"_producer": "https://example.com/p", "_schemaURL": "https://example.com/f.json"}
+    openlineage_event = {
+        "eventType": "COMPLETE",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "producer": "https://example.com/p",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "3f1c3ab0-7b7e-4d1a-9a51-7b1c3f9f0a11"},
+        "job": {"namespace": "airflow", "name": "walk"},
+        "inputs": [{"namespace": "pg", "name": "a"}],
+        "outputs": [
+            {"namespace": "pg", "name": "b", "outputFacets": {"outputStatistics": {**facet, "rowCount": 2}}}
+        ],
+    }
+    walk("lineage", "POST", "/api/v1/lineage", [openlineage_event], 201)
 
     # flow (issue 14): visual recipes over the dataset written above
     recipe = {

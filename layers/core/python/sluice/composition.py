@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sluice.domain.flow_codegen import FlowCodegen
     from sluice.domain.flow_recipes import RecipeBook
     from sluice.domain.lineage import DatasetLineage, LineageService
+    from sluice.domain.openlineage import OpenLineageIngest
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
     from sluice.domain.quality import DataQuality
@@ -65,6 +66,23 @@ def project_lineage() -> ProjectLineage:
 
     table = Table()
     return ProjectLineage(PipelineDefinitionRepository(table), LineageRepository(table))
+
+
+def openlineage_ingest() -> OpenLineageIngest:
+    """`POST /api/v1/lineage`: OpenLineage RunEvents through Watcher's executions and lineage."""
+    from sluice.domain.openlineage import OpenLineageIngest
+    from sluice.store.executions import RunRepository, WatchedPipelines
+    from sluice.store.openlineage import OpenLineageMarks
+
+    table = Table()
+    return OpenLineageIngest(
+        _registry(table),
+        _lineage(table),
+        RunRepository(table),
+        WatchedPipelines(table),
+        event_publisher(),
+        OpenLineageMarks(table),
+    )
 
 
 def run_repository() -> RunRepository:

@@ -214,7 +214,16 @@ class LocalStack:
     # ---------------------------------------------------------------- serving
     def gateway(self) -> Gateway:
         authorizer = "AuthorizerFunction" if "AuthorizerFunction" in self.registry.functions else None
-        return Gateway(http_routes(self.template), self.invoke, authorizer, diagnostics=self.stats)
+        from sluice.local.openapi import ServedDocument, docs_page
+
+        return Gateway(
+            http_routes(self.template),
+            self.invoke,
+            authorizer,
+            diagnostics=self.stats,
+            openapi=ServedDocument(self.registry),
+            docs=docs_page,
+        )
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         """The stack's own figures (GET /_local/stats[?reset=1]): background work and its lag (since

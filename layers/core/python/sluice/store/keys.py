@@ -464,3 +464,17 @@ def dataset_writes(project_id: str) -> str:
 def dbt_status(project_id: str) -> tuple[str, str]:
     """The latest finished run of SQL models (a Sluice run or an uploaded run_results.json)."""
     return project(project_id), "DBT_STATUS"
+
+
+# -- OpenLineage in (issue 15) -------------------------------------------------------------------
+def openlineage(project_id: str) -> str:
+    """The partition of a project's OpenLineage marks: events applied and runs mapped."""
+    return f"{project(project_id)}#OPENLINEAGE"
+
+
+def openlineage_event(project_id: str, key: str) -> tuple[str, str]:
+    return openlineage(project_id), f"EVENT#{key}"
+
+
+def openlineage_run(project_id: str, run_id: str) -> tuple[str, str]:
+    return openlineage(project_id), f"RUN#{run_id}"

@@ -184,6 +184,27 @@ def moto_client(stack: RunningStack, service: str):
     )
 
 
+def table_dump(stack: RunningStack) -> str:
+    """Every item of every table of the stack as one JSON text, binary attributes (the gzipped
+    pipeline graphs) decompressed, so a test that looks for a secret also looks inside them (a test
+    may Scan; the API never does)."""
+    import gzip
+    import json
+
+    def readable(value):
+        if isinstance(value, (bytes, bytearray)):
+            raw = bytes(value)
+            return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8", "replace")
+        raise TypeError(f"{type(value).__name__} in a DynamoDB item")
+
+    dynamodb = moto_client(stack, "dynamodb")
+    items = []
+    for name in dynamodb.list_tables()["TableNames"]:
+        for page in dynamodb.get_paginator("scan").paginate(TableName=name):
+            items += page["Items"]
+    return json.dumps(items, default=readable)
+
+
 @pytest.fixture
 def project_admin(stack):
     """An admin API key of a fresh project (via a JWT-authenticated key creation), so tests don't share data."""

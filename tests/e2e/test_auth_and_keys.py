@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import jwt_for, moto_client
+from tests.e2e.conftest import jwt_for, table_dump
 
 
 def test_root_and_health_answer_without_auth(stack):
@@ -144,11 +144,7 @@ def test_key_secrets_are_stored_only_as_hashes(stack, project_admin):
     _, admin_key = project_admin
     with stack.client(admin_key) as admin:
         secret = admin.post("/api/v1/api-keys", json={"name": "audit", "role": "editor"}).json()["key"]
-    dynamodb = moto_client(stack, "dynamodb")
-    dump = ""
-    for table in dynamodb.list_tables()["TableNames"]:
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-            dump += json.dumps(page["Items"])
+    dump = table_dump(stack)
     assert secret not in dump and stack.admin_key not in dump
     assert secret not in "".join(stack.output)
 

@@ -9,7 +9,7 @@ import secrets as random_secrets
 
 import pytest
 
-from tests.e2e.conftest import jwt_for, moto_client
+from tests.e2e.conftest import jwt_for, moto_client, table_dump
 
 
 @pytest.fixture
@@ -30,13 +30,7 @@ def viewer(stack, project):
 
 
 def table_items(stack) -> str:
-    """Every item of every table of the stack, as one JSON text (a test may Scan; the API never does)."""
-    dynamodb = moto_client(stack, "dynamodb")
-    items = []
-    for name in dynamodb.list_tables()["TableNames"]:
-        for page in dynamodb.get_paginator("scan").paginate(TableName=name):
-            items += page["Items"]
-    return json.dumps(items)
+    return table_dump(stack)
 
 
 def project_secrets(stack, project: str) -> dict[str, dict]:

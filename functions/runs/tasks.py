@@ -62,3 +62,24 @@ def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
             totals[name] += getattr(done, name)
     logger.info("runs reconciled", extra={**totals, "failed_projects": failed})
     return {**totals, "failed_projects": failed}
+
+
+# -- the Backfill state machine (statemachines/backfill.asl.json) ---------------------------------
+@logger.inject_lambda_context
+def backfill_release(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Map iteration's start: the child goes to the run queue (or is cancelled with its parent)."""
+    engine = composition.run_engine()
+    return engine.backfill_release(str(event["project"]), int(event["parent_id"]), int(event["run_id"]))
+
+
+@logger.inject_lambda_context
+def backfill_check(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    engine = composition.run_engine()
+    return engine.backfill_child_done(str(event["project"]), int(event["parent_id"]), int(event["run_id"]))
+
+
+@logger.inject_lambda_context
+def backfill_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = composition.run_engine().backfill_finish(str(event["project"]), int(event["parent_id"]))
+    logger.info("backfill finished", extra=result)
+    return result

@@ -138,9 +138,11 @@ def resolve_variables(project: str) -> Mapping[str, str]:
 def run_engine() -> RunEngine:
     from sluice.adapters.events import EventBridgePublisher
     from sluice.adapters.node_engine import EngineExecutor, S3RunArtifacts
+    from sluice.adapters.state_machine import StepFunctionsBackfills
     from sluice.domain.lineage import DatasetLineage
     from sluice.domain.run_engine import RunEngine
     from sluice.store.pipelines import PipelineDefinitionRepository
+    from sluice.store.run_calendar import RunCalendarRepository
     from sluice.store.run_control import RunControl
     from sluice.store.runs import RunEngineRepository
 
@@ -156,6 +158,8 @@ def run_engine() -> RunEngine:
         executor=EngineExecutor(),
         variables=resolve_variables,
         artifacts=S3RunArtifacts(),
+        backfills=StepFunctionsBackfills(),
+        dated_runs=RunCalendarRepository(table),
     )
 
 

@@ -32,3 +32,17 @@ class StepFunctionsRuns:
             return client.describe_execution(executionArn=execution_arn)["status"]
         except client.exceptions.ExecutionDoesNotExist:
             return EXECUTION_MISSING
+
+
+class StepFunctionsBackfills:
+    """Starting Backfill state machine executions (statemachines/backfill.asl.json)."""
+
+    def __init__(self, state_machine_arn: str | None = None):
+        self.arn = state_machine_arn or os.environ.get("BACKFILL_STATE_MACHINE_ARN", "")
+
+    def start(self, name: str, payload: dict) -> None:
+        if not self.arn:
+            raise RuntimeError("BACKFILL_STATE_MACHINE_ARN is not set")
+        client = aws.client("stepfunctions")
+        with contextlib.suppress(client.exceptions.ExecutionAlreadyExists):
+            client.start_execution(stateMachineArn=self.arn, name=name, input=json.dumps(payload))

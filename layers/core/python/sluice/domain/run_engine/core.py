@@ -81,6 +81,8 @@ class EngineCore:
         executor: NodeExecutor | None = None,
         variables: VariableResolver | None = None,
         artifacts: RunArtifacts | None = None,
+        backfills: Any = None,
+        dated_runs: Any = None,
     ):
         self.runs = runs
         self.definitions = definitions
@@ -91,6 +93,8 @@ class EngineCore:
         self.executor = executor
         self.variables = variables
         self.artifacts = artifacts
+        self.backfills = backfills  # the Backfill state machine (backfill.py's BackfillMachine)
+        self.dated_runs = dated_runs  # a pipeline's latest run per params.date (backfill.py's DatedRuns)
         self._clock = clock
         # Shared by the engines of one table (the composition root keeps one per table); else fresh.
         self.graphs = graphs if graphs is not None else RevisionGraphs()
@@ -152,8 +156,13 @@ class EngineCore:
         """The project's variables with their real values (none without a resolver)."""
         return self.variables(project) if self.variables is not None else {}
 
-    def _give_back_slot(self, project: str, run_id: int, *, back_to_pending: bool = False) -> None:
+    def _give_back_slot(
+        self, project: str, run_id: int, *, back_to_pending: bool = False, day: str | None = None
+    ) -> None:
         """The run's execution slot goes back to the project, if it holds one: after its end (and
         again on every repeated finish or reconciler pass; the `slot_held` mark makes it happen
         once), or, with `back_to_pending`, when its execution could not be started."""
-        self.slots.release_slot(project, run_id, back_to_pending=back_to_pending)
+        if day is None:
+            self.slots.release_slot(project, run_id, back_to_pending=back_to_pending)
+        else:  # back to pending: its day counter moves back too
+            self.slots.release_slot(project, run_id, back_to_pending=back_to_pending, day=day)

@@ -22,7 +22,7 @@ class Dispatching(EngineCore):
             return "dropped"
         name = execution_name(project, run_id)
         try:
-            self.slots.claim_slot(project, run_id, name)
+            self.slots.claim_slot(project, run_id, name, day=run.day)
         except SlotsFull:
             return "full"
         except NotPending:
@@ -30,6 +30,6 @@ class Dispatching(EngineCore):
         try:
             start(name)
         except Exception:
-            self._give_back_slot(project, run_id, back_to_pending=True)
+            self._give_back_slot(project, run_id, back_to_pending=True, day=run.day)
             raise
         return "started"

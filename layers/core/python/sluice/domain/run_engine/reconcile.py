@@ -62,6 +62,8 @@ class Reconciling(EngineCore):
                     if run.status == RunStatus.running and self._reconcile_flow(project, run, now):
                         report.flows += 1
                 elif run.status == RunStatus.pending:
+                    if run.backfill_parent is not None and run.queued_at is None:
+                        continue  # not released yet: its Backfill execution's Map sends it
                     if not older_than(run.last_queued, now, STALE_PENDING_SECONDS):
                         continue
                     if run.cancel_requested:

@@ -1,0 +1,196 @@
+"""The platform of seed 002 end to end through `sluice dev` (issue 12): backfills run by the Backfill
+state machine, the run calendar and the dashboard from maintained counters, search, system info
+and purge, scheduler status; roles and tenancy on each."""
+
+from __future__ import annotations
+
+import secrets
+
+import pendulum
+import pytest
+
+from tests.e2e.conftest import eventually, jwt_for, moto_client
+
+FINISHED = ("success", "failed", "cancelled")
+
+
+@pytest.fixture
+def editor(stack, project_admin):
+    project, key = project_admin
+    client = stack.client(key)
+    client.project = project
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def viewer(stack, editor):
+    client = stack.client(jwt_for(editor.project, "viewer"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def editor_role(stack, editor):
+    client = stack.client(jwt_for(editor.project, "editor"))
+    yield client
+    client.close()
+
+
+def create_pipeline(client, name: str, nodes: list, edges: list, **extra) -> dict:
+    created = client.post("/api/v1/pipelines", json={"name": name, "nodes": nodes, "edges": edges, **extra})
+    assert created.status_code == 201, created.text
+    return created.json()["data"]
+
+
+def wait_finished(client, run_id: str, timeout: float = 90) -> dict:
+    def done():
+        run = client.get(f"/api/runs/{run_id}").json()
+        return run if run.get("status") in FINISHED else None
+
+    return eventually(done, timeout=timeout, interval=0.3)
+
+
+def dated_pipeline(client, name: str) -> dict:
+    """A pipeline whose run fails for the date held in the variable FAIL_DATE (a cast of 'boom')."""
+    sql = (
+        "SELECT id, '${params.date}' AS day, "
+        "CAST(CASE WHEN '${params.date}' = '${var.FAIL_DATE}' THEN 'boom' ELSE '1' END AS INTEGER) AS ok "
+        "FROM src"
+    )
+    nodes = [
+        {"id": "src", "nodeType": "source", "config": {"kind": "inline", "rows": [{"id": 1}, {"id": 2}]}},
+        {"id": "shape", "nodeType": "transform", "config": {"sql": sql}},
+    ]
+    return create_pipeline(client, name, nodes, [{"source": "src", "target": "shape"}])
+
+
+def one_node(client, name: str, **extra) -> dict:
+    nodes = [{"id": "src", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}]}}]
+    return create_pipeline(client, name, nodes, [], **extra)
+
+
+def table_name(stack) -> str:
+    names = moto_client(stack, "dynamodb").list_tables()["TableNames"]
+    return next(n for n in names if "Table" in n)
+
+
+# -- backfill ------------------------------------------------------------------------------------
+def test_backfill_runs_a_child_per_date_and_reprocesses_the_failed_one(editor):
+    assert editor.put("/api/v1/variables/FAIL_DATE", json={"value": "2024-01-02"}).status_code in (200, 201)
+    pipeline = dated_pipeline(editor, "daily-" + secrets.token_hex(3))
+
+    answered = editor.post(
+        f"/api/pipelines/{pipeline['id']}/backfill", json={"start_date": "2024-01-01", "end_date": "2024-01-03"}
+    )
+    assert answered.status_code == 202, answered.text
+    body = answered.json()
+    assert body["count"] == 3 and len(body["runs"]) == 3 and body["dates"] == [
+        "2024-01-01",
+        "2024-01-02",
+        "2024-01-03",
+    ]
+    parent = wait_finished(editor, body["id"])
+    children = {run_id: wait_finished(editor, run_id) for run_id in body["runs"]}
+    by_date = {run["params"]["date"]: run for run in children.values()}
+    assert sorted(by_date) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert {d: r["status"] for d, r in by_date.items()} == {
+        "2024-01-01": "success",
+        "2024-01-02": "failed",
+        "2024-01-03": "success",
+    }
+    assert all(r["trigger"] == "backfill" for r in children.values())
+    # The parent fails because one child did, and names it.
+    assert parent["status"] == "failed" and "2024-01-02" in parent["error"], parent
+    # Watcher's view shows the children of the parent execution.
+    number = int(body["id"].removeprefix("run-"))
+    execution = editor.get(f"/pipeline_execution/{number}").json()
+    listed = {c["id"] for c in execution.get("child_executions") or []}
+    assert listed == {int(r.removeprefix("run-")) for r in body["runs"]}, execution
+    # Seed 000's view shows the parent with its children, each naming its parent.
+    details = editor.get(f"/api/pipeline/runs/{body['id']}/details").json()
+    assert sorted(c["run_id"] for c in details["children"]) == sorted(body["runs"])
+    assert {c["parent_id"] for c in details["children"]} == {body["id"]}
+
+    # The cause is fixed; reprocess: failed runs only 2024-01-02, and it succeeds.
+    editor.put("/api/v1/variables/FAIL_DATE", json={"value": "never"})
+    dry = editor.post(
+        f"/api/pipelines/{pipeline['id']}/backfill",
+        json={"start_date": "2024-01-01", "end_date": "2024-01-03", "reprocess": "failed", "dry_run": True},
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dates"] == ["2024-01-02"] and dry.json()["runs"] == []
+    assert dry.json()["succeeded"] == ["2024-01-01", "2024-01-03"]
+    again = editor.post(
+        f"/api/pipelines/{pipeline['id']}/backfill",
+        json={"start_date": "2024-01-01", "end_date": "2024-01-03", "reprocess": "failed"},
+    )
+    assert again.status_code == 202, again.text
+    assert again.json()["count"] == 1
+    child = wait_finished(editor, again.json()["runs"][0])
+    assert child["status"] == "success" and child["params"] == {"date": "2024-01-02"}
+    assert wait_finished(editor, again.json()["id"])["status"] == "success"
+    # Now nothing is missing.
+    missing = editor.post(
+        f"/api/pipelines/{pipeline['id']}/backfill",
+        json={"start_date": "2024-01-01", "end_date": "2024-01-03", "reprocess": "missing", "dry_run": True},
+    )
+    assert missing.json()["dates"] == [] and missing.json()["count"] == 0
+
+
+def test_backfill_dry_run_creates_nothing(editor):
+    pipeline = one_node(editor, "dry-" + secrets.token_hex(3))
+    before = editor.get(f"/api/pipelines/{pipeline['id']}/runs").json()
+    answered = editor.post(
+        f"/api/pipelines/{pipeline['id']}/backfill",
+        json={"start_date": "2024-02-27", "end_date": "2024-03-01", "dry_run": True},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["dates"] == ["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"]
+    assert answered.json()["runs"] == [] and answered.json()["count"] == 4
+    assert editor.get(f"/api/pipelines/{pipeline['id']}/runs").json() == before == []
+
+
+def test_cancelling_the_parent_cancels_children_not_yet_started(stack, editor):
+    # One slot, so the Map releases one child at a time and the others wait.
+    moto_client(stack, "dynamodb").put_item(
+        TableName=table_name(stack),
+        Item={"PK": {"S": f"P#{editor.project}"}, "SK": {"S": "SETTINGS"}, "max_concurrent_runs": {"N": "1"}},
+    )
+    pipeline = one_node(editor, "cancel-" + secrets.token_hex(3))
+    body = editor.post(
+        f"/api/pipelines/{pipeline['id']}/backfill", json={"start_date": "2024-05-01", "end_date": "2024-05-10"}
+    ).json()
+    assert body["count"] == 10
+    assert editor.post(f"/api/runs/{body['id']}/cancel").json() == {"status": "cancelled"}
+    parent = wait_finished(editor, body["id"])
+    assert parent["status"] == "cancelled"
+    statuses = [wait_finished(editor, r)["status"] for r in body["runs"]]
+    # At most the one child released before the cancel ran; the rest never started.
+    assert statuses.count("cancelled") >= 9, statuses
+    assert set(statuses) <= {"cancelled", "success"}
+
+
+def test_backfill_bad_input_is_422_and_writes_nothing(editor, viewer):
+    pipeline = one_node(editor, "bad-" + secrets.token_hex(3))
+    url = f"/api/pipelines/{pipeline['id']}/backfill"
+    cases = [
+        {"start_date": "2024-01-05", "end_date": "2024-01-01"},  # end before start
+        {"start_date": "2024-01-01", "end_date": "2025-01-02"},  # 368 days
+        {"start_date": "2024-02-30", "end_date": "2024-03-01"},  # no such date
+        {"start_date": "yesterday", "end_date": "2024-03-01"},
+        {"end_date": "2024-03-01"},
+        {"start_date": "2024-01-01", "end_date": "2024-01-02", "reprocess": "some"},
+    ]
+    for case in cases:
+        answered = editor.post(url, json=case)
+        assert answered.status_code == 422, (case, answered.text)
+        assert answered.json()["detail"]
+    # 366 days (a leap year) is the most allowed.
+    assert editor.post(url, json={"start_date": "2024-01-01", "end_date": "2024-12-31", "dry_run": True}).json()[
+        "count"
+    ] == 366
+    assert editor.get(f"/api/pipelines/{pipeline['id']}/runs").json() == []
+    # Viewers read, they do not backfill; another project's pipeline is not found.
+    assert viewer.post(url, json={"start_date": "2024-01-01", "end_date": "2024-01-01"}).status_code == 403
+    assert editor.post("/api/pipelines/pipeline-999999/backfill", json=cases[0]).status_code in (404, 422)

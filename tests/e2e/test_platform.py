@@ -81,15 +81,21 @@ def test_backfill_runs_a_child_per_date_and_reprocesses_the_failed_one(editor):
     pipeline = dated_pipeline(editor, "daily-" + secrets.token_hex(3))
 
     answered = editor.post(
-        f"/api/pipelines/{pipeline['id']}/backfill", json={"start_date": "2024-01-01", "end_date": "2024-01-03"}
+        f"/api/pipelines/{pipeline['id']}/backfill",
+        json={"start_date": "2024-01-01", "end_date": "2024-01-03"},
     )
     assert answered.status_code == 202, answered.text
     body = answered.json()
-    assert body["count"] == 3 and len(body["runs"]) == 3 and body["dates"] == [
-        "2024-01-01",
-        "2024-01-02",
-        "2024-01-03",
-    ]
+    assert (
+        body["count"] == 3
+        and len(body["runs"]) == 3
+        and body["dates"]
+        == [
+            "2024-01-01",
+            "2024-01-02",
+            "2024-01-03",
+        ]
+    )
     parent = wait_finished(editor, body["id"])
     children = {run_id: wait_finished(editor, run_id) for run_id in body["runs"]}
     by_date = {run["params"]["date"]: run for run in children.values()}
@@ -159,7 +165,8 @@ def test_cancelling_the_parent_cancels_children_not_yet_started(stack, editor):
     )
     pipeline = one_node(editor, "cancel-" + secrets.token_hex(3))
     body = editor.post(
-        f"/api/pipelines/{pipeline['id']}/backfill", json={"start_date": "2024-05-01", "end_date": "2024-05-10"}
+        f"/api/pipelines/{pipeline['id']}/backfill",
+        json={"start_date": "2024-05-01", "end_date": "2024-05-10"},
     ).json()
     assert body["count"] == 10
     assert editor.post(f"/api/runs/{body['id']}/cancel").json() == {"status": "cancelled"}
@@ -187,10 +194,102 @@ def test_backfill_bad_input_is_422_and_writes_nothing(editor, viewer):
         assert answered.status_code == 422, (case, answered.text)
         assert answered.json()["detail"]
     # 366 days (a leap year) is the most allowed.
-    assert editor.post(url, json={"start_date": "2024-01-01", "end_date": "2024-12-31", "dry_run": True}).json()[
-        "count"
-    ] == 366
+    assert (
+        editor.post(url, json={"start_date": "2024-01-01", "end_date": "2024-12-31", "dry_run": True}).json()[
+            "count"
+        ]
+        == 366
+    )
     assert editor.get(f"/api/pipelines/{pipeline['id']}/runs").json() == []
     # Viewers read, they do not backfill; another project's pipeline is not found.
     assert viewer.post(url, json={"start_date": "2024-01-01", "end_date": "2024-01-01"}).status_code == 403
     assert editor.post("/api/pipelines/pipeline-999999/backfill", json=cases[0]).status_code in (404, 422)
+
+
+# -- calendar and dashboard ------------------------------------------------------------------------
+def write_day(stack, project: str, day: str, **counts: int) -> None:
+    """History written straight into the counters, as the run writers would have left it."""
+    item = {"PK": {"S": f"P#{project}#RUNDAYS"}, "SK": {"S": day}, "kind": {"S": "run_day"}}
+    item.update({name: {"N": str(value)} for name, value in counts.items()})
+    moto_client(stack, "dynamodb").put_item(TableName=table_name(stack), Item=item)
+
+
+def test_calendar_and_dashboard_count_runs_as_they_change_state(stack, editor, viewer):
+    today = pendulum.now("UTC").date().isoformat()
+    past = pendulum.now("UTC").subtract(days=10).date().isoformat()
+    write_day(stack, editor.project, past, total=7, success=5, failed=2, **{"failed#999": 2})
+    assert editor.put("/api/v1/variables/FAIL_DATE", json={"value": "2024-02-02"}).status_code in (200, 201)
+    pipeline = dated_pipeline(editor, "cal-" + secrets.token_hex(3))
+    ok = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"params": {"date": "2024-02-01"}}).json()
+    bad = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={"params": {"date": "2024-02-02"}}).json()
+    assert wait_finished(editor, ok["id"])["status"] == "success"
+    assert wait_finished(editor, bad["id"])["status"] == "failed"
+    # A run that stays running: a project with no free slot keeps it pending, so hold one
+    # pending and count it (pending is counted on its own; running counts the executing ones).
+    days = viewer.get("/api/runs/calendar", params={"days": 30})
+    assert days.status_code == 200, days.text
+    calendar = days.json()
+    assert len(calendar) == 30 and calendar[-1]["date"] == today
+    assert [d["date"] for d in calendar] == sorted(d["date"] for d in calendar)
+    by_day = {d["date"]: d for d in calendar}
+    assert by_day[today]["total"] == 2 and by_day[today]["success"] == 1 and by_day[today]["failed"] == 1
+    assert by_day[today]["running"] == 0
+    assert by_day[past] == {
+        "date": past,
+        "total": 7,
+        "success": 5,
+        "failed": 2,
+        "running": 0,
+        "pending": 0,
+        "cancelled": 0,
+    }
+    assert len(viewer.get("/api/runs/calendar").json()) == 90  # the default
+    for bad_days in (0, 366, "x"):
+        assert viewer.get("/api/runs/calendar", params={"days": bad_days}).status_code == 422
+
+    board = viewer.get("/api/dashboard")
+    assert board.status_code == 200, board.text
+    board = board.json()
+    assert [t["date"] for t in board["trends"]][-1] == today and len(board["trends"]) == 7
+    assert board["trends"][-1] == {"date": today, "success": 1, "failed": 1, "total": 2}
+    summary = next(p for p in board["pipelines"] if p["id"] == pipeline["id"])
+    assert summary["last_run"]["id"] in (ok["id"], bad["id"]) and summary["status"] == "active"
+    assert {r["id"] for r in board["recent_runs"]} >= {ok["id"], bad["id"]}
+    # Pipeline 999 (written in the history) no longer exists, so it is not listed.
+    assert board["top_failing"] == [
+        {"pipeline_id": pipeline["id"], "name": pipeline["name"], "fail_count": 1}
+    ]
+
+
+def test_a_running_run_is_counted_running_on_its_day(stack, editor):
+    moto_client(stack, "dynamodb").put_item(
+        TableName=table_name(stack),
+        Item={"PK": {"S": f"P#{editor.project}"}, "SK": {"S": "SETTINGS"}, "max_concurrent_runs": {"N": "1"}},
+    )
+    sleepy = create_pipeline(
+        editor,
+        "slow-" + secrets.token_hex(3),
+        [
+            {"id": "src", "nodeType": "source", "config": {"kind": "inline", "rows": [{"a": 1}]}},
+            {
+                "id": "wait",
+                "nodeType": "transform",
+                "config": {"sql": "SELECT a, sleep_ms(4000) AS s FROM src"},
+            },
+        ],
+        [{"source": "src", "target": "wait"}],
+    )
+    run = editor.post(f"/api/pipelines/{sleepy['id']}/run", json={}).json()
+    queued = editor.post(f"/api/pipelines/{sleepy['id']}/run", json={}).json()
+    today = pendulum.now("UTC").date().isoformat()
+
+    def counted():
+        day = editor.get("/api/runs/calendar", params={"days": 1}).json()[0]
+        return day if day["running"] == 1 and day["pending"] == 1 else None
+
+    day = eventually(counted, timeout=30)
+    assert day["date"] == today and day["total"] == 2
+    wait_finished(editor, run["id"])
+    wait_finished(editor, queued["id"])
+    done = editor.get("/api/runs/calendar", params={"days": 1}).json()[0]
+    assert done["running"] == 0 and done["pending"] == 0 and done["total"] == 2

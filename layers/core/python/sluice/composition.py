@@ -19,6 +19,7 @@ from sluice import aws
 from sluice.store.table import Table
 
 if TYPE_CHECKING:
+    from sluice.adapters.node_engine import S3RunArtifacts
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
     from sluice.adapters.state_machine import StepFunctionsRuns
     from sluice.domain.alerts import Alerting, Notifier
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from sluice.store.api_keys import ApiKeyRepository
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
+    from sluice.store.platform import PlatformRepository, RunPurge
+    from sluice.store.run_calendar import RunCalendarRepository
     from sluice.store.settings import SettingsRepository
 
 WEBHOOK_ENV = "SLUICE_ALERT_WEBHOOK_URL"
@@ -193,6 +196,31 @@ def _revision_graphs(table: Table) -> RevisionGraphs:
                 del _graphs[stale]
             found = _graphs[key] = RevisionGraphs()
         return found
+
+
+# -- the platform of seed 002 (issue 12) -------------------------------------------------------------
+def run_counters() -> RunCalendarRepository:
+    from sluice.store.run_calendar import RunCalendarRepository
+
+    return RunCalendarRepository(Table())
+
+
+def platform_reads() -> PlatformRepository:
+    from sluice.store.platform import PlatformRepository
+
+    return PlatformRepository(Table())
+
+
+def run_purge() -> RunPurge:
+    from sluice.store.platform import RunPurge
+
+    return RunPurge(Table())
+
+
+def run_folders() -> S3RunArtifacts:
+    from sluice.adapters.node_engine import S3RunArtifacts
+
+    return S3RunArtifacts()
 
 
 # -- monitoring ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from sluice import timeutil
 from sluice.store import keys
-from sluice.store.table import Table
+from sluice.store.table import Condition, Table
 
 PIPELINE_FAILED = "failed#"  # `failed#<pipeline id>`: a pipeline's failed runs that started that day
 
@@ -27,10 +27,19 @@ def day_of(moment: _dt.datetime | None) -> str:
 
 
 def transition_op(
-    table: Table, project: str, day: str, pipeline_id: int, before: str | None, after: str | None
+    table: Table,
+    project: str,
+    day: str,
+    pipeline_id: int,
+    before: str | None,
+    after: str | None,
+    stored_bytes: int = 0,
 ) -> dict[str, Any]:
-    """The day counter's part of a status change `before` -> `after` (None before: a new run)."""
+    """The day counter's part of a status change `before` -> `after` (None before: a new run),
+    with the bytes the change stores (`bytes`: what system info's `db_size` sums)."""
     add: dict[str, int] = {}
+    if stored_bytes:
+        add["bytes"] = stored_bytes
     if before is None:
         add["total"] = 1
     else:
@@ -96,7 +105,23 @@ class RunCalendarRepository:
             )
         }
 
+    def add_bytes(self, project: str, run_id: int, day: str, size: int) -> None:
+        """Bytes a run stored after its start (node runs and their objects): on its day and on the
+        run item (which the purge subtracts again), in one transaction."""
+        self.table.transact(
+            [
+                self.table.update_op(*keys.run_day(project, day), add={"bytes": size}),
+                self.table.update_op(
+                    *keys.run(project, run_id), add={"stored_bytes": size}, condition=_exists()
+                ),
+            ]
+        )
+
     def write_day(self, project: str, day: str, counts: dict[str, int]) -> None:
         """Set a day's counters outright (history loaded from elsewhere; tests and benchmarks)."""
         pk, sk = keys.run_day(project, day)
         self.table.put({"PK": pk, "SK": sk, "kind": "run_day", "day": day, **counts})
+
+
+def _exists() -> Condition:
+    return Condition("attribute_exists(PK)")

@@ -50,6 +50,21 @@ class RunEngineRepository:
             ProjectRegistry(self.table).register(project)
         return list(range(first, last + 1))
 
+    def add_bytes(self, project: str, run_id: int, day: str, size: int) -> None:
+        from sluice.store.run_calendar import RunCalendarRepository
+
+        with contextlib.suppress(TransactionCancelled):  # the run was purged meanwhile
+            RunCalendarRepository(self.table).add_bytes(project, run_id, day, size)
+
+    def note_resumed(self, project: str, run_id: int, resumed_by: int) -> None:
+        """A failed run was resumed: the purge keeps the outputs the resumed run reuses."""
+        with contextlib.suppress(ConditionFailed):
+            self.table.update(
+                *keys.run(project, run_id),
+                set_={"resumed_by": resumed_by},
+                condition=Condition("attribute_exists(PK)"),
+            )
+
     def mark_queued(self, project: str, run_id: int, now: str) -> None:
         with contextlib.suppress(ConditionFailed):
             self.table.update(
@@ -71,6 +86,7 @@ class RunEngineRepository:
         a flow child's claim on its place in the flow and, with an Idempotency-Key, the claim on
         it: all or nothing. FlowChildStarted when the flow's member already has its child run."""
         item = {**run_item(project, run), **engine}
+        item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
         now = int(timeutil.now().timestamp())
         operations = [
             self.table.put_op(item, Condition("attribute_not_exists(PK)")),
@@ -82,7 +98,15 @@ class RunEngineRepository:
             self.table.put_op(run_index_item(project, run)),
             self.table.put_op(self._active_item(project, run)),
             # The run's day counts it (store/run_calendar.py), in the same transaction.
-            transition_op(self.table, project, day_of(run.start_date), run.pipeline_id, None, run.status),
+            transition_op(
+                self.table,
+                project,
+                day_of(run.start_date),
+                run.pipeline_id,
+                None,
+                run.status,
+                stored_bytes=int(item["stored_bytes"]),
+            ),
         ]
         # A child run (seed 000's flow runs) is Watcher's child execution of its parent.
         operations += [

@@ -7,14 +7,21 @@ A failed node is recorded and re-raised as NodeFailed, which fails the level's M
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sluice import timeutil
 from sluice.domain.graph import Graph
-from sluice.domain.run_engine.core import EngineCore, adjacency
+from sluice.domain.run_engine.core import EngineCore, adjacency, logger
 from sluice.domain.run_engine.dry_run import substituted
 from sluice.domain.run_engine.errors import NodeFailed
-from sluice.domain.run_engine.record import DEFAULT_PARALLELISM, NodeRunRecord, artifact_run, run_ref
+from sluice.domain.run_engine.record import (
+    DEFAULT_PARALLELISM,
+    NodeRunRecord,
+    RunRecord,
+    artifact_run,
+    run_ref,
+)
 from sluice.domain.runs import plan_run, select_scope
 from sluice.domain.status import NodeStatus
 from sluice.errors import InvalidRequest, Unavailable, ValidationFailed
@@ -202,6 +209,7 @@ class StateMachineTasks(EngineCore):
         self.runs.add_progress(
             project, run_id, STAGE_OF_NODE.get(node.node_type, "transform"), result.row_count
         )
+        self._count_bytes(project, run, node_id, result)
         return {"node_id": node_id, "status": NodeStatus.success.value, "row_count": result.row_count}
 
     def _record_failure(
@@ -222,3 +230,19 @@ class StateMachineTasks(EngineCore):
             },
         )
         self.runs.note_error(project, run_id, f"node '{node_id}' failed: {failed.detail}")
+
+    def _count_bytes(self, project: str, run: RunRecord, node_id: str, result: Any) -> None:
+        """What a finished node run stores (its item and its objects) goes on the project's byte
+        counter (system info's `db_size`); a failure to count never fails the node."""
+        counting = getattr(self.runs, "add_bytes", None)
+        if counting is None:
+            return
+        try:
+            summary = result.summary() if hasattr(result, "summary") else {}
+            size = len(json.dumps(summary, default=str).encode())  # about the node run item's size
+            measure = getattr(self.artifacts, "node_bytes", None)
+            if measure is not None:
+                size += int(measure(project, artifact_run(run.id), node_id))
+            counting(project, run.id, run.day, size)
+        except Exception:  # noqa: BLE001 - counting is bookkeeping, the node already succeeded
+            logger.warning("node run bytes not counted", extra={"run_id": run.id, "node_id": node_id})

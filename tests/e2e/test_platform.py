@@ -293,3 +293,151 @@ def test_a_running_run_is_counted_running_on_its_day(stack, editor):
     wait_finished(editor, queued["id"])
     done = editor.get("/api/runs/calendar", params={"days": 1}).json()[0]
     assert done["running"] == 0 and done["pending"] == 0 and done["total"] == 2
+
+
+# -- search ----------------------------------------------------------------------------------------
+def test_search_finds_pipelines_connectors_and_variables_case_insensitively(stack, editor, viewer):
+    one_node(editor, "Users Daily", description="loads the users table")
+    one_node(editor, "orders-hourly", description="orders for USERS of the shop")
+    one_node(editor, "unrelated")
+    connector = editor.post(
+        "/api/v1/connectors", json={"name": "users-api", "type": "http", "config": {"token": "t-123456789"}}
+    )
+    assert connector.status_code == 201, connector.text
+    secret = "s3cr3t-" + secrets.token_hex(6)
+    editor.put("/api/v1/variables/USERS_TOKEN", json={"value": secret, "secret": True, "description": "x"})
+    editor.put("/api/v1/variables/OTHER", json={"value": "users"})  # a value is never searched
+
+    found = viewer.get("/api/search", params={"q": "uSeRs"})
+    assert found.status_code == 200, found.text
+    items = found.json()
+    assert secret not in found.text
+    kinds = {(i["type"], i["name"]) for i in items}
+    assert kinds == {
+        ("pipeline", "Users Daily"),
+        ("pipeline", "orders-hourly"),
+        ("connector", "users-api"),
+        ("variable", "USERS_TOKEN"),
+    }
+    # Name matches come before description matches.
+    assert items[-1]["name"] == "orders-hourly" and items[-1]["description"] == "orders for USERS of the shop"
+    assert all(i["id"] for i in items)
+    assert len(viewer.get("/api/search", params={"q": "users", "limit": 2}).json()) == 2
+    # Bad input.
+    assert viewer.get("/api/search").status_code == 422
+    assert viewer.get("/api/search", params={"q": "  "}).status_code == 422
+    assert viewer.get("/api/search", params={"q": "users", "limit": 101}).status_code == 422
+    assert viewer.get("/api/search", params={"q": "users", "limit": 0}).status_code == 422
+    # Another project sees none of it.
+    with stack.client(jwt_for("other-" + secrets.token_hex(3), "admin")) as other:
+        assert other.get("/api/search", params={"q": "users"}).json() == []
+
+
+# -- system info and purge ----------------------------------------------------------------------------
+def test_system_info_and_a_purge_of_old_runs_that_keeps_new_ones(stack, editor, viewer, editor_role):
+    pipeline = one_node(editor, "purged-" + secrets.token_hex(3))
+    runs = [editor.post(f"/api/pipelines/{pipeline['id']}/run", json={}).json()["id"] for _ in range(3)]
+    for run_id in runs:
+        assert wait_finished(editor, run_id)["status"] == "success"
+    info = viewer.get("/api/system/info")
+    assert info.status_code == 200, info.text
+    info = info.json()
+    assert info["pipelines"] == 1 and info["active_runs"] == 0 and info["max_concurrent_runs"] == 5
+    assert info["version"] and info["db_size"] > 0 and info["db_size_mb"].endswith(" MB")
+    size_before = info["db_size"]
+
+    # Two of the runs become 40 days old (their start moved back in the table, index included).
+    dynamodb = moto_client(stack, "dynamodb")
+    old = pendulum.now("UTC").subtract(days=40)
+    for run_id in runs[:2]:
+        number = int(run_id.removeprefix("run-"))
+        key = {"PK": {"S": f"P#{editor.project}#RUN#{number:012d}"}, "SK": {"S": "RUN"}}
+        item = dynamodb.get_item(TableName=table_name(stack), Key=key)["Item"]
+        start = old.format("YYYY-MM-DDTHH:mm:ss.SSSSSS") + "Z"
+        month = old.format("YYYY-MM")
+        item["start_date"] = {"S": start}
+        item["GSI2PK"] = {"S": f"P#{editor.project}#RUNSTART#{month}"}
+        item["GSI2SK"] = {"S": f"{start}#{number:012d}"}  # the start index's key (sortable start, id)
+        dynamodb.put_item(TableName=table_name(stack), Item=item)
+        dynamodb.put_item(
+            TableName=table_name(stack),
+            Item={
+                "PK": {"S": f"P#{editor.project}#RUNMONTHS"},
+                "SK": {"S": month},
+                "kind": {"S": "run_month"},
+                "month": {"S": month},
+            },
+        )
+
+    # Only admins purge; bad days are 422 and delete nothing.
+    assert viewer.post("/api/system/purge", json={"days": 30}).status_code == 403
+    assert editor_role.post("/api/system/purge", json={"days": 30}).status_code == 403
+    for bad in (0, -1, "x"):
+        assert editor.post("/api/system/purge", json={"days": bad}).status_code == 422
+    purged = editor.post("/api/system/purge", json={"days": 30})
+    assert purged.status_code == 200, purged.text
+    assert purged.json() == {"deleted": 2, "days": 30}
+    for run_id in runs[:2]:
+        assert editor.get(f"/api/runs/{run_id}").status_code == 404
+        assert editor.get(f"/api/runs/{run_id}/nodes/src/preview").status_code == 404
+    kept = editor.get(f"/api/runs/{runs[2]}").json()
+    assert kept["status"] == "success" and kept["node_runs"]
+    assert editor.get(f"/api/runs/{runs[2]}/nodes/src/preview").status_code == 200
+    # No node run of a purged run is left behind.
+    for run_id in runs[:2]:
+        number = int(run_id.removeprefix("run-"))
+        left = dynamodb.query(
+            TableName=table_name(stack),
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"P#{editor.project}#RUN#{number:012d}"}},
+        )["Items"]
+        assert left == []
+    assert 0 < viewer.get("/api/system/info").json()["db_size"] < size_before
+    # Nothing older is left: a second purge deletes nothing; the default is 30 days.
+    assert editor.post("/api/system/purge").json() == {"deleted": 0, "days": 30}
+
+
+# -- scheduler status -------------------------------------------------------------------------------
+def test_scheduler_status_lists_scheduled_pipelines_with_enabled(editor, viewer):
+    scheduled = one_node(editor, "every-6h", schedule="0 */6 * * *")
+    paused = one_node(editor, "paused-nightly", schedule="0 2 * * *", status="paused")
+    inactive = one_node(editor, "inactive-hourly", schedule="5 * * * *")
+    one_node(editor, "unscheduled")
+    number = int(inactive["id"].removeprefix("pipeline-"))
+    assert editor.patch("/pipeline", json={"id": number, "active": False}).status_code == 200
+
+    answered = viewer.get("/api/scheduler/status")
+    assert answered.status_code == 200, answered.text
+    entries = {e["name"]: e for e in answered.json()}
+    assert set(entries) == {"every-6h", "paused-nightly", "inactive-hourly"}
+    live = entries["every-6h"]
+    assert (
+        live["pipeline_id"] == scheduled["id"] and live["cron"] == "0 */6 * * *" and live["enabled"] is True
+    )
+    next_run = pendulum.parse(live["next_run_at"])
+    assert next_run > pendulum.now("UTC") and next_run.hour % 6 == 0 and next_run.minute == 0
+    assert (
+        entries["paused-nightly"]["enabled"] is False
+        and entries["paused-nightly"]["pipeline_id"] == paused["id"]
+    )
+    assert entries["inactive-hourly"]["enabled"] is False
+
+
+def test_platform_reads_need_a_token_and_stay_in_their_project(stack, editor):
+    paths = [
+        "/api/runs/calendar",
+        "/api/dashboard",
+        "/api/search?q=a",
+        "/api/system/info",
+        "/api/scheduler/status",
+    ]
+    with stack.client() as anonymous:
+        for path in paths:
+            assert anonymous.get(path).status_code == 401
+        assert anonymous.post("/api/system/purge", json={}).status_code == 401
+    one_node(editor, "mine-" + secrets.token_hex(3), schedule="0 1 * * *")
+    with stack.client(jwt_for("other-" + secrets.token_hex(3), "viewer")) as other:
+        assert other.get("/api/scheduler/status").json() == []
+        assert other.get("/api/dashboard").json()["pipelines"] == []
+        assert other.get("/api/system/info").json()["pipelines"] == 0
+        assert all(d["total"] == 0 for d in other.get("/api/runs/calendar").json())

@@ -34,20 +34,21 @@ def transition_op(
     before: str | None,
     after: str | None,
     stored_bytes: int = 0,
+    count: int = 1,
 ) -> dict[str, Any]:
-    """The day counter's part of a status change `before` -> `after` (None before: a new run),
-    with the bytes the change stores (`bytes`: what system info's `db_size` sums)."""
+    """The day counter's part of a status change `before` -> `after` (None before: a new run) of
+    `count` runs, with the bytes the change stores (`bytes`: what system info's `db_size` sums)."""
     add: dict[str, int] = {}
     if stored_bytes:
         add["bytes"] = stored_bytes
     if before is None:
-        add["total"] = 1
+        add["total"] = count
     else:
-        add[str(before)] = -1
+        add[str(before)] = -count
     if after is not None:
-        add[str(after)] = add.get(str(after), 0) + 1
+        add[str(after)] = add.get(str(after), 0) + count
         if str(after) == "failed":
-            add[f"{PIPELINE_FAILED}{pipeline_id}"] = 1
+            add[f"{PIPELINE_FAILED}{pipeline_id}"] = count
     return table.update_op(
         *keys.run_day(project, day), set_if_absent={"kind": "run_day", "day": day}, add=add
     )

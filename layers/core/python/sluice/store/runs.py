@@ -28,6 +28,8 @@ from sluice.store.table import Condition, ConditionFailed, Table, TransactionCan
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 CREATE_ATTEMPTS = 8
+# 4 items a child (run, run index, active index, closure row) + the month and the day counter <= 100
+CHILDREN_PER_TRANSACTION = 24
 
 
 class RunEngineRepository:
@@ -192,6 +194,56 @@ class RunEngineRepository:
             if found is not None:
                 raise TriggerReplayed(found) from exc
         raise Conflict(f"Run {run.id} could not be created; retry.") from exc
+
+    def create_children(self, project: str, runs: list[tuple[Run, dict[str, Any]]]) -> None:
+        """Pending children of one parent (a backfill's), CHILDREN_PER_TRANSACTION to a transaction:
+        each child's run item, run index entry, active-run entry and closure row, with one move of
+        their day counter for all of them, so a chunk is written whole or not at all."""
+        for start in range(0, len(runs), CHILDREN_PER_TRANSACTION):
+            chunk = runs[start : start + CHILDREN_PER_TRANSACTION]
+            operations: list[dict[str, Any]] = []
+            size = 0
+            for run, engine in chunk:
+                item = {**run_item(project, run), **engine}
+                item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
+                size += item["stored_bytes"]
+                operations += [
+                    self.table.put_op(item, Condition("attribute_not_exists(PK)")),
+                    self.table.put_op(run_index_item(project, run)),
+                    self.table.put_op(self._active_item(project, run)),
+                ]
+                operations += [
+                    self.table.put_op(_closure_item(project, ancestor, depth, run.id))
+                    for depth, ancestor in enumerate(run.ancestors, 1)
+                ]
+            first = chunk[0][0]
+            operations += [
+                self.table.update_op(
+                    keys.run_months(project),
+                    _month(first.start_date),
+                    set_if_absent={"kind": "run_month", "month": _month(first.start_date)},
+                ),
+                transition_op(
+                    self.table,
+                    project,
+                    day_of(first.start_date),
+                    first.pipeline_id,
+                    None,
+                    RunStatus.pending,
+                    stored_bytes=size,
+                    count=len(chunk),
+                ),
+            ]
+            for attempt in range(CREATE_ATTEMPTS):
+                try:
+                    self.table.transact(operations)
+                    break
+                except TransactionCancelled as exc:
+                    if "TransactionConflict" not in exc.reasons or attempt == CREATE_ATTEMPTS - 1:
+                        raise Conflict(
+                            f"Runs {chunk[0][0].id} to {chunk[-1][0].id} could not be created; retry."
+                        ) from exc
+                    time.sleep(0.01 * (attempt + 1))
 
     def trigger_claim(self, project: str, key: str) -> dict[str, Any] | None:
         item = self.table.get(*keys.run_trigger_claim(project, key))

@@ -26,7 +26,8 @@ from sluice.errors import Conflict, InvalidRequest, SluiceError, Unavailable, Va
 
 MAX_BACKFILL_DAYS = 366
 REPROCESS_CHOICES = ("all", "failed", "missing")
-CREATE_WORKERS = 8  # children written in parallel: a year's 366 transactions in a few seconds
+CREATE_WORKERS = 4  # writers of children in parallel (each writes whole transactions of them)
+CHILDREN_PER_WRITER = 96  # a year's 366 children: four writers
 POLL_SECONDS = 1  # how often a Map iteration looks at its running child (the state machine's Wait)
 MAX_ERROR_DATES = 10
 
@@ -167,8 +168,8 @@ class Backfills(EngineCore):
             },
         )
 
-        def write_child(pair: tuple[int, str]) -> None:
-            child_id, day = pair
+        children = []
+        for child_id, day in zip(child_ids, chosen, strict=True):
             child = Run(
                 id=child_id,
                 pipeline_id=pipeline_id,
@@ -189,12 +190,12 @@ class Backfills(EngineCore):
                 "progress_stage": "queued",
                 "rows_processed": 0,
             }
-            self.runs.create(project, child, engine)
-
-        pairs = list(zip(child_ids, chosen, strict=True))
+            children.append((child, engine))
+        chunk = CHILDREN_PER_WRITER
+        parts = [children[i : i + chunk] for i in range(0, len(children), chunk)]
         try:
             with ThreadPoolExecutor(max_workers=CREATE_WORKERS) as pool:
-                list(pool.map(write_child, pairs))
+                list(pool.map(lambda part: self.runs.create_children(project, part), parts))
         except SluiceError as exc:
             logger.exception("backfill children not written", extra={"project": project, "run_id": parent_id})
             self._abandon_backfill(project, parent_id, child_ids, "Not every child run could be written.")

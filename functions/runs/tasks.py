@@ -49,11 +49,12 @@ def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
     message was lost are queued again and flow parents whose hand-over was lost move on."""
     engine = composition.run_engine()
     machine = composition.run_state_machine()
+    backfills = composition.backfill_state_machine()
     totals = {"finished": 0, "requeued": 0, "flows": 0, "errors": 0}
     failed = []
     for project in composition.project_registry().all():
         try:
-            done = engine.reconcile(project, machine.status)
+            done = engine.reconcile(project, machine.status, backfills.status)
         except Exception:
             logger.exception("reconciling runs failed", extra={"project": project})
             failed.append(project)

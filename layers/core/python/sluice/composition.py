@@ -21,7 +21,7 @@ from sluice.store.table import Table
 if TYPE_CHECKING:
     from sluice.adapters.node_engine import S3RunArtifacts
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
-    from sluice.adapters.state_machine import StepFunctionsRuns
+    from sluice.adapters.state_machine import StepFunctionsBackfills, StepFunctionsRuns
     from sluice.domain.alerts import Alerting, Notifier
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
@@ -141,7 +141,6 @@ def resolve_variables(project: str) -> Mapping[str, str]:
 def run_engine() -> RunEngine:
     from sluice.adapters.events import EventBridgePublisher
     from sluice.adapters.node_engine import EngineExecutor, S3RunArtifacts
-    from sluice.adapters.state_machine import StepFunctionsBackfills
     from sluice.domain.lineage import DatasetLineage
     from sluice.domain.run_engine import RunEngine
     from sluice.store.pipelines import PipelineDefinitionRepository
@@ -161,7 +160,7 @@ def run_engine() -> RunEngine:
         executor=EngineExecutor(),
         variables=resolve_variables,
         artifacts=S3RunArtifacts(),
-        backfills=StepFunctionsBackfills(),
+        backfills=backfill_state_machine(),
         dated_runs=RunCalendarRepository(table),
     )
 
@@ -176,6 +175,12 @@ def run_state_machine() -> StepFunctionsRuns:
     from sluice.adapters.state_machine import StepFunctionsRuns
 
     return StepFunctionsRuns()
+
+
+def backfill_state_machine() -> StepFunctionsBackfills:
+    from sluice.adapters.state_machine import StepFunctionsBackfills
+
+    return StepFunctionsBackfills()
 
 
 # Revision graphs never change within a table, so the engines of one table share a cache. A table

@@ -46,3 +46,14 @@ class StepFunctionsBackfills:
         client = aws.client("stepfunctions")
         with contextlib.suppress(client.exceptions.ExecutionAlreadyExists):
             client.start_execution(stateMachineArn=self.arn, name=name, input=json.dumps(payload))
+
+    def status(self, name: str) -> str | None:
+        """The Backfill execution's status (EXECUTION_MISSING when Step Functions has none)."""
+        if not self.arn:
+            return None
+        client = aws.client("stepfunctions")
+        execution_arn = self.arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        try:
+            return client.describe_execution(executionArn=execution_arn)["status"]
+        except client.exceptions.ExecutionDoesNotExist:
+            return EXECUTION_MISSING

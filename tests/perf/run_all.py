@@ -25,6 +25,9 @@ BENCHMARKS = (
     ("tests.perf.bench_anomaly_calls", "anomaly_calls"),
     ("tests.perf.bench_log_cleanup", "log_cleanup"),
     ("tests.perf.bench_definitions", "definitions"),
+    # issue 12: the platform (docs/performance.md section 11)
+    ("tests.perf.bench_platform_calls", "platform_calls"),
+    ("tests.perf.bench_backfill", "backfill"),
 )
 # Benchmarks with a command line of their own (docs/engine.md gives their numbers): module, results
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.

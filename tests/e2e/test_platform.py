@@ -441,3 +441,92 @@ def test_platform_reads_need_a_token_and_stay_in_their_project(stack, editor):
         assert other.get("/api/dashboard").json()["pipelines"] == []
         assert other.get("/api/system/info").json()["pipelines"] == 0
         assert all(d["total"] == 0 for d in other.get("/api/runs/calendar").json())
+
+
+# -- live events ---------------------------------------------------------------------------------------
+def ws_url(stack, token: str | None = None) -> str:
+    base = stack.base_url.replace("http://", "ws://") + "/api/ws"
+    return f"{base}?token={token}" if token else base
+
+
+def receive_until(socket, done, timeout: float = 60) -> list[dict]:
+    import json
+    import time
+
+    messages, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            messages.append(json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic()))))
+        except TimeoutError:
+            break
+        if done(messages):
+            break
+    return messages
+
+
+def test_a_websocket_client_sees_its_own_projects_run_events_only(stack, editor):
+    import pendulum as pdl
+    from websockets.sync.client import connect
+
+    other_project = "other-" + secrets.token_hex(3)
+    with (
+        connect(ws_url(stack, jwt_for(editor.project, "viewer"))) as mine,
+        connect(
+            ws_url(stack), additional_headers={"Authorization": f"Bearer {jwt_for(other_project, 'viewer')}"}
+        ) as theirs,
+    ):
+        pipeline = create_pipeline(
+            editor,
+            "live-" + secrets.token_hex(3),
+            [
+                {
+                    "id": "src",
+                    "nodeType": "source",
+                    "config": {"kind": "inline", "rows": [{"a": 1}, {"a": 2}]},
+                },
+                {"id": "shape", "nodeType": "transform", "config": {"sql": "SELECT a * 2 AS b FROM src"}},
+            ],
+            [{"source": "src", "target": "shape"}],
+        )
+        run = editor.post(f"/api/pipelines/{pipeline['id']}/run", json={}).json()
+
+        def finished(messages):
+            return (
+                any(m["type"] == "run.status" and m["status"] == "success" for m in messages)
+                and sum(1 for m in messages if m["type"] == "node.status" and m["status"] == "success") == 2
+            )
+
+        received = [m for m in receive_until(mine, finished) if m.get("run_id") == run["id"]]
+        statuses = [
+            m["status"]
+            for m in sorted((m for m in received if m["type"] == "run.status"), key=lambda m: m["at"])
+        ]
+        assert statuses == ["pending", "running", "success"], received
+        nodes = [
+            (m["node_id"], m["status"])
+            for m in sorted((m for m in received if m["type"] == "node.status"), key=lambda m: m["at"])
+        ]
+        assert nodes == [
+            ("src", "running"),
+            ("src", "success"),
+            ("shape", "running"),
+            ("shape", "success"),
+        ], nodes
+        logs = [m for m in received if m["type"] == "log"]
+        assert logs and {m["node_id"] for m in logs} == {"src", "shape"} and all(m["message"] for m in logs)
+        # Latency from the node's finish to the message's receipt is small.
+        done = next(m for m in received if m["type"] == "node.status" and m["status"] == "success")
+        assert pdl.parse(done["at"]) >= pdl.parse(done["finished_at"])
+        # The other project's socket saw nothing of it.
+        assert receive_until(theirs, lambda messages: False, timeout=1) == []
+
+
+def test_a_socket_without_a_valid_token_is_refused(stack, editor):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    expired = jwt_for(editor.project, "viewer", ttl=-60)
+    for url in (ws_url(stack), ws_url(stack, "df_key_" + "x" * 40), ws_url(stack, expired)):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url)
+        assert refused.value.response.status_code == 401

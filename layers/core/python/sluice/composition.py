@@ -19,6 +19,7 @@ from sluice import aws
 from sluice.store.table import Table
 
 if TYPE_CHECKING:
+    from sluice.adapters.live import ConnectionPoster
     from sluice.adapters.node_engine import S3RunArtifacts
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
     from sluice.adapters.state_machine import StepFunctionsBackfills, StepFunctionsRuns
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from sluice.store.api_keys import ApiKeyRepository
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
+    from sluice.store.live import ConnectionRepository
     from sluice.store.platform import PlatformRepository, RunPurge
     from sluice.store.run_calendar import RunCalendarRepository
     from sluice.store.settings import SettingsRepository
@@ -226,6 +228,18 @@ def run_folders() -> S3RunArtifacts:
     from sluice.adapters.node_engine import S3RunArtifacts
 
     return S3RunArtifacts()
+
+
+def live_connections() -> ConnectionRepository:
+    from sluice.store.live import ConnectionRepository
+
+    return ConnectionRepository(Table())
+
+
+def live_poster() -> ConnectionPoster:
+    from sluice.adapters.live import ConnectionPoster
+
+    return ConnectionPoster()
 
 
 # -- monitoring ------------------------------------------------------------------------------------

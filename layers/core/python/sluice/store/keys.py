@@ -397,3 +397,19 @@ def dated_runs(project_id: str, pipeline_id: int) -> str:
 
 def dated_run(project_id: str, pipeline_id: int, day: str) -> tuple[str, str]:
     return dated_runs(project_id, pipeline_id), day
+
+
+# -- live events: open WebSocket connections ---------------------------------------------------------
+def live_connections(project_id: str) -> str:
+    """A project's open WebSocket connections (SK = connection id); items expire by TTL."""
+    return f"{project(project_id)}#LIVE"
+
+
+def live_connection(project_id: str, connection_id: str) -> tuple[str, str]:
+    return live_connections(project_id), connection_id
+
+
+def live_connection_owner(connection_id: str) -> tuple[str, str]:
+    """Which project a connection belongs to (a `$disconnect` names only the connection). Not under
+    a project: the connection id is API Gateway's, and the item holds no tenant data."""
+    return f"LIVECONN#{connection_id}", "OWNER"

@@ -156,6 +156,31 @@ class EngineCore:
         """The project's variables with their real values (none without a resolver)."""
         return self.variables(project) if self.variables is not None else {}
 
+    def _tell(self, project: str, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish a live event (domain/live.py: run.status, node.status, log) for the project's
+        WebSocket clients; best effort, a run never fails for it."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.publish(
+                detail_type, {"project": project, "at": timeutil.iso(self._clock()), **detail}
+            )
+        except Exception:  # noqa: BLE001 - live events are a view of the run, not part of it
+            logger.warning("live event not published", extra={"type": detail_type, **detail})
+
+    def _tell_status(self, project: str, run_id: int, pipeline_id: int, status: str) -> None:
+        from sluice.domain.live import RUN_STATUS
+
+        self._tell(
+            project,
+            RUN_STATUS,
+            {
+                "run_id": run_ref(run_id),
+                "pipeline_id": ids.render("pipeline", pipeline_id),
+                "status": str(status),
+            },
+        )
+
     def _give_back_slot(
         self, project: str, run_id: int, *, back_to_pending: bool = False, day: str | None = None
     ) -> None:

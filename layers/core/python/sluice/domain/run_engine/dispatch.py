@@ -27,6 +27,7 @@ class Dispatching(EngineCore):
             return "full"
         except NotPending:
             return "dropped"
+        self._tell_status(project, run_id, run.pipeline_id, RunStatus.running)
         try:
             start(name)
         except Exception:

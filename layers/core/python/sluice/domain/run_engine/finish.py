@@ -88,6 +88,7 @@ class Finishing(EngineCore):
         else:
             raise Conflict(f"Run {run_ref(run_id)} kept changing while it was being finished.")
         self._give_back_slot(project, run_id)
+        self._tell_status(project, run_id, run.pipeline_id, status)
         if status == RunStatus.success and run.flow is None and run.backfill is None:
             self._after_success(project, ended, node_runs)
         self._hand_over(project, run, status == RunStatus.success)

@@ -126,6 +126,7 @@ class Triggering(EngineCore):
             self.runs.create(project, run, {k: v for k, v in engine.items() if v is not None}, claim)
         except TriggerReplayed as replay:
             return self._check_replay(replay.claim, fingerprint, idempotency_key or ""), False
+        self._tell_status(project, run_id, pipeline_id, RunStatus.pending)
         try:
             if self.queue is None:
                 raise Unavailable("no run queue is configured")

@@ -28,6 +28,7 @@ BENCHMARKS = (
     # issue 12: the platform (docs/performance.md section 11)
     ("tests.perf.bench_platform_calls", "platform_calls"),
     ("tests.perf.bench_backfill", "backfill"),
+    ("tests.perf.bench_live_events", "live_events"),
 )
 # Benchmarks with a command line of their own (docs/engine.md gives their numbers): module, results
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.

@@ -197,3 +197,23 @@ def test_counters_move_once_per_transition_of_an_ordinary_run(engine, table):
     last = RunCalendarRepository(table).last_runs(PROJECT)[1]
     assert last["run_id"] == run_id and last["status"] == "success"
     assert pendulum.parse(last["end_date"])
+
+
+def test_watcher_executions_move_the_counters_on_start_and_on_each_end(table):
+    from dataclasses import replace
+
+    from sluice.domain.executions import Run
+    from sluice.store.executions import RunRepository
+
+    runs = RunRepository(table)
+    now = timeutil.now()
+    run = Run(id=runs.next_run_id(PROJECT), pipeline_id=3, status="running", start_date=now, created_at=now)
+    runs.create(PROJECT, run)
+    assert (today(table)["total"], today(table)["running"]) == (1, 1)
+    runs.record_end(PROJECT, replace(run, status="success", end_date=now, end_count=1), 0, None)
+    assert (today(table)["running"], today(table)["success"]) == (0, 1)
+    # A second end that changes the outcome moves it from success to failed.
+    runs.record_end(PROJECT, replace(run, status="failed", end_date=now, end_count=2), 1, None)
+    day = today(table)
+    assert (day["total"], day["running"], day["success"], day["failed"], day["failed#3"]) == (1, 0, 0, 1, 1)
+    assert RunCalendarRepository(table).last_runs(PROJECT)[3]["status"] == "failed"

@@ -217,3 +217,14 @@ def test_watcher_executions_move_the_counters_on_start_and_on_each_end(table):
     day = today(table)
     assert (day["total"], day["running"], day["success"], day["failed"], day["failed#3"]) == (1, 0, 0, 1, 1)
     assert RunCalendarRepository(table).last_runs(PROJECT)[3]["status"] == "failed"
+
+
+def test_a_map_that_ended_early_leaves_no_child_waiting_for_ever(engine):
+    answer, _ = backfill(engine, 3)
+    parent_id = int(answer["id"].removeprefix("run-"))
+    first, *rest = [int(r.removeprefix("run-")) for r in answer["runs"]]
+    engine.backfill_release(PROJECT, parent_id, first)
+    engine.finish(PROJECT, first, "success")
+    # The Map failed (its Catch) before releasing the others: FinishBackfill cancels them.
+    assert engine.backfill_finish(PROJECT, parent_id)["status"] == "failed"
+    assert [engine.runs.get(PROJECT, c).status for c in rest] == ["cancelled", "cancelled"]

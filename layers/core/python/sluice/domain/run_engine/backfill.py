@@ -240,9 +240,16 @@ class Backfills(EngineCore):
 
     def backfill_finish(self, project: str, parent_id: int) -> dict[str, Any]:
         """After the Map: the parent ends success when every child succeeded, failed otherwise,
-        cancelled when asked (children still pending are cancelled first)."""
+        cancelled when asked (children still pending are cancelled first). Children the Map never
+        released (it ended early) are cancelled."""
         parent = self._require_run(project, parent_id)
         children = self.runs.children(project, parent_id)
+        # A Map that ended early (its Catch) leaves children it never released: they never will be.
+        for child in children:
+            if child.status == RunStatus.pending and child.queued_at is None:
+                self.finish(project, child.id, RunStatus.cancelled, only_pending=True)
+        if any(c.status == RunStatus.pending and c.queued_at is None for c in children):
+            children = self.runs.children(project, parent_id)
         if parent.cancel_requested:
             for child in children:
                 if child.status == RunStatus.pending:

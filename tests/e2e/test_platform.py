@@ -76,38 +76,30 @@ def table_name(stack) -> str:
 
 
 # -- backfill ------------------------------------------------------------------------------------
-def test_backfill_runs_a_child_per_date_and_reprocesses_the_failed_one(editor):
-    assert editor.put("/api/v1/variables/FAIL_DATE", json={"value": "2024-01-02"}).status_code in (200, 201)
+def backfill(client, pipeline: dict, start: str, end: str, **extra) -> dict:
+    answered = client.post(
+        f"/api/pipelines/{pipeline['id']}/backfill", json={"start_date": start, "end_date": end, **extra}
+    )
+    assert answered.status_code == (200 if extra.get("dry_run") else 202), answered.text
+    return answered.json()
+
+
+def test_backfill_runs_a_child_per_date_and_reprocesses_the_failed_one(editor, editor_role):
+    assert editor.put("/api/v1/variables/FAIL_DATE", json={"value": "never"}).status_code in (200, 201)
     pipeline = dated_pipeline(editor, "daily-" + secrets.token_hex(3))
 
-    answered = editor.post(
-        f"/api/pipelines/{pipeline['id']}/backfill",
-        json={"start_date": "2024-01-01", "end_date": "2024-01-03"},
-    )
-    assert answered.status_code == 202, answered.text
-    body = answered.json()
-    assert (
-        body["count"] == 3
-        and len(body["runs"]) == 3
-        and body["dates"]
-        == [
-            "2024-01-01",
-            "2024-01-02",
-            "2024-01-03",
-        ]
-    )
-    parent = wait_finished(editor, body["id"])
+    # An editor backfills three days: three children, each with its date, all succeed.
+    body = backfill(editor_role, pipeline, "2024-01-01", "2024-01-03")
+    assert body["count"] == 3 and len(body["runs"]) == 3
+    assert body["dates"] == ["2024-01-01", "2024-01-02", "2024-01-03"]
     children = {run_id: wait_finished(editor, run_id) for run_id in body["runs"]}
     by_date = {run["params"]["date"]: run for run in children.values()}
     assert sorted(by_date) == ["2024-01-01", "2024-01-02", "2024-01-03"]
-    assert {d: r["status"] for d, r in by_date.items()} == {
-        "2024-01-01": "success",
-        "2024-01-02": "failed",
-        "2024-01-03": "success",
-    }
+    assert {r["status"] for r in children.values()} == {"success"}
     assert all(r["trigger"] == "backfill" for r in children.values())
-    # The parent fails because one child did, and names it.
-    assert parent["status"] == "failed" and "2024-01-02" in parent["error"], parent
+    rows = editor.get(f"/api/runs/{by_date['2024-01-02']['id']}/nodes/shape/preview").json()["rows"]
+    assert {row["day"] for row in rows} == {"2024-01-02"}  # the child ran with its own date
+    assert wait_finished(editor, body["id"])["status"] == "success"
     # Watcher's view shows the children of the parent execution.
     number = int(body["id"].removeprefix("run-"))
     execution = editor.get(f"/pipeline_execution/{number}").json()
@@ -118,30 +110,27 @@ def test_backfill_runs_a_child_per_date_and_reprocesses_the_failed_one(editor):
     assert sorted(c["run_id"] for c in details["children"]) == sorted(body["runs"])
     assert {c["parent_id"] for c in details["children"]} == {body["id"]}
 
+    # 2024-01-02 is run again and fails now: its backfill parent fails and names it.
+    editor.put("/api/v1/variables/FAIL_DATE", json={"value": "2024-01-02"})
+    failing = backfill(editor, pipeline, "2024-01-02", "2024-01-02")
+    assert wait_finished(editor, failing["runs"][0])["status"] == "failed"
+    parent = wait_finished(editor, failing["id"])
+    assert parent["status"] == "failed" and "2024-01-02" in parent["error"], parent
+
     # The cause is fixed; reprocess: failed runs only 2024-01-02, and it succeeds.
     editor.put("/api/v1/variables/FAIL_DATE", json={"value": "never"})
-    dry = editor.post(
-        f"/api/pipelines/{pipeline['id']}/backfill",
-        json={"start_date": "2024-01-01", "end_date": "2024-01-03", "reprocess": "failed", "dry_run": True},
-    )
-    assert dry.status_code == 200, dry.text
-    assert dry.json()["dates"] == ["2024-01-02"] and dry.json()["runs"] == []
-    assert dry.json()["succeeded"] == ["2024-01-01", "2024-01-03"]
-    again = editor.post(
-        f"/api/pipelines/{pipeline['id']}/backfill",
-        json={"start_date": "2024-01-01", "end_date": "2024-01-03", "reprocess": "failed"},
-    )
-    assert again.status_code == 202, again.text
-    assert again.json()["count"] == 1
-    child = wait_finished(editor, again.json()["runs"][0])
+    dry = backfill(editor, pipeline, "2024-01-01", "2024-01-03", reprocess="failed", dry_run=True)
+    assert dry["dates"] == ["2024-01-02"] and dry["runs"] == []
+    assert dry["succeeded"] == ["2024-01-01", "2024-01-03"]
+    again = backfill(editor_role, pipeline, "2024-01-01", "2024-01-03", reprocess="failed")
+    assert again["count"] == 1
+    child = wait_finished(editor, again["runs"][0])
     assert child["status"] == "success" and child["params"] == {"date": "2024-01-02"}
-    assert wait_finished(editor, again.json()["id"])["status"] == "success"
-    # Now nothing is missing.
-    missing = editor.post(
-        f"/api/pipelines/{pipeline['id']}/backfill",
-        json={"start_date": "2024-01-01", "end_date": "2024-01-03", "reprocess": "missing", "dry_run": True},
-    )
-    assert missing.json()["dates"] == [] and missing.json()["count"] == 0
+    assert wait_finished(editor, again["id"])["status"] == "success"
+    # Now nothing is missing, and reprocess: missing has nothing to run.
+    missing = backfill(editor, pipeline, "2024-01-01", "2024-01-03", reprocess="missing", dry_run=True)
+    assert missing["dates"] == [] and missing["count"] == 0
+    assert missing["succeeded"] == ["2024-01-01", "2024-01-02", "2024-01-03"]
 
 
 def test_backfill_dry_run_creates_nothing(editor):
@@ -178,7 +167,7 @@ def test_cancelling_the_parent_cancels_children_not_yet_started(stack, editor):
     assert set(statuses) <= {"cancelled", "success"}
 
 
-def test_backfill_bad_input_is_422_and_writes_nothing(editor, viewer):
+def test_backfill_bad_input_is_422_and_writes_nothing(stack, editor, viewer):
     pipeline = one_node(editor, "bad-" + secrets.token_hex(3))
     url = f"/api/pipelines/{pipeline['id']}/backfill"
     cases = [
@@ -203,7 +192,11 @@ def test_backfill_bad_input_is_422_and_writes_nothing(editor, viewer):
     assert editor.get(f"/api/pipelines/{pipeline['id']}/runs").json() == []
     # Viewers read, they do not backfill; another project's pipeline is not found.
     assert viewer.post(url, json={"start_date": "2024-01-01", "end_date": "2024-01-01"}).status_code == 403
-    assert editor.post("/api/pipelines/pipeline-999999/backfill", json=cases[0]).status_code in (404, 422)
+    valid = {"start_date": "2024-01-01", "end_date": "2024-01-02"}
+    assert editor.post("/api/pipelines/pipeline-999999/backfill", json=valid).status_code == 404
+    with stack.client(jwt_for("other-" + secrets.token_hex(3), "admin")) as other:
+        assert other.post(url, json=valid).status_code == 404
+    assert editor.get(f"/api/pipelines/{pipeline['id']}/runs").json() == []
 
 
 # -- calendar and dashboard ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ DYNAMODB_LOCAL_VERSION := 11.1.0
 DYNAMODB_LOCAL_DIR     := .dynamodb-local
 DYNAMODB_LOCAL_STAMP   := $(DYNAMODB_LOCAL_DIR)/.installed-$(DYNAMODB_LOCAL_VERSION)
 
-.PHONY: setup dev test lint unit integration e2e perf clean dynamodb-local java-check
+.PHONY: setup dev test lint unit integration e2e perf clean dynamodb-local java-check openapi fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,16 @@ e2e: setup
 
 perf: setup
 	$(BIN)/python -m tests.perf.run_all
+
+# The one OpenAPI document of the HTTP API, assembled from the areas' apps (commit the result;
+# tests/integration/test_openapi.py fails while it is stale).
+openapi: $(STAMP)
+	$(BIN)/sluice openapi > openapi.json
+
+# schemathesis over the served document, longer than `make test`'s bounded run (2 examples per
+# operation, fuzzing only): 25 examples per operation, the schema's examples and coverage phases too.
+fuzz: setup
+	SLUICE_FUZZ_EXAMPLES=25 SLUICE_FUZZ_PHASES=examples,coverage,fuzzing $(BIN)/pytest -q -s tests/e2e/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache $(DYNAMODB_LOCAL_DIR)

@@ -1,14 +1,16 @@
-"""Lineage area: Watcher's surface (seed 004) `/address`, `/address_type`, `/address_lineage`, and
-seed 002's project-wide `GET /api/lineage`."""
+"""Lineage area: Watcher's surface (seed 004) `/address`, `/address_type`, `/address_lineage`,
+seed 002's project-wide `GET /api/lineage`, and OpenLineage in (`POST /api/v1/lineage`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, Response
+from fastapi import Depends, Request, Response
+from pydantic import RootModel
 
 from sluice import composition
 from sluice.auth.principal import Principal
+from sluice.domain.openlineage import RunEvent, parse_events
 from sluice.domain.registry import (
     AddressLineageRequest,
     AddressPatch,
@@ -17,7 +19,19 @@ from sluice.domain.registry import (
     AddressUpsert,
     Registry,
 )
-from sluice.edge.app import area_router, create_app, created_status, editor, json_body, lambda_handler, viewer
+from sluice.edge.app import (
+    RequestBodyDoc,
+    area_router,
+    create_app,
+    created_status,
+    editor,
+    json_body,
+    lambda_handler,
+    parse_json,
+    validated,
+    viewer,
+)
+from sluice.edge.responses.openlineage import LineageIngested
 from sluice.edge.responses.registry import (
     Address,
     AddressLineage,
@@ -28,9 +42,11 @@ from sluice.edge.responses.registry import (
 from sluice.edge.responses.registry import (
     ProjectLineage as ProjectLineageAnswer,
 )
+from sluice.errors import PayloadTooLarge
 
 if TYPE_CHECKING:  # the services load with their builders, at the first request that needs them
     from sluice.domain.lineage import LineageService
+    from sluice.domain.openlineage import OpenLineageIngest
     from sluice.domain.project_lineage import ProjectLineage
 
 router = area_router()
@@ -129,6 +145,40 @@ def get_project_lineage(
     caller: Principal = Depends(viewer), lineage: ProjectLineage = Depends(composition.project_lineage)
 ) -> dict:
     return lineage.of(caller.project)
+
+
+# -- OpenLineage in -------------------------------------------------------------------------------
+MAX_LINEAGE_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+
+class OpenLineageBody(RootModel[RunEvent | list[RunEvent]]):
+    """One OpenLineage RunEvent (spec 2-0-2) or a JSON array of at most 1,000."""
+
+
+async def openlineage_events(request: Request) -> list[RunEvent]:
+    """The events of the body: 413 over the size or batch limit (before any event is read), 422
+    naming the field (with the event's index in a batch) when one fails the spec's schema."""
+    raw = await request.body()
+    if len(raw) > MAX_LINEAGE_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_LINEAGE_BODY_BYTES // (1024 * 1024)} MiB.")
+    return parse_events(parse_json(raw), validated)
+
+
+openlineage_events.request_body = RequestBodyDoc(OpenLineageBody, ("application/json",))  # type: ignore[attr-defined]
+
+
+@router.post("/api/v1/lineage", status_code=201, response_model=LineageIngested)
+def post_openlineage(
+    response: Response,
+    caller: Principal = Depends(editor),
+    events: list[RunEvent] = Depends(openlineage_events),
+    ingest: OpenLineageIngest = Depends(composition.openlineage_ingest),
+) -> dict:
+    """OpenLineage RunEvents in: executions, parents, datasets, lineage and row counts (docs/sdk.md).
+    201 when an event was applied, 200 when every one was a duplicate of one applied before."""
+    result = ingest.ingest(caller.project, events)
+    created_status(response, result.applied > 0)
+    return result.view()
 
 
 app = create_app("lineage", [router])

@@ -3,6 +3,9 @@ log cleanup and the run-queue monitor (Watcher's monitoring routes, SPEC 7)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from fastapi import Depends, Response
 
 from sluice import composition, timeutil
@@ -26,6 +29,7 @@ from sluice.domain.monitoring import (
     monitor_queue,
     request_check,
 )
+from sluice.domain.quality import dataset_freshness
 from sluice.edge.app import admin, area_router, create_app, editor, json_body, lambda_handler, viewer
 from sluice.edge.responses.monitoring import (
     AnomalyRule,
@@ -38,6 +42,14 @@ from sluice.edge.responses.monitoring import (
 from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
 from sluice.store.checks import CheckRepository
 from sluice.store.executions import RunRepository, WatchedPipelines
+from sluice.store.quality import DatasetStateRepository, QualityRuleRepository
+
+# The local stack and the tests load this file by its path; Lambda puts its directory on sys.path.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+
+import monitor_alerts  # noqa: E402
 
 router = area_router()
 Rules = Depends(composition.rule_repository)
@@ -113,9 +125,23 @@ def post_freshness(caller: Principal = Depends(editor), queue: CheckQueue = Queu
 
 @router.get("/api/pipeline/freshness", response_model=list[Freshness])
 def get_pipeline_freshness(
-    caller: Principal = Depends(viewer), pipelines: WatchedPipelines = Pipelines
+    caller: Principal = Depends(viewer),
+    pipelines: WatchedPipelines = Pipelines,
+    datasets: DatasetStateRepository = Depends(composition.dataset_states),
+    quality: QualityRuleRepository = Depends(composition.quality_rules),
 ) -> list[dict]:
-    return freshness_report(caller.project, timeutil.now(), pipelines)
+    now = timeutil.now()
+    rules = [r for r in quality.list(caller.project) if r.assertion_type == "freshness_hours"]
+    written = dataset_freshness(datasets.all(caller.project), rules, now)
+    listed = {entry["dataset_name"] for entry in written}
+    targets = datasets.targets_by_pipeline(caller.project)
+    watched = []
+    for entry in freshness_report(caller.project, now, pipelines):
+        # A Watcher pipeline is named by its target addresses; one whose targets are all listed
+        # already (a Sluice pipeline's datasets) is not repeated.
+        names = targets.get(entry["pipeline_id"]) or [entry["pipeline_name"]]
+        watched += [{**entry, "dataset_name": name} for name in names if name not in listed]
+    return written + watched
 
 
 # -- maintenance -----------------------------------------------------------------------------------------
@@ -138,5 +164,5 @@ def post_monitor_queue(
     return monitor_queue([caller.project], depth, alerting, timeutil.now())
 
 
-app = create_app("monitor", [router])
+app = create_app("monitor", [router, monitor_alerts.router])
 handler = lambda_handler(app, "monitor")

@@ -58,7 +58,25 @@ def on_execution_ended(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "anomalies found",
             extra={"execution_id": execution_id, "metrics": [r.metric_field for r in found]},
         )
-    return {"anomalies": [result.view() for result in found]}
+    checked = _external_quality(project, execution_id, detail.get("pipeline_id"))
+    return {"anomalies": [result.view() for result in found], "quality_checks": checked}
+
+
+def _external_quality(project: str, execution_id: int, pipeline_id: Any) -> int:
+    """Data-quality rules on the addresses a Watcher pipeline writes (Sluice's own datasets are
+    checked as their runs write them); a failure is logged, never a reason to redeliver."""
+    try:
+        number = int(pipeline_id)
+        datasets = composition.dataset_states()
+        targets = datasets.targets_of_pipeline(project, number)
+        own = datasets.written_by_sluice(project, [t for t in targets if not t.startswith("s3://")])
+        targets = [t for t in targets if t not in own]
+        if not targets:
+            return 0
+        return len(composition.data_quality().after_external_end(project, execution_id, number, targets))
+    except Exception:
+        logger.exception("external data-quality check failed", extra={"execution_id": execution_id})
+        return 0
 
 
 @logger.inject_lambda_context
@@ -101,7 +119,18 @@ def _run_check(message: CheckMessage) -> int:
         )
     else:
         found = check_freshness(message.project, now, pipelines, checks, alerting)
+        found += _dataset_freshness(message.project)
     return len(found)
+
+
+def _dataset_freshness(project: str) -> list[Any]:
+    """The freshness_hours data-quality rules, on the age of each dataset's last write."""
+    last_writes = {
+        state["dataset_name"]: timeutil.from_stored(state["last_refresh_at"])
+        for state in composition.dataset_states().all(project)
+    }
+    outcomes = composition.data_quality().check_freshness(project, last_writes)
+    return [o for o in outcomes if o.status == "violated"]
 
 
 # -- schedules ----------------------------------------------------------------------------------------------

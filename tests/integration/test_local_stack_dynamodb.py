@@ -82,3 +82,32 @@ def test_finished_executions_are_forgotten_and_stats_report_the_background(local
     assert executions() == 0
     assert stats["rss_bytes"] > 0 and stats["dynamodb_local"]["pid"] == stack.dynamodb_local.pid
     assert stats["background"]["pending"] >= 0 and stats["background"]["failed"] == 0
+
+
+def test_a_saved_table_made_before_an_index_was_added_gets_it(local):
+    from sluice.local.stack import add_missing_indexes
+
+    dynamodb = aws.client("dynamodb")
+    props = load_template()["Resources"]["Table"]["Properties"]
+    older = {
+        **props,
+        "GlobalSecondaryIndexes": [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] != "Status"],
+    }
+    used = {a for i in older["GlobalSecondaryIndexes"] for a in (k["AttributeName"] for k in i["KeySchema"])}
+    name = f"legacy-{int(time.time() * 1000)}"
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=[
+            a for a in props["AttributeDefinitions"] if a["AttributeName"] in used | {"PK", "SK"}
+        ],
+        GlobalSecondaryIndexes=older["GlobalSecondaryIndexes"],
+    )
+    try:
+        assert add_missing_indexes(dynamodb, name, props) == ["Status"]
+        indexes = dynamodb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
+        assert sorted(i["IndexName"] for i in indexes) == ["GSI1", "GSI2", "Status"]
+        assert add_missing_indexes(dynamodb, name, props) == []
+    finally:
+        dynamodb.delete_table(TableName=name)

@@ -5,6 +5,7 @@ name (a model that lags behind its view would document less than the route answe
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from typing import Any, get_args, get_origin
 
@@ -19,7 +20,7 @@ from sluice.edge.responses import OpenAnswer
 from tests.apigw import ROOT, LambdaContext, invoke, load_area
 
 ADMIN = Principal("acme", Role.admin, "user:ad")
-AREAS = ("platform", "pipelines", "lineage", "runs", "monitor")
+AREAS = ("platform", "pipelines", "lineage", "runs", "monitor", "flow", "flow_ai")
 NODES = [
     {"id": "raw", "nodeType": "source", "config": {"kind": "inline", "rows": [{"id": 1, "amount": 5}]}},
     {"id": "clean", "nodeType": "transform", "config": {"sql": "select * from raw where amount > 0"}},
@@ -149,7 +150,8 @@ def test_every_json_route_declares_a_response_model_that_its_openapi_documents()
             for method in route.methods:
                 answer = documented[route.path][method.lower()]["responses"][str(route.status_code or 200)]
                 schema = answer["content"]["application/json"]["schema"]
-                assert schema.get("$ref") or schema.get("items") or schema.get("additionalProperties"), (
+                documents = schema.get("$ref") or schema.get("items") or schema.get("additionalProperties")
+                assert documents or any(s.get("$ref") for s in schema.get("anyOf", [])), (
                     area,
                     route.path,
                     schema,
@@ -278,6 +280,12 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("pipelines", "GET", "/api/v1/pipelines/orders/revisions")
     walk("pipelines", "GET", "/api/v1/pipelines/orders/revisions/2")
 
+    # data-quality rules on the dataset the run below writes (issue 13): one to violate, one to pass
+    walk("monitor", "POST", "/api/pipeline/anomalies/rules",
+         {"dataset_name": "clean_orders", "assertion_type": "range", "column": "amount", "max": 1}, 201)  # fmt: skip
+    walk("monitor", "POST", "/api/pipeline/anomalies/rules",
+         {"dataset_name": "clean_orders", "assertion_type": "accepted_values", "column": "id", "values": [1]}, 201)  # fmt: skip
+
     # runs: triggered on each surface, run through the state machine's tasks, read back
     run = walk("runs", "POST", f"/api/pipelines/{created['id']}/run", {"params": {"day": 1}}, 202)
     number = int(run["id"].removeprefix("run-"))
@@ -311,10 +319,80 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     walk("runs", "GET", f"/api/pipeline/runs/{run['id']}/details")
     walk("runs", "GET", f"/api/pipeline/runs/{flow['run_id']}/details")
     walk("lineage", "GET", "/api/lineage")
+    # OpenLineage in, last: it starts executions and pipelines of its own
+    facet = {"_producer": "https://example.com/p", "_schemaURL": "https://example.com/f.json"}
+    openlineage_event = {
+        "eventType": "COMPLETE",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "producer": "https://example.com/p",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "3f1c3ab0-7b7e-4d1a-9a51-7b1c3f9f0a11"},
+        "job": {"namespace": "airflow", "name": "walk"},
+        "inputs": [{"namespace": "pg", "name": "a"}],
+        "outputs": [
+            {"namespace": "pg", "name": "b", "outputFacets": {"outputStatistics": {**facet, "rowCount": 2}}}
+        ],
+    }
+    walk("lineage", "POST", "/api/v1/lineage", [openlineage_event], 201)
+
+    # flow (issue 14): visual recipes over the dataset written above
+    recipe = {
+        "recipe_type": "prepare",
+        "inputs": ["clean_orders"],
+        "steps": [{"type": "filter", "condition": "amount > 1"}],
+    }
+    compiled = walk("flow", "POST", "/api/flow/generate-sql", recipe)
+    walk("flow", "POST", "/api/flow/parse-to-visual", {"sql": compiled["sql"]})
+    walk("flow", "POST", "/api/flow/visual-lineage", {"model_name": "big_orders", "config": recipe})
+    walk("flow", "POST", "/api/flow/preview-sql", recipe)
+    walk("flow", "POST", "/api/flow/save-recipe-steps", {"model_name": "big_orders", "config": recipe}, 201)
+    walk("flow", "GET", "/api/flow/recipe/big_orders")
+    walk("flow", "GET", "/api/flow/recipe/big_orders/revisions")
+    zone = walk("flow", "POST", "/api/flow/zones", {"name": "Orders", "color": "#ff0000"}, 201)
+    walk("flow", "GET", "/api/flow/zones")
+    walk("flow", "PATCH", f"/api/flow/zones/{zone['id']}", {"name": "All orders"})
+    walk("flow", "POST", "/api/flow/zones/assign", {"model_name": "big_orders", "zone_id": zone["id"]})
+    walk("flow", "POST", "/api/flow/zones/auto-assign")
+    walk("flow", "DELETE", f"/api/flow/zones/{zone['id']}", expect=204)
+    ai = {
+        "model_name": "orders_vec",
+        "recipe_type": "embed",
+        "inputs": ["clean_orders"],
+        "run_config": {"text_column": "id"},
+    }
+    created = walk("flow_ai", "POST", "/api/flow/ai-recipes", ai, 201)
+    walk("flow_ai", "GET", "/api/flow/ai-recipes")
+    walk("flow_ai", "GET", "/api/flow/ai-nodes", query={"recipe_type": "embed"})
+    walk("flow_ai", "GET", f"/api/flow/ai-recipes/{created['id']}")
+    walk(
+        "flow_ai", "PATCH", f"/api/flow/ai-recipes/{created['id']}", {"run_config": {"text_column": "amount"}}
+    )
+    walk("flow_ai", "POST", f"/api/flow/ai-recipes/{created['id']}/run", expect=202)
+    walk("flow_ai", "GET", f"/api/flow/ai-recipes/{created['id']}/runs")
+    walk("flow_ai", "DELETE", f"/api/flow/ai-recipes/{created['id']}", expect=204)
+    # the alerts inbox and the observability pages (issue 13)
+    walk("monitor", "GET", "/api/pipeline/anomalies/rules")
+    walk("monitor", "GET", "/api/pipeline/anomalies/rules/rule-1")
+    walk("monitor", "GET", "/api/pipeline/anomalies/tolerances")
+    walk("monitor", "PUT", "/api/pipeline/anomalies/tolerances/rule-2", {"tolerance": 0.1})
+    walk("monitor", "PATCH", "/api/pipeline/anomalies/tolerances/rule-2", {"tolerance": None})
+    inbox = walk("monitor", "GET", "/api/pipeline/anomalies")
+    assert [a["type"] for a in inbox["data"]] == ["data_quality"]
+    walk("monitor", "GET", "/api/pipeline/anomalies/types")
+    walk("monitor", "POST", f"/api/pipeline/anomalies/{inbox['data'][0]['id']}/dismiss")
+    walk("monitor", "POST", f"/api/pipeline/anomalies/{inbox['data'][0]['id']}/resolve")
+    walk("monitor", "POST", "/api/pipeline/anomalies/bulk-dismiss", {"alert_ids": ["alert-1"]})
+    walk("monitor", "POST", "/api/pipeline/anomalies/bulk-resolve", {"alert_ids": ["alert-1"]})
+    walk("monitor", "GET", "/api/pipeline/row-audit")
+    walk("monitor", "GET", "/api/pipeline/freshness")
+    walk("monitor", "GET", "/api/pipeline/dbt/status")
+    walk("monitor", "GET", "/api/pipeline/api-health")
+    results = json.loads((ROOT / "tests" / "e2e" / "data" / "dbt_run_results_v6.json").read_text())
+    walk("monitor", "POST", "/api/pipeline/dbt/run-results", results, 201)
 
     # the platform of seed 002 (issue 12)
     backfill = {"start_date": "2024-01-01", "end_date": "2024-01-03", "dry_run": True}
-    walk("runs", "POST", f"/api/pipelines/{created['id']}/backfill", backfill)
+    walk("runs", "POST", f"/api/pipelines/{run['pipeline_id']}/backfill", backfill)
     walk("platform", "GET", "/api/runs/calendar", query={"days": "7"})
     walk("platform", "GET", "/api/dashboard")
     walk("platform", "GET", "/api/search", query={"q": "orders"})

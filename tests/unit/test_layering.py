@@ -65,7 +65,28 @@ FORBIDDEN = {
     ),
     "sluice.edge": ("sluice.store", "sluice.adapters", "sluice.composition", "sluice.local"),
     "sluice.composition": ("sluice.edge", "sluice.local", "fastapi"),
+    # The SDK and the CLI's API commands run where the server's dependencies are not installed.
+    "sluice.client": (
+        "sluice.domain",
+        "sluice.store",
+        "sluice.adapters",
+        "sluice.composition",
+        "sluice.edge",
+        "sluice.engine",
+        "sluice.local",
+        "sluice.aws",
+        "sluice.config",
+        "sluice.auth",
+        "boto3",
+        "botocore",
+        "fastapi",
+        "starlette",
+        "mangum",
+        "duckdb",
+        "aws_lambda_powertools",
+    ),
 }
+FORBIDDEN["sluice.cli"] = FORBIDDEN["sluice.client"]
 # An edge (functions/<area>/*.py) gets services from the composition root; what it may import from
 # these, it may name (annotations, exceptions) but never call (construct).
 NEVER_CALLED_IN_FUNCTIONS = ("sluice.store", "sluice.adapters", "sluice.aws", "boto3", "botocore")

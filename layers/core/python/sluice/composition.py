@@ -24,22 +24,31 @@ if TYPE_CHECKING:
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
     from sluice.adapters.state_machine import StepFunctionsBackfills, StepFunctionsRuns
     from sluice.domain.alerts import Alerting, Notifier
+    from sluice.domain.api_health import ApiHealthSource
     from sluice.domain.connectors import Connectors
     from sluice.domain.events import EventPublisher
-    from sluice.domain.lineage import LineageService
+    from sluice.domain.flow_ai import AiRecipes
+    from sluice.domain.flow_codegen import FlowCodegen
+    from sluice.domain.flow_recipes import RecipeBook
+    from sluice.domain.lineage import DatasetLineage, LineageService
+    from sluice.domain.openlineage import OpenLineageIngest
     from sluice.domain.pipelines import PipelineDefinitions, Schedules
     from sluice.domain.project_lineage import ProjectLineage
+    from sluice.domain.quality import DataQuality
     from sluice.domain.registry import Registry
     from sluice.domain.run_engine import RevisionGraphs, RunEngine
     from sluice.domain.schemas import Schemas
     from sluice.domain.variables import Variables
+    from sluice.store.alerts import AlertRepository
     from sluice.store.anomalies import AnomalyResultRepository, RuleRepository
     from sluice.store.api_keys import ApiKeyRepository
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
     from sluice.store.live import ConnectionRepository
     from sluice.store.platform import PlatformRepository, RunPurge
+    from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
     from sluice.store.run_calendar import RunCalendarRepository
+    from sluice.store.runs import RunEngineRepository
     from sluice.store.settings import SettingsRepository
 
 WEBHOOK_ENV = "SLUICE_ALERT_WEBHOOK_URL"
@@ -62,6 +71,23 @@ def project_lineage() -> ProjectLineage:
 
     table = Table()
     return ProjectLineage(PipelineDefinitionRepository(table), LineageRepository(table))
+
+
+def openlineage_ingest() -> OpenLineageIngest:
+    """`POST /api/v1/lineage`: OpenLineage RunEvents through Watcher's executions and lineage."""
+    from sluice.domain.openlineage import OpenLineageIngest
+    from sluice.store.executions import RunRepository, WatchedPipelines
+    from sluice.store.openlineage import OpenLineageMarks
+
+    table = Table()
+    return OpenLineageIngest(
+        _registry(table),
+        _lineage(table),
+        RunRepository(table),
+        WatchedPipelines(table),
+        event_publisher(),
+        OpenLineageMarks(table),
+    )
 
 
 def run_repository() -> RunRepository:
@@ -162,6 +188,7 @@ def run_engine() -> RunEngine:
         executor=EngineExecutor(),
         variables=resolve_variables,
         artifacts=S3RunArtifacts(),
+        quality=data_quality(),
         backfills=backfill_state_machine(),
         dated_runs=RunCalendarRepository(table),
     )
@@ -298,6 +325,74 @@ def run_queue_depth() -> SqsQueueDepth:
     return SqsQueueDepth()
 
 
+# -- data quality and the alerts inbox (issue 13) ---------------------------------------------------
+def data_quality() -> DataQuality:
+    from sluice.adapters.quality import DuckDbMeasurer
+    from sluice.domain.quality import DataQuality
+    from sluice.store.alerts import AlertRepository
+    from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
+
+    table = Table()
+    return DataQuality(
+        QualityRuleRepository(table),
+        AlertRepository(table),
+        alerting(),
+        DuckDbMeasurer(),
+        DatasetStateRepository(table),
+        dbt=DbtStatusRepository(table),
+    )
+
+
+def quality_rules() -> QualityRuleRepository:
+    from sluice.store.quality import QualityRuleRepository
+
+    return QualityRuleRepository(Table())
+
+
+def alert_inbox() -> AlertRepository:
+    from sluice.store.alerts import AlertRepository
+
+    return AlertRepository(Table())
+
+
+def dbt_statuses() -> DbtStatusRepository:
+    from sluice.store.quality import DbtStatusRepository
+
+    return DbtStatusRepository(Table())
+
+
+def dataset_lineage() -> DatasetLineage:
+    from sluice.domain.lineage import DatasetLineage
+
+    return DatasetLineage(_lineage(Table()))
+
+
+def run_items() -> RunEngineRepository:
+    """The run and node-run items (an uploaded dbt run's models become node runs)."""
+    from sluice.store.runs import RunEngineRepository
+
+    return RunEngineRepository(Table())
+
+
+def dataset_states() -> DatasetStateRepository:
+    from sluice.store.quality import DatasetStateRepository
+
+    return DatasetStateRepository(Table())
+
+
+def api_health_source() -> ApiHealthSource:
+    """CloudWatch where the areas emit EMF metrics; with metrics disabled (the local stack), the
+    figures this process keeps of every request it served."""
+    disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").strip().lower() in ("1", "true", "yes")
+    if disabled:
+        from sluice.domain.api_health import RECORDER
+
+        return RECORDER
+    from sluice.adapters.api_health import CloudWatchApiHealth
+
+    return CloudWatchApiHealth()
+
+
 # -- platform --------------------------------------------------------------------------------------
 def api_keys() -> ApiKeyRepository:
     from sluice.store.api_keys import ApiKeyRepository
@@ -309,6 +404,41 @@ def project_settings() -> SettingsRepository:
     from sluice.store.settings import SettingsRepository
 
     return SettingsRepository(Table())
+
+
+# -- flows: visual recipes (issue 14) ------------------------------------------------------------
+def flow_codegen() -> FlowCodegen:
+    from sluice.adapters.recipe_engine import EngineRecipes
+    from sluice.domain.flow_codegen import FlowCodegen
+
+    return FlowCodegen(EngineRecipes())
+
+
+def recipe_book() -> RecipeBook:
+    """Saved recipes (their pipelines kept in step) and zones."""
+    from sluice.adapters.recipe_engine import EngineRecipes, S3ModelFiles
+    from sluice.domain.flow_codegen import FlowCodegen
+    from sluice.domain.flow_recipes import RecipeBook
+    from sluice.store.flows import RecipeRepository, ZoneRepository
+    from sluice.store.pipelines import PipelineDefinitionRepository
+
+    table = Table()
+    return RecipeBook(
+        RecipeRepository(table),
+        ZoneRepository(table),
+        FlowCodegen(EngineRecipes()),
+        S3ModelFiles(),
+        pipeline_definitions(),
+        PipelineDefinitionRepository(table).all,
+    )
+
+
+def ai_recipes() -> AiRecipes:
+    """AI recipes, their pipelines kept in step; the run engine is built only to run or list runs."""
+    from sluice.domain.flow_ai import AiRecipes
+    from sluice.store.flows import AiRecipeRepository
+
+    return AiRecipes(AiRecipeRepository(Table()), pipeline_definitions(), run_engine)
 
 
 # -- shared by the builders --------------------------------------------------------------------------

@@ -33,6 +33,10 @@ class ValidationFailed(SluiceError):
     """A body or parameter that fails validation (422)."""
 
 
+class PayloadTooLarge(SluiceError):
+    """A body or batch larger than the route accepts (413)."""
+
+
 class Unauthorized(SluiceError):
     """Missing, malformed, expired, badly signed or revoked credentials."""
 

@@ -12,7 +12,7 @@ from sluice import timeutil
 from sluice.domain.events import ALERT_RAISED, EventPublisher
 from sluice.errors import Unavailable
 
-ALERT_TYPES = ("anomaly", "freshness", "timeliness", "queue")
+ALERT_TYPES = ("anomaly", "freshness", "timeliness", "queue", "data_quality")
 SEVERITIES = ("info", "warning", "critical")
 STATUSES = ("active", "dismissed", "resolved")
 
@@ -30,9 +30,15 @@ class Alert:
     pipeline_id: int | None = None
     status: str = "active"
     details: dict[str, Any] = field(default_factory=dict)
+    # Data-quality alerts name their dataset, rule and the run that wrote the data.
+    dataset_name: str | None = None
+    rule_id: int | None = None
+    run_id: int | None = None
+    updated_at: _dt.datetime | None = None
+    closed_by: str | None = None
 
     def view(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "type": self.type,
             "severity": self.severity,
@@ -42,6 +48,9 @@ class Alert:
             "created_at": timeutil.iso(self.created_at),
             "details": self.details,
         }
+        if self.type == "data_quality":
+            body.update(dataset_name=self.dataset_name, rule_id=self.rule_id, run_id=self.run_id)
+        return body
 
 
 class AlertStore(Protocol):
@@ -84,6 +93,9 @@ class Alerting:
         now: _dt.datetime,
         pipeline_id: int | None = None,
         details: dict[str, Any] | None = None,
+        dataset_name: str | None = None,
+        rule_id: int | None = None,
+        run_id: int | None = None,
     ) -> Alert:
         if alert_type not in ALERT_TYPES:
             raise ValueError(f"unknown alert type {alert_type!r}")
@@ -98,6 +110,9 @@ class Alerting:
             created_at=now,
             pipeline_id=pipeline_id,
             details=details or {},
+            dataset_name=dataset_name,
+            rule_id=rule_id,
+            run_id=run_id,
         )
 
     def raise_alert(

@@ -34,6 +34,10 @@ class Verdict:
     lower_bound: float
     upper_bound: float
     baseline_count: int
+    # Opt-in (issue 13): `median` centres on the median with the scaled MAD as spread; `min_delta`
+    # is an absolute floor: a value closer than that to the centre is never an anomaly.
+    method: str = "mean"
+    min_delta: float = 0.0
 
     @property
     def z_score(self) -> float:
@@ -41,19 +45,48 @@ class Verdict:
 
     @property
     def is_anomaly(self) -> bool:
-        return self.value > self.upper_bound or self.value < self.lower_bound
+        outside = self.value > self.upper_bound or self.value < self.lower_bound
+        return outside and abs(self.value - self.mean) >= self.min_delta
+
+    def reason(self, metric: str, execution_id: int, lookback_days: int) -> str:
+        """Why, in a sentence: the value, the bound it crossed and what the bound is made of."""
+        above = self.value > self.upper_bound
+        bound = self.upper_bound if above else self.lower_bound
+        centre, spread = ("median", "MAD x 1.4826") if self.method == "median" else ("mean", "std")
+        sign = "+" if above else "-"
+        floor = f"; differences under {_number(self.min_delta)} are ignored" if self.min_delta else ""
+        return (
+            f"{metric} of execution {execution_id} is {_number(self.value)}, "
+            f"{'above the upper' if above else 'below the lower'} bound {_number(bound)} "
+            f"({centre} {_number(self.mean)} {sign} {_number(self.z_threshold)} x {spread} {_number(self.std)}; "
+            f"z {self.z_score:.2f}) of {self.baseline_count} successful executions in the same hour "
+            f"of the day over the last {lookback_days} days{floor}."
+        )
+
+
+MAD_SCALE = 1.4826  # makes the median absolute deviation estimate a normal distribution's std
 
 
 def judge(
-    value: float, baseline: Sequence[float | None], z_threshold: float, minimum_executions: int
+    value: float,
+    baseline: Sequence[float | None],
+    z_threshold: float,
+    minimum_executions: int,
+    method: str = "mean",
+    min_delta: float = 0.0,
 ) -> Verdict | None:
     """The verdict on `value`, or None when the baseline cannot judge it: fewer than
-    `minimum_executions` (and at least two) values, or no spread at all (sample std of 0)."""
+    `minimum_executions` (and at least two) values, or no spread at all (sample std of 0; with
+    `method="median"`, a MAD of 0). Watcher's rule is the default: mean and sample std."""
     values = [v for v in baseline if v is not None]
     if len(values) < max(minimum_executions, 2):
         return None
-    mean = float(statistics.mean(values))
-    std = float(statistics.stdev(values))
+    if method == "median":
+        mean = float(statistics.median(values))
+        std = MAD_SCALE * float(statistics.median(abs(v - mean) for v in values))
+    else:
+        mean = float(statistics.mean(values))
+        std = float(statistics.stdev(values))
     if std == 0 or not math.isfinite(std):
         return None
     return Verdict(
@@ -64,6 +97,8 @@ def judge(
         lower_bound=max(0.0, mean - z_threshold * std),
         upper_bound=mean + z_threshold * std,
         baseline_count=len(values),
+        method=method,
+        min_delta=float(min_delta),
     )
 
 
@@ -71,6 +106,8 @@ def judge(
 ZThreshold = Annotated[float, Field(ge=1.0, le=10.0)]
 LookbackDays = Annotated[Id, Field(ge=1, le=365)]
 MinimumExecutions = Annotated[Id, Field(ge=5, le=1000)]
+Baseline = Literal["mean", "median"]
+MinDelta = Annotated[float, Field(ge=0)]
 
 
 class RuleRequest(WatcherRequest):
@@ -80,6 +117,8 @@ class RuleRequest(WatcherRequest):
     lookback_days: LookbackDays = 30
     minimum_executions: MinimumExecutions = 30
     active: bool = True
+    baseline: Baseline = "mean"
+    min_delta: MinDelta = 0.0
 
 
 class RulePatch(WatcherRequest):
@@ -90,6 +129,8 @@ class RulePatch(WatcherRequest):
     lookback_days: LookbackDays | None = None
     minimum_executions: MinimumExecutions | None = None
     active: bool | None = None
+    baseline: Baseline | None = None
+    min_delta: MinDelta | None = None
 
     def changes(self) -> dict[str, Any]:
         """Fields the caller gave a value (an explicit null changes nothing, as in Watcher)."""
@@ -126,9 +167,11 @@ class AnomalyRule:
     active: bool
     created_at: _dt.datetime
     updated_at: _dt.datetime | None = None
+    baseline: str = "mean"
+    min_delta: float = 0.0
 
     def view(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "pipeline_id": self.pipeline_id,
             "metric_field": self.metric_field,
@@ -139,6 +182,9 @@ class AnomalyRule:
             "created_at": timeutil.iso(self.created_at),
             "updated_at": timeutil.iso(self.updated_at),
         }
+        if self.baseline != "mean" or self.min_delta:  # Watcher's rule shows exactly Watcher's fields
+            body.update(baseline=self.baseline, min_delta=self.min_delta)
+        return body
 
 
 @dataclass(frozen=True)
@@ -212,6 +258,8 @@ def upsert_rule(
         minimum_executions=request.minimum_executions,
         active=request.active,
         created_at=now,
+        baseline=request.baseline,
+        min_delta=float(request.min_delta),
     )
     return rules.create(project, rule)
 
@@ -272,7 +320,9 @@ def detect_anomalies(
             for r in history
             if r.end_date is not None and r.end_date >= window_start and not r.flagged(rule.metric_field)
         ]
-        verdict = judge(value, baseline, rule.z_threshold, rule.minimum_executions)
+        verdict = judge(
+            value, baseline, rule.z_threshold, rule.minimum_executions, rule.baseline, rule.min_delta
+        )
         if verdict is None or not verdict.is_anomaly:
             continue
         result = AnomalyResult(
@@ -284,17 +334,16 @@ def detect_anomalies(
             lookback_days=rule.lookback_days,
             detected_at=now,
         )
+        reason = verdict.reason(rule.metric_field, run.id, rule.lookback_days)
         alert = alerting.draft(
             project,
             "anomaly",
             "warning",
-            f"{rule.metric_field} of execution {run.id} is {_number(verdict.value)}, outside "
-            f"[{_number(verdict.lower_bound)}, {_number(verdict.upper_bound)}] "
-            f"(mean {_number(verdict.mean)}, std {_number(verdict.std)}, z {verdict.z_score:.2f}, "
-            f"{verdict.baseline_count} executions).",
+            reason,
             now,
             pipeline_id=run.pipeline_id,
-            details=result.view(),
+            details={**result.view(), "reason": reason},
+            run_id=run.id,
         )
         if results.record(project, result, alert):
             alerting.announce(alert)

@@ -71,7 +71,11 @@ class DefinitionRequest(BaseModel):
     id: str | Id | None = None
     name: str | None = None
     description: str | None = Field(None, max_length=MAX_DESCRIPTION_CHARS)
-    version: Annotated[str | None, BeforeValidator(_version_text), Field(max_length=MAX_VERSION_CHARS)] = None
+    # The length bound sits on the string alone: on `str | None` it met a null and raised a TypeError
+    # (a 500), which schemathesis found (issue 15).
+    version: Annotated[
+        Annotated[str, Field(max_length=MAX_VERSION_CHARS)] | None, BeforeValidator(_version_text)
+    ] = None
     status: Literal["active", "paused", "error", "draft"] | None = None
     schedule: str | None = None
     connector_id: str | Id | None = Field(None, validation_alias=AliasChoices("connectorId", "connector_id"))

@@ -17,6 +17,12 @@ from sluice.domain.runs import levels, select_scope
 from sluice.errors import InvalidRequest, ValidationFailed
 
 TARGET_TYPES = ("pipeline", "dataset", "recipe")
+RECIPE_PIPELINE_PREFIX = "recipe."
+
+
+def recipe_pipeline_name(model_name: str) -> str:
+    """The pipeline a saved recipe keeps (sluice.domain.flow_recipes): a run target of type recipe."""
+    return RECIPE_PIPELINE_PREFIX + model_name
 
 
 def datasets_of(record: Mapping[str, Any]) -> tuple[set[str], set[str]]:

@@ -76,16 +76,23 @@ def _validate_node(graph: Graph, node: Node) -> None:
             raise _fail(f"{where}: a source takes no inputs, but {inputs[0].source} feeds it.")
         _validate_source(where, config)
     elif node.node_type == "transform":
-        has_sql, has_recipe = "sql" in config, "recipe" in config
-        if has_sql == has_recipe:
-            raise _fail(f"{where}: a transform needs exactly one of config.sql or config.recipe.")
+        has_sql, has_recipe, has_ai = "sql" in config, "recipe" in config, "ai" in config
+        if has_sql + has_recipe + has_ai != 1:
+            raise _fail(
+                f"{where}: a transform needs exactly one of config.sql or config.recipe (or config.ai, an AI recipe)."
+            )
+        if has_ai:
+            if not isinstance(config["ai"], dict) or not isinstance(config["ai"].get("recipe_type"), str):
+                raise _fail(f"{where}: config.ai must be an AI recipe object with a recipe_type.")
+            if len(inputs) != 1:
+                raise _fail(f"{where}: an AI recipe transform needs exactly one input; it has {len(inputs)}.")
         if has_sql:
             if not isinstance(config["sql"], str) or not config["sql"].strip():
                 raise _fail(f"{where}: config.sql must be a non-empty SQL query.")
             if len(config["sql"]) > MAX_SQL_CHARS:
                 raise _fail(f"{where}: config.sql is longer than {MAX_SQL_CHARS} characters.")
             _dialect(node)
-        elif not isinstance(config["recipe"], dict):
+        elif has_recipe and not isinstance(config["recipe"], dict):
             raise _fail(f"{where}: config.recipe must be a visual recipe object.")
     elif node.node_type == "filter":
         if len(inputs) != 1:

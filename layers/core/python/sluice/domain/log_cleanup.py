@@ -16,6 +16,10 @@ from sluice.domain.registry import Id, WatcherRequest
 from sluice.errors import ValidationFailed
 
 MIN_RETENTION_DAYS = 90
+# Past a few thousand years the cutoff is before any run and, past ~2.9 million days, before year 1:
+# `now - retention_days` overflowed into a 500 (found by schemathesis, issue 15). 100 years is plenty.
+MAX_RETENTION_DAYS = 36_500
+MAX_BATCH_SIZE = 1_000_000
 DEFAULT_BATCH_SIZE = 10_000
 CLEANUP_COUNTS = (
     "total_pipeline_executions_deleted",
@@ -28,8 +32,8 @@ CLEANUP_COUNTS = (
 
 
 class CleanupRequest(WatcherRequest):
-    retention_days: Annotated[Id, Field(ge=MIN_RETENTION_DAYS)]
-    batch_size: Annotated[Id, Field(gt=0)] = DEFAULT_BATCH_SIZE
+    retention_days: Annotated[Id, Field(ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS)]
+    batch_size: Annotated[Id, Field(gt=0, le=MAX_BATCH_SIZE)] = DEFAULT_BATCH_SIZE
 
 
 class RunRetention(Protocol):

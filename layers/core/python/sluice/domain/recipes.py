@@ -150,6 +150,8 @@ def _expression(text: Any, where: str) -> exp.Expression:
         tree = sqlglot.parse_one(source, read=DIALECT)
     except errors.SqlglotError as exc:
         raise ValidationFailed(f"{where} does not parse: {_plain(str(exc))}") from exc
+    except RecursionError as exc:
+        raise ValidationFailed(f"{where} nests too deeply to parse.") from exc
     if isinstance(tree, exp.Query) or not isinstance(tree, exp.Condition):
         raise ValidationFailed(f"{where} must be an expression, not a statement.")
     return tree

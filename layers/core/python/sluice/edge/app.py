@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -25,11 +26,13 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluice.auth.principal import Principal, Role
+from sluice.domain import api_health
 from sluice.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     SluiceError,
     Unauthorized,
     Unavailable,
@@ -42,6 +45,7 @@ STATUS_OF_ERROR: dict[type[SluiceError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    PayloadTooLarge: 413,
     ValidationFailed: 422,
     Unavailable: 503,
 }
@@ -86,6 +90,15 @@ admin = requires(Role.admin)
 Body = TypeVar("Body", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class RequestBodyDoc:
+    """What a body-reading dependency reads, for the OpenAPI document: its model and media types."""
+
+    model: type[BaseModel]
+    media_types: tuple[str, ...]
+    required: bool = True
+
+
 def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not a JSON number")
 
@@ -103,19 +116,14 @@ def json_body(model: type[Body], *, empty_is_object: bool = False) -> Callable[.
 
     async def dependency(request: Request) -> Body:
         raw = await request.body()
-        if not raw.strip():
-            if empty_is_object:
-                return _validated(model, {})
-            raise RequestValidationError(
-                [{"type": "missing", "loc": ("body",), "msg": "Request body is required.", "input": None}]
-            )
-        try:
-            data = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise _invalid_json(str(exc)) from exc
-        return _validated(model, data)
+        if empty_is_object and not raw.strip():
+            return _validated(model, {})
+        return _validated(model, parse_json(raw))
 
     dependency.__name__ = f"json_body_{model.__name__}"
+    # The assembled OpenAPI document (sluice.local.openapi) reads the body's schema from here:
+    # FastAPI cannot see a body read inside a dependency.
+    dependency.request_body = RequestBodyDoc(model, ("application/json",), required=not empty_is_object)  # type: ignore[attr-defined]
     return dependency
 
 
@@ -126,12 +134,30 @@ def _invalid_json(reason: str) -> RequestValidationError:
 
 
 def _validated(model: type[Body], data: Any) -> Body:
+    return validated(model, data)
+
+
+def validated(model: type[Body], data: Any, loc: tuple[Any, ...] = ()) -> Body:
+    """`data` as `model`, or the 422 whose `loc` names the failing field under `body` (and `loc`,
+    e.g. the index of an item in a batch)."""
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
         raise RequestValidationError(
-            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
+            [{**e, "loc": ("body", *loc, *e.get("loc", ()))} for e in exc.errors(include_url=False)]
         ) from exc
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, with json_body's guards (NaN, Infinity, nesting) and its 422."""
+    if not raw.strip():
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Request body is required.", "input": None}]
+        )
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise _invalid_json(str(exc)) from exc
 
 
 class AnswerRoute(APIRoute):
@@ -213,15 +239,17 @@ def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
     def serve(event: dict, context: Any) -> dict:
         started = time.perf_counter()
         response = adapter(event, context)
-        if not measured:
-            return response
         status = int(response.get("statusCode", 500))
+        latency_ms = (time.perf_counter() - started) * 1000
+        if not measured:  # the local stack: the same figures, kept in this process (api-health)
+            api_health.RECORDER.record(area, status, latency_ms)
+            return response
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(
-            name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
-        )
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
         if status >= 500:
             metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+        elif status >= 400:
+            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         return response
 
     if tracing_enabled():

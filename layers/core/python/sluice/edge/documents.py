@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from sluice import timeutil
+from sluice.edge.app import RequestBodyDoc
 from sluice.errors import ValidationFailed
 from sluice.lazy import LazyModule
 
@@ -145,4 +146,7 @@ def document_body(model: type[Body]) -> Callable[..., Any]:
             ) from exc
 
     dependency.__name__ = f"document_body_{model.__name__}"
+    dependency.request_body = RequestBodyDoc(  # type: ignore[attr-defined]
+        model, ("application/json", "application/yaml", "text/yaml")
+    )
     return dependency

@@ -14,8 +14,12 @@ from sluice.errors import ValidationFailed
 
 def run_transform(ctx: NodeContext) -> Outcome:
     has_sql, has_recipe = ctx.config.get("sql") is not None, ctx.config.get("recipe") is not None
+    if ctx.config.get("ai") is not None and not has_sql and not has_recipe:
+        from sluice.engine.ai import run_ai  # loads models only for AI recipe nodes
+
+        return run_ai(ctx)
     if has_sql == has_recipe:
-        raise ctx.config.fail("config needs exactly one of 'sql' and 'recipe'")
+        raise ctx.config.fail("config needs exactly one of 'sql' and 'recipe' (or 'ai', an AI recipe)")
     if has_sql:
         dialect = ctx.config.get("dialect") or DEFAULT_DIALECT
         compiled = compile_query(ctx.config.text("sql"), dialect=dialect, params=dict(ctx.options.params))

@@ -1,4 +1,6 @@
-"""The `sluice` command: `sluice dev` runs the whole system on this machine."""
+"""The `sluice` command: `sluice dev` runs the whole system on this machine, `sluice openapi` prints
+the API's OpenAPI document, and the API commands (login, pipelines, run, runs, backfill, alerts;
+sluice.cli.commands) call a Sluice through the SDK."""
 
 from __future__ import annotations
 
@@ -51,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run what `sam build` left in DIR (default .aws-sam/build): each function's built folder "
         "and the layer's sluice package, instead of the source tree",
     )
+    openapi = commands.add_parser(
+        "openapi", help="print the OpenAPI document of the whole HTTP API (commit it as openapi.json)"
+    )
+    openapi.add_argument("--check", action="store_true", help="exit 1 when openapi.json is stale")
+    from sluice.cli.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -58,7 +67,8 @@ def use_build(build_dir: Path) -> Path:
     """Make this process run `sam build`'s output: handler modules from each function's built folder
     (SLUICE_CODE_ROOT, read by the function registry) and sluice's modules from the built layer
     only, so a module the layer lacks fails here as it would on Lambda. sluice.local, which the
-    layer leaves out, is already imported and keeps finding its own modules in the source tree.
+    layer leaves out, is already imported and keeps finding its own modules in the source tree (so is
+    sluice.cli, whose API commands `sluice dev` never runs).
     Must run before anything of sluice but sluice.local is imported; returns the layer's package."""
     import sluice
     from sluice.local.functions import CODE_ROOT_VARIABLE
@@ -69,7 +79,10 @@ def use_build(build_dir: Path) -> Path:
         raise FileNotFoundError(
             f"no built layer with python/sluice under {build_dir}; run `make build` first"
         )
-    early = sorted(m for m in sys.modules if m.startswith("sluice.") and not m.startswith("sluice.local"))
+    # sluice.local and sluice.cli (the parser's commands: standard library only) are not in the layer.
+    early = sorted(
+        m for m in sys.modules if m.startswith("sluice.") and not m.startswith(("sluice.local", "sluice.cli"))
+    )
     if early:
         raise RuntimeError(f"{', '.join(early)} already imported from the source tree")
     layer_package = packages[0].parent
@@ -81,10 +94,30 @@ def use_build(build_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(args, "log_level", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "dev":
         return run_dev(args)
-    return 2
+    if args.command == "openapi":
+        return run_openapi(args)
+    from sluice.cli.commands import run_command
+
+    return run_command(args)
+
+
+def run_openapi(args: argparse.Namespace) -> int:
+    from sluice.local.openapi import COMMITTED_PATH, assemble, committed, render
+
+    logging.getLogger().setLevel(logging.ERROR)  # the areas' loggers must not mix into the document
+    document = assemble()
+    if args.check:
+        if committed() != document:
+            print(f"{COMMITTED_PATH.name} is stale: run `sluice openapi > openapi.json`", file=sys.stderr)
+            return 1
+        return 0
+    sys.stdout.write(render(document))
+    return 0
 
 
 def run_dev(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ from sluice.local.template import Route
 log = logging.getLogger("sluice.local")
 API_ID = "local"
 DIAGNOSTICS_PATH = "/_local/stats"  # not an API route: the local gateway's own, like /health of a server
+OPENAPI_PATH = "/openapi.json"  # the API's own document (sluice.local.openapi), no auth
+DOCS_PATH = "/docs"  # a browser over it
 WEBSOCKET_PATH = "/api/ws"  # the WebSocket API (live events), on the gateway's port
 CONNECTIONS_PREFIX = "/@connections/"  # API Gateway's management API: post to a connection
 TEXT_TYPES = ("json", "yaml", "text/", "xml", "x-www-form-urlencoded", "javascript", "ndjson")
@@ -75,12 +77,16 @@ class Gateway:
         invoke: Callable[[str, dict[str, Any]], Any],
         authorizer: str | None,
         diagnostics: Callable[[bool], dict[str, Any]] | None = None,
+        openapi: Callable[[], str] | None = None,
+        docs: Callable[[], str] | None = None,
         websocket: dict[str, str] | None = None,
     ):
         self.routes = sorted((compile_route(r) for r in routes), key=lambda c: c.specificity, reverse=True)
         self.invoke = invoke
         self.authorizer = authorizer
         self.diagnostics = diagnostics  # GET /_local/stats: the local stack's own figures, no data
+        self.openapi = openapi  # GET /openapi.json: the assembled document, as text
+        self.docs = docs  # GET /docs: an HTML page over it
         self.websocket = websocket or {}  # WebSocket route key -> function ($connect, $disconnect)
         self._sockets: dict[str, asyncio.Queue[str | None]] = {}  # open connections' outboxes
 
@@ -118,6 +124,10 @@ class Gateway:
         if path == DIAGNOSTICS_PATH and method == "GET" and self.diagnostics is not None:
             reset = request.query_params.get("reset") == "1"  # start a new measurement window
             return JSONResponse(await to_thread.run_sync(self.diagnostics, reset))
+        if path == OPENAPI_PATH and method == "GET" and self.openapi is not None:
+            return Response(await to_thread.run_sync(self.openapi), media_type="application/json")
+        if path == DOCS_PATH and method == "GET" and self.docs is not None:
+            return Response(self.docs(), media_type="text/html")
         if path.startswith(CONNECTIONS_PREFIX) and self.websocket:
             return await self._manage_connection(method, path.removeprefix(CONNECTIONS_PREFIX), request)
         matched = self.match(method, path)

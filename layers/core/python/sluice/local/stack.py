@@ -222,11 +222,15 @@ class LocalStack:
     # ---------------------------------------------------------------- serving
     def gateway(self) -> Gateway:
         authorizer = "AuthorizerFunction" if "AuthorizerFunction" in self.registry.functions else None
+        from sluice.local.openapi import ServedDocument, docs_page
+
         return Gateway(
             http_routes(self.template),
             self.invoke,
             authorizer,
             diagnostics=self.stats,
+            openapi=ServedDocument(self.registry),
+            docs=docs_page,
             websocket=websocket_routes(self.template),
         )
 
@@ -455,6 +459,8 @@ class LocalStack:
                 dynamodb.create_table(TableName=name, **params)
                 dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2})
                 self.created_tables.add(name)
+            else:
+                add_missing_indexes(dynamodb, name, props)
             ttl = props.get("TimeToLiveSpecification") or {}
             if ttl.get("Enabled") in (True, "true", "True"):
                 current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -776,6 +782,41 @@ def _resolve_tables(template: dict[str, Any], tables: dict[str, str]) -> dict[st
         return node
 
     return walk(template)
+
+
+def add_missing_indexes(dynamodb: Any, name: str, props: dict[str, Any], timeout: float = 60) -> list[str]:
+    """A saved table made before the template gained a GSI gets it, as a stack update would (one
+    index per UpdateTable, each waited for). Items written before carry no keys for it."""
+    described = dynamodb.describe_table(TableName=name)["Table"]
+    have = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes") or []}
+    definitions = {a["AttributeName"]: a for a in props.get("AttributeDefinitions") or []}
+    added = []
+    for index in props.get("GlobalSecondaryIndexes") or []:
+        if index["IndexName"] in have:
+            continue
+        dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=[definitions[k["AttributeName"]] for k in index["KeySchema"]],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": index["IndexName"],
+                        "KeySchema": index["KeySchema"],
+                        "Projection": index["Projection"],
+                    }
+                }
+            ],
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = dynamodb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes") or []
+            if any(
+                i["IndexName"] == index["IndexName"] and i.get("IndexStatus") == "ACTIVE" for i in current
+            ):
+                break
+            time.sleep(0.2)
+        added.append(index["IndexName"])
+    return added
 
 
 def _without_references(value: Any, names: set[str], placeholder: str = "local") -> Any:

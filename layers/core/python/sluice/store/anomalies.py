@@ -211,6 +211,8 @@ def rule_item(project: str, rule: AnomalyRule) -> dict[str, Any]:
         "active": rule.active,
         "created_at": timeutil.iso(rule.created_at),
         "updated_at": timeutil.iso(rule.updated_at),
+        "baseline": rule.baseline,
+        "min_delta": float(rule.min_delta),
     }
 
 
@@ -225,6 +227,8 @@ def rule_from_item(item: dict[str, Any]) -> AnomalyRule:
         active=bool(item.get("active", True)),
         created_at=timeutil.from_stored(item["created_at"]),
         updated_at=timeutil.from_stored(item.get("updated_at")),
+        baseline=item.get("baseline") or "mean",
+        min_delta=float(item.get("min_delta") or 0),
     )
 
 

@@ -368,6 +368,118 @@ def flow_child_claim(project_id: str, parent_id: int, level: int, pipeline_id: i
     )
 
 
+# -- flows: recipes and zones (issue 14) ---------------------------------------------------------
+# Model names are compared without case, as datasets are (one dataset per lowercase name).
+def recipes(project_id: str) -> str:
+    """A project's recipes, one item each (SK = lowercase model name): the list is one Query."""
+    return f"{project(project_id)}#RECIPES"
+
+
+def recipe(project_id: str, model_name: str) -> tuple[str, str]:
+    return recipes(project_id), model_name.lower()
+
+
+def recipe_revisions(project_id: str, model_name: str) -> str:
+    return f"{project(project_id)}#RECIPE_REVISIONS#{model_name.lower()}"
+
+
+def recipe_revision(project_id: str, model_name: str, revision: int) -> tuple[str, str]:
+    return recipe_revisions(project_id, model_name), pad(revision)
+
+
+def zones(project_id: str) -> str:
+    return f"{project(project_id)}#ZONES"
+
+
+def zone(project_id: str, zone_id: int) -> tuple[str, str]:
+    return zones(project_id), pad(zone_id)
+
+
+def zone_members(project_id: str) -> str:
+    """Which zone each model sits in (SK = lowercase model name); GSI1 groups them by zone."""
+    return f"{project(project_id)}#ZONE_MEMBERS"
+
+
+def zone_member(project_id: str, model_name: str) -> tuple[str, str]:
+    return zone_members(project_id), model_name.lower()
+
+
+def members_of_zone(project_id: str, zone_id: int) -> str:
+    """GSI1PK of a zone's members: deleting a zone unassigns them with one Query."""
+    return f"{project(project_id)}#ZONE#{pad(zone_id)}"
+
+
+def ai_recipes(project_id: str) -> str:
+    """A project's AI recipes (SK = padded id); a name claim per (model_name, recipe_type)."""
+    return f"{project(project_id)}#AI_RECIPES"
+
+
+def ai_recipe(project_id: str, recipe_id: int) -> tuple[str, str]:
+    return ai_recipes(project_id), pad(recipe_id)
+
+
+# -- alert states and data quality (issue 13) ---------------------------------------------------------
+ALERT_STATUS_INDEX = "Status"  # GSI keyed StatusPK/StatusSK (template.yaml)
+
+
+def alerts_in_status(project_id: str, status: str) -> str:
+    """Status-index partition: a project's alerts in one state (active, dismissed, resolved);
+    StatusSK = the alert's SK, so the active inbox never reads resolved history."""
+    return f"{project(project_id)}#ALERTS#STATUS#{status}"
+
+
+def quality_rules(project_id: str) -> str:
+    """A project's data-quality rules; SK = DQR#<id>."""
+    return f"{project(project_id)}#DQRULES"
+
+
+def quality_rule(project_id: str, rule_id: int) -> tuple[str, str]:
+    return quality_rules(project_id), f"DQR#{pad(rule_id)}"
+
+
+def quality_rules_of_dataset(project_id: str, dataset_name: str) -> str:
+    """GSI1 partition: the rules of one dataset (one Query per checked write); GSI1SK = the rule's SK."""
+    return f"{project(project_id)}#DQRULES#DS#{dataset_name}"
+
+
+def quality_checks(project_id: str, rule_id: int) -> str:
+    """A rule's checks, one per run that wrote its dataset; SK = CHK#<checked_at>#<run>."""
+    return f"{project(project_id)}#DQCHECKS#{pad(rule_id)}"
+
+
+def dataset_states(project_id: str) -> str:
+    """One item per dataset Sluice wrote: its last refresh, rows and the run; SK = DS#<name>."""
+    return f"{project(project_id)}#DATASETS"
+
+
+def dataset_state(project_id: str, dataset_name: str) -> tuple[str, str]:
+    return dataset_states(project_id), f"DS#{dataset_name}"
+
+
+def dataset_writes(project_id: str) -> str:
+    """Every dataset write in time order (row audit); SK = W#<at>#<run>#<name>."""
+    return f"{project(project_id)}#DSWRITES"
+
+
+def dbt_status(project_id: str) -> tuple[str, str]:
+    """The latest finished run of SQL models (a Sluice run or an uploaded run_results.json)."""
+    return project(project_id), "DBT_STATUS"
+
+
+# -- OpenLineage in (issue 15) -------------------------------------------------------------------
+def openlineage(project_id: str) -> str:
+    """The partition of a project's OpenLineage marks: events applied and runs mapped."""
+    return f"{project(project_id)}#OPENLINEAGE"
+
+
+def openlineage_event(project_id: str, key: str) -> tuple[str, str]:
+    return openlineage(project_id), f"EVENT#{key}"
+
+
+def openlineage_run(project_id: str, run_id: str) -> tuple[str, str]:
+    return openlineage(project_id), f"RUN#{run_id}"
+
+
 # -- the platform (issue 12): maintained counters, per-date run marks ----------------------------
 def run_days(project_id: str) -> str:
     """Per-UTC-day run counters (SK `YYYY-MM-DD`, the day the run started): `total` and one count

@@ -356,8 +356,10 @@ class Table:
         forward: bool = True,
         consistent: bool = False,
         filter_: Condition | None = None,
+        attributes: tuple[str, ...] | None = None,
     ) -> Page:
-        """One page of a partition (or GSI partition), in sort-key order, with a resume cursor."""
+        """One page of a partition (or GSI partition), in sort-key order, with a resume cursor.
+        `attributes` projects the items to those names (fewer bytes read, sent and parsed)."""
         pk_attr, sk_attr = ("PK", "SK") if index is None else (f"{index}PK", f"{index}SK")
         expr = f"{pk_attr} = :pk"
         values: dict[str, Any] = {":pk": pk}
@@ -384,6 +386,10 @@ class Table:
                 params["ExpressionAttributeNames"] = dict(filter_.names)
             values.update(filter_.values)
         params["ExpressionAttributeValues"] = serialize(values)
+        if attributes:
+            names = {f"#a{n}": name for n, name in enumerate(attributes)}
+            params["ProjectionExpression"] = ", ".join(names)
+            params["ExpressionAttributeNames"] = {**params.get("ExpressionAttributeNames", {}), **names}
         if index is not None:
             params["IndexName"] = index
         elif consistent:

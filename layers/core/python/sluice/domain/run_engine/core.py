@@ -23,6 +23,7 @@ from sluice.domain.run_engine.ports import (
     Definitions,
     LineageRecorder,
     NodeExecutor,
+    QualityChecks,
     RunArtifacts,
     RunItems,
     RunQueue,
@@ -81,6 +82,7 @@ class EngineCore:
         executor: NodeExecutor | None = None,
         variables: VariableResolver | None = None,
         artifacts: RunArtifacts | None = None,
+        quality: QualityChecks | None = None,
         backfills: Any = None,
         dated_runs: Any = None,
     ):
@@ -93,6 +95,7 @@ class EngineCore:
         self.executor = executor
         self.variables = variables
         self.artifacts = artifacts
+        self.quality = quality
         self.backfills = backfills  # the Backfill state machine (backfill.py's BackfillMachine)
         self.dated_runs = dated_runs  # a pipeline's latest run per params.date (backfill.py's DatedRuns)
         self._clock = clock

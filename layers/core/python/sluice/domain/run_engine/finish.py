@@ -88,6 +88,13 @@ class Finishing(EngineCore):
         else:
             raise Conflict(f"Run {run_ref(run_id)} kept changing while it was being finished.")
         self._give_back_slot(project, run_id)
+        if self.quality is not None and run.flow is None and run.backfill is None:
+            try:  # the dbt status of seed 000: this run's SQL models
+                self.quality.run_finished(
+                    project, run_id, status.value, run.execution.start_date, ended.end_date, node_runs
+                )
+            except Exception:  # noqa: BLE001 - the run is ended; its status page must not undo that
+                logger.exception("dbt status not recorded", extra={"run_id": run_id})
         self._tell_status(project, run_id, run.pipeline_id, status)
         if status == RunStatus.success and run.flow is None and run.backfill is None:
             self._after_success(project, ended, node_runs)

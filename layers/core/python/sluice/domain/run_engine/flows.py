@@ -15,7 +15,7 @@ from typing import Any
 from sluice import timeutil
 from sluice.domain import ids
 from sluice.domain.executions import Run
-from sluice.domain.flows import FlowGraph
+from sluice.domain.flows import FlowGraph, recipe_pipeline_name
 from sluice.domain.graph import Graph
 from sluice.domain.run_engine.core import EngineCore, logger
 from sluice.domain.run_engine.errors import FlowChildStarted
@@ -44,7 +44,12 @@ class FlowRuns(EngineCore):
                     f"Dataset '{name}' is written by several pipelines ({names}); target one of them by name."
                 )
             return writers[0]
-        raise NotFound(f"There is no saved recipe named '{name}'; recipes cannot be run yet.")
+        record = self.definitions.find_by_name(project, recipe_pipeline_name(name))
+        if record is None:
+            raise NotFound(
+                f"There is no saved recipe named '{name}'; save it with /api/flow/save-recipe-steps."
+            )
+        return int(record["id"])
 
     def trigger_flow(
         self, project: str, flow: FlowGraph, target: dict[str, str], scope: str, render: Render

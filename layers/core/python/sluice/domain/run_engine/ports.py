@@ -135,5 +135,26 @@ class RunArtifacts(Protocol):
     def profile(self, project: str, artifact_run: str, node_id: str) -> dict[str, Any]: ...
 
 
+class QualityChecks(Protocol):
+    """The data-quality rules of a dataset, checked on what a run's target node wrote
+    (sluice.domain.quality.DataQuality)."""
+
+    def after_write(
+        self,
+        project: str,
+        run_id: int,
+        pipeline_id: int,
+        dataset_name: str,
+        output_key: str,
+        columns: list[str],
+        rows_written: int,
+        dataset_rows: int | None = None,
+    ) -> Any: ...
+
+    def run_finished(
+        self, project: str, run_id: int, status: str, started: Any, finished: Any, node_runs: list[Any]
+    ) -> None: ...
+
+
 # The project's variables with their real values, read only when a node's config refers to one.
 VariableResolver = Callable[[str], Mapping[str, str]]

@@ -212,6 +212,7 @@ class StateMachineTasks(EngineCore):
         self.runs.add_progress(
             project, run_id, STAGE_OF_NODE.get(node.node_type, "transform"), result.row_count
         )
+        self._check_quality(project, run_id, run.pipeline_id, result)
         self._count_bytes(project, run, node_id, result)
         self._tell_node(
             project,
@@ -226,6 +227,27 @@ class StateMachineTasks(EngineCore):
         if lines:
             self._tell(project, LOG_LINES, {"run_id": run_ref(run.id), "node_id": node_id, "lines": lines})
         return {"node_id": node_id, "status": NodeStatus.success.value, "row_count": result.row_count}
+
+    def _check_quality(self, project: str, run_id: int, pipeline_id: int, result: Any) -> None:
+        """A target that wrote a Sluice dataset: its rules, on the rows this run wrote. A check
+        that cannot run is logged and never fails the node (the data is already written)."""
+        written = result.written
+        if self.quality is None or written is None or written.kind != "dataset" or not written.persisted:
+            return
+        try:
+            self.quality.after_write(
+                project,
+                run_id,
+                pipeline_id,
+                written.dataset,
+                result.output.key,
+                [c.name for c in result.columns],
+                written.rows_written,
+            )
+        except Exception:  # noqa: BLE001 - quality checks must not fail a run that wrote its data
+            logger.exception(
+                "data-quality check failed", extra={"run_id": run_id, "dataset": written.dataset}
+            )
 
     def _record_failure(
         self, project: str, run_id: int, node_id: str, failed: NodeFailed, started: str | None

@@ -66,6 +66,8 @@ def runs_api_view(run: RunRecord, node_runs: list[NodeRunRecord] | None = None) 
         "error": run.error,
         "progress": progress_of(run),
         "rows_loaded": _int(run.execution.total_rows),
+        # when the run last changed: the SDK's wait polls slower while it stays the same
+        "updated_at": timeutil.iso(run.execution.updated_at or run.execution.created_at),
     }
     if node_runs is not None:
         view["node_runs"] = node_run_views(node_runs)

@@ -3,7 +3,7 @@ checks, the freshness report, log cleanup and the run-queue monitor."""
 
 from __future__ import annotations
 
-from sluice.edge.responses import Answer, Json
+from sluice.edge.responses import Answer, Json, Number
 
 
 class ExecutionStarted(Answer):
@@ -45,6 +45,8 @@ class AnomalyRule(Answer):
     active: bool
     created_at: str | None = None
     updated_at: str | None = None
+    baseline: str | None = None  # only for a rule that opted into median/MAD or a min_delta
+    min_delta: Number | None = None
 
 
 class RuleSaved(Answer):
@@ -56,12 +58,18 @@ class CheckQueued(Answer):
 
 
 class Freshness(Answer):
-    pipeline_id: int
-    pipeline_name: str
+    """A Watcher pipeline (pipeline_name, its SLA as `N datepart`) or a dataset Sluice writes
+    (dataset_name, its freshness_hours rule's hours)."""
+
+    dataset_name: str
+    pipeline_id: int | None = None
+    pipeline_name: str | None = None
     last_refresh_at: str | None = None
-    freshness_threshold: str | None = None
+    freshness_threshold: str | Number | None = None
     is_fresh: bool
-    mute_freshness_check: bool
+    mute_freshness_check: bool | None = None
+    run_id: str | None = None
+    row_count: int | None = None
 
 
 class LogCleanup(Answer):

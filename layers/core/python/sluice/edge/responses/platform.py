@@ -51,7 +51,7 @@ class TrendDay(Answer):
     total: int
 
 
-class LastRun(Answer):
+class DashboardLastRun(Answer):
     id: str
     status: str | None = None
     started_at: str | None = None
@@ -62,7 +62,7 @@ class PipelineSummary(Answer):
     id: str
     name: str
     status: str
-    last_run: LastRun | None = None
+    last_run: DashboardLastRun | None = None
 
 
 class TopFailing(Answer):

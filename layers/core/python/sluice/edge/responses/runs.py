@@ -38,6 +38,7 @@ class Run(Answer):
     error: str | None = None
     progress: Progress
     rows_loaded: int | None = None
+    updated_at: str | None = None
     node_runs: list[NodeRun] | None = None
 
 

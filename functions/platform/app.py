@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from fastapi import Depends, Response
 from pydantic import BaseModel, Field
 
@@ -73,5 +76,13 @@ def patch_settings(
     return settings.change(caller.project, body.changes(), caller.subject).view()
 
 
-app = create_app("platform", [public, router])
+# The modules beside this file (named platform_* to be unique across the areas) are imported by
+# name: Lambda puts this directory on sys.path; the local stack and tests load this file by path.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+
+import platform_overview  # noqa: E402
+
+app = create_app("platform", [public, router, platform_overview.router])
 handler = lambda_handler(app, "platform")

@@ -18,11 +18,19 @@ if _HERE not in sys.path:
     sys.path.append(_HERE)
 
 import runs_api  # noqa: E402
+import runs_backfill  # noqa: E402
 import runs_definitions  # noqa: E402
 import runs_executions  # noqa: E402
 import runs_flows  # noqa: E402
 
 app = create_app(
-    "runs", [runs_executions.router, runs_api.router, runs_definitions.router, runs_flows.router]
+    "runs",
+    [
+        runs_executions.router,
+        runs_api.router,
+        runs_definitions.router,
+        runs_flows.router,
+        runs_backfill.router,
+    ],
 )
 handler = lambda_handler(app, "runs")

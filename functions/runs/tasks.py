@@ -49,11 +49,12 @@ def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
     message was lost are queued again and flow parents whose hand-over was lost move on."""
     engine = composition.run_engine()
     machine = composition.run_state_machine()
+    backfills = composition.backfill_state_machine()
     totals = {"finished": 0, "requeued": 0, "flows": 0, "errors": 0}
     failed = []
     for project in composition.project_registry().all():
         try:
-            done = engine.reconcile(project, machine.status)
+            done = engine.reconcile(project, machine.status, backfills.status)
         except Exception:
             logger.exception("reconciling runs failed", extra={"project": project})
             failed.append(project)
@@ -62,3 +63,24 @@ def reconcile_runs(event: dict[str, Any], context: Any) -> dict[str, Any]:
             totals[name] += getattr(done, name)
     logger.info("runs reconciled", extra={**totals, "failed_projects": failed})
     return {**totals, "failed_projects": failed}
+
+
+# -- the Backfill state machine (statemachines/backfill.asl.json) ---------------------------------
+@logger.inject_lambda_context
+def backfill_release(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Map iteration's start: the child goes to the run queue (or is cancelled with its parent)."""
+    engine = composition.run_engine()
+    return engine.backfill_release(str(event["project"]), int(event["parent_id"]), int(event["run_id"]))
+
+
+@logger.inject_lambda_context
+def backfill_check(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    engine = composition.run_engine()
+    return engine.backfill_child_done(str(event["project"]), int(event["parent_id"]), int(event["run_id"]))
+
+
+@logger.inject_lambda_context
+def backfill_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = composition.run_engine().backfill_finish(str(event["project"]), int(event["parent_id"]))
+    logger.info("backfill finished", extra=result)
+    return result

@@ -390,6 +390,16 @@ def test_a_walk_through_every_area_answers_only_what_the_models_declare(walk):
     results = json.loads((ROOT / "tests" / "e2e" / "data" / "dbt_run_results_v6.json").read_text())
     walk("monitor", "POST", "/api/pipeline/dbt/run-results", results, 201)
 
+    # the platform of seed 002 (issue 12)
+    backfill = {"start_date": "2024-01-01", "end_date": "2024-01-03", "dry_run": True}
+    walk("runs", "POST", f"/api/pipelines/{run['pipeline_id']}/backfill", backfill)
+    walk("platform", "GET", "/api/runs/calendar", query={"days": "7"})
+    walk("platform", "GET", "/api/dashboard")
+    walk("platform", "GET", "/api/search", query={"q": "orders"})
+    walk("platform", "GET", "/api/system/info")
+    walk("platform", "POST", "/api/system/purge", {"days": 30})
+    walk("platform", "GET", "/api/scheduler/status")
+
     # every route with a body was walked
     for area in AREAS:
         for route in api_routes(area):

@@ -27,10 +27,15 @@ BENCHMARKS = (
     ("tests.perf.bench_definitions", "definitions"),
     ("tests.perf.bench_flows", "flows"),  # issue 14 (docs/performance.md section 13)
     ("tests.perf.bench_alerts", "alerts"),  # issue 13 (docs/performance.md section 12)
+    # issue 12: the platform (docs/performance.md section 11)
+    ("tests.perf.bench_platform_calls", "platform_calls"),
+    ("tests.perf.bench_backfill", "backfill"),
+    ("tests.perf.bench_live_events", "live_events"),
 )
 # Benchmarks with a command line of their own (docs/engine.md gives their numbers): module, results
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.
 OWN_CLI = (
+    ("tests.perf.bench_sdk_openlineage", "sdk_openlineage", [], ["--quick"]),  # issue 15 (section 14)
     (
         "tests.perf.bench_engine_throughput",
         "engine_throughput",

@@ -125,7 +125,15 @@ class FakeRuns:
         self.items[run_id].setdefault("error", error)
 
     def end(
-        self, project, ended: Run, seen_end_count, from_statuses, extra, advance, watermark_candidate=None
+        self,
+        project,
+        ended: Run,
+        seen_end_count,
+        from_statuses,
+        extra,
+        advance,
+        watermark_candidate=None,
+        run_date=None,
     ):
         item = self.items[ended.id]
         if item.get("end_count", 0) != seen_end_count or item["status"] not in from_statuses:
@@ -205,7 +213,7 @@ class FakeSlots:
     def __init__(self, runs: FakeRuns, limit: int = 1):
         self.runs, self.limit, self.held = runs, limit, set()
 
-    def claim_slot(self, project, run_id, name):
+    def claim_slot(self, project, run_id, name, day=None):
         if len(self.held) >= self.limit:
             raise SlotsFull("full")
         if self.runs.items[run_id]["status"] != "pending":
@@ -215,7 +223,7 @@ class FakeSlots:
             status="running", execution_name=name, running_at=timeutil.iso(self.runs.clock())
         )
 
-    def release_slot(self, project, run_id, back_to_pending=False):
+    def release_slot(self, project, run_id, back_to_pending=False, day=None):
         if run_id not in self.held:
             return False
         self.held.discard(run_id)

@@ -19,8 +19,10 @@ from sluice import aws
 from sluice.store.table import Table
 
 if TYPE_CHECKING:
+    from sluice.adapters.live import ConnectionPoster
+    from sluice.adapters.node_engine import S3RunArtifacts
     from sluice.adapters.queues import SqsCheckQueue, SqsQueueDepth, SqsRunQueue
-    from sluice.adapters.state_machine import StepFunctionsRuns
+    from sluice.adapters.state_machine import StepFunctionsBackfills, StepFunctionsRuns
     from sluice.domain.alerts import Alerting, Notifier
     from sluice.domain.api_health import ApiHealthSource
     from sluice.domain.connectors import Connectors
@@ -42,7 +44,10 @@ if TYPE_CHECKING:
     from sluice.store.api_keys import ApiKeyRepository
     from sluice.store.checks import CheckRepository
     from sluice.store.executions import ProjectRegistry, RunRepository, WatchedPipelines
+    from sluice.store.live import ConnectionRepository
+    from sluice.store.platform import PlatformRepository, RunPurge
     from sluice.store.quality import DatasetStateRepository, DbtStatusRepository, QualityRuleRepository
+    from sluice.store.run_calendar import RunCalendarRepository
     from sluice.store.runs import RunEngineRepository
     from sluice.store.settings import SettingsRepository
 
@@ -167,6 +172,7 @@ def run_engine() -> RunEngine:
     from sluice.domain.lineage import DatasetLineage
     from sluice.domain.run_engine import RunEngine
     from sluice.store.pipelines import PipelineDefinitionRepository
+    from sluice.store.run_calendar import RunCalendarRepository
     from sluice.store.run_control import RunControl
     from sluice.store.runs import RunEngineRepository
 
@@ -183,6 +189,8 @@ def run_engine() -> RunEngine:
         variables=resolve_variables,
         artifacts=S3RunArtifacts(),
         quality=data_quality(),
+        backfills=backfill_state_machine(),
+        dated_runs=RunCalendarRepository(table),
     )
 
 
@@ -196,6 +204,12 @@ def run_state_machine() -> StepFunctionsRuns:
     from sluice.adapters.state_machine import StepFunctionsRuns
 
     return StepFunctionsRuns()
+
+
+def backfill_state_machine() -> StepFunctionsBackfills:
+    from sluice.adapters.state_machine import StepFunctionsBackfills
+
+    return StepFunctionsBackfills()
 
 
 # Revision graphs never change within a table, so the engines of one table share a cache. A table
@@ -216,6 +230,43 @@ def _revision_graphs(table: Table) -> RevisionGraphs:
                 del _graphs[stale]
             found = _graphs[key] = RevisionGraphs()
         return found
+
+
+# -- the platform of seed 002 (issue 12) -------------------------------------------------------------
+def run_counters() -> RunCalendarRepository:
+    from sluice.store.run_calendar import RunCalendarRepository
+
+    return RunCalendarRepository(Table())
+
+
+def platform_reads() -> PlatformRepository:
+    from sluice.store.platform import PlatformRepository
+
+    return PlatformRepository(Table())
+
+
+def run_purge() -> RunPurge:
+    from sluice.store.platform import RunPurge
+
+    return RunPurge(Table())
+
+
+def run_folders() -> S3RunArtifacts:
+    from sluice.adapters.node_engine import S3RunArtifacts
+
+    return S3RunArtifacts()
+
+
+def live_connections() -> ConnectionRepository:
+    from sluice.store.live import ConnectionRepository
+
+    return ConnectionRepository(Table())
+
+
+def live_poster() -> ConnectionPoster:
+    from sluice.adapters.live import ConnectionPoster
+
+    return ConnectionPoster()
 
 
 # -- monitoring ------------------------------------------------------------------------------------

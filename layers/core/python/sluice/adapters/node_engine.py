@@ -117,3 +117,25 @@ class S3RunArtifacts:
         from sluice.engine import read_profile
 
         return read_profile(self.storage, project, artifact_run, node_id)
+
+    # -- what the platform counts and purges (issue 12) ----------------------------------------------
+    def node_bytes(self, project: str, artifact_run: str, node_id: str) -> int:
+        """The bytes a node run left in the bucket (output, preview, profile, logs): one List."""
+        from sluice.engine.artifacts import node_prefix
+
+        return sum(
+            o.size
+            for o in self.storage.objects.list(
+                self.storage.bucket, node_prefix(project, artifact_run, node_id)
+            )
+        )
+
+    def delete_run(self, project: str, artifact_run: str) -> int:
+        """Delete everything under the run's folder; the bytes deleted."""
+        from sluice.engine.artifacts import run_prefix
+
+        freed = 0
+        for found in self.storage.objects.list(self.storage.bucket, run_prefix(project, artifact_run)):
+            self.storage.objects.delete(self.storage.bucket, found.key)
+            freed += found.size
+        return freed

@@ -32,3 +32,28 @@ class StepFunctionsRuns:
             return client.describe_execution(executionArn=execution_arn)["status"]
         except client.exceptions.ExecutionDoesNotExist:
             return EXECUTION_MISSING
+
+
+class StepFunctionsBackfills:
+    """Starting Backfill state machine executions (statemachines/backfill.asl.json)."""
+
+    def __init__(self, state_machine_arn: str | None = None):
+        self.arn = state_machine_arn or os.environ.get("BACKFILL_STATE_MACHINE_ARN", "")
+
+    def start(self, name: str, payload: dict) -> None:
+        if not self.arn:
+            raise RuntimeError("BACKFILL_STATE_MACHINE_ARN is not set")
+        client = aws.client("stepfunctions")
+        with contextlib.suppress(client.exceptions.ExecutionAlreadyExists):
+            client.start_execution(stateMachineArn=self.arn, name=name, input=json.dumps(payload))
+
+    def status(self, name: str) -> str | None:
+        """The Backfill execution's status (EXECUTION_MISSING when Step Functions has none)."""
+        if not self.arn:
+            return None
+        client = aws.client("stepfunctions")
+        execution_arn = self.arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        try:
+            return client.describe_execution(executionArn=execution_arn)["status"]
+        except client.exceptions.ExecutionDoesNotExist:
+            return EXECUTION_MISSING

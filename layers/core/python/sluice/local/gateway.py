@@ -7,6 +7,7 @@ handler and returns its response. Unknown routes answer 404 as API Gateway does.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
@@ -29,6 +30,8 @@ API_ID = "local"
 DIAGNOSTICS_PATH = "/_local/stats"  # not an API route: the local gateway's own, like /health of a server
 OPENAPI_PATH = "/openapi.json"  # the API's own document (sluice.local.openapi), no auth
 DOCS_PATH = "/docs"  # a browser over it
+WEBSOCKET_PATH = "/api/ws"  # the WebSocket API (live events), on the gateway's port
+CONNECTIONS_PREFIX = "/@connections/"  # API Gateway's management API: post to a connection
 TEXT_TYPES = ("json", "yaml", "text/", "xml", "x-www-form-urlencoded", "javascript", "ndjson")
 
 
@@ -76,6 +79,7 @@ class Gateway:
         diagnostics: Callable[[bool], dict[str, Any]] | None = None,
         openapi: Callable[[], str] | None = None,
         docs: Callable[[], str] | None = None,
+        websocket: dict[str, str] | None = None,
     ):
         self.routes = sorted((compile_route(r) for r in routes), key=lambda c: c.specificity, reverse=True)
         self.invoke = invoke
@@ -83,6 +87,8 @@ class Gateway:
         self.diagnostics = diagnostics  # GET /_local/stats: the local stack's own figures, no data
         self.openapi = openapi  # GET /openapi.json: the assembled document, as text
         self.docs = docs  # GET /docs: an HTML page over it
+        self.websocket = websocket or {}  # WebSocket route key -> function ($connect, $disconnect)
+        self._sockets: dict[str, asyncio.Queue[str | None]] = {}  # open connections' outboxes
 
     def match(self, method: str, path: str) -> tuple[CompiledRoute, dict[str, str]] | None:
         path_matches = []
@@ -104,6 +110,9 @@ class Gateway:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
@@ -119,6 +128,8 @@ class Gateway:
             return Response(await to_thread.run_sync(self.openapi), media_type="application/json")
         if path == DOCS_PATH and method == "GET" and self.docs is not None:
             return Response(self.docs(), media_type="text/html")
+        if path.startswith(CONNECTIONS_PREFIX) and self.websocket:
+            return await self._manage_connection(method, path.removeprefix(CONNECTIONS_PREFIX), request)
         matched = self.match(method, path)
         if matched is None:
             return JSONResponse(
@@ -138,6 +149,111 @@ class Gateway:
             log.exception("%s failed on %s", compiled.route.function, compiled.route_key)
             return JSONResponse({"message": "Internal Server Error"}, status_code=500)
         return to_response(result)
+
+    # ---------------------------------------------------------------- the WebSocket API
+    async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """A WebSocket API connection as API Gateway runs one: `$connect` decides (a status other
+        than 200 refuses the handshake with it), messages posted to `/@connections/{id}` are sent,
+        `$disconnect` runs when either side closes."""
+        connect = self.websocket.get("$connect")
+        if scope.get("path") != WEBSOCKET_PATH or connect is None:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await receive()  # websocket.connect
+        connection_id = base64.urlsafe_b64encode(uuid.uuid4().bytes[:12]).decode()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        query = dict(parse_qsl((scope.get("query_string") or b"").decode()))
+        event = websocket_event("$connect", "CONNECT", connection_id, headers, query)
+        try:
+            result = await to_thread.run_sync(self.invoke, connect, event)
+        except Exception:
+            log.exception("%s failed on $connect", connect)
+            result = {"statusCode": 500}
+        status = int((result or {}).get("statusCode") or 500)
+        if status != 200:
+            if "websocket.http.response" in (scope.get("extensions") or {}):
+                body = str((result or {}).get("body") or "Forbidden").encode()
+                await send(
+                    {
+                        "type": "websocket.http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "websocket.http.response.body", "body": body})
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._sockets[connection_id] = outbox
+        await send({"type": "websocket.accept"})
+
+        async def deliver() -> None:
+            while True:
+                text = await outbox.get()
+                if text is None:
+                    await send({"type": "websocket.close", "code": 1000})
+                    return
+                await send({"type": "websocket.send", "text": text})
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+        finally:
+            self._sockets.pop(connection_id, None)
+            sender.cancel()
+            disconnect = self.websocket.get("$disconnect")
+            if disconnect is not None:
+                gone = websocket_event("$disconnect", "DISCONNECT", connection_id, {}, {})
+                try:
+                    await to_thread.run_sync(self.invoke, disconnect, gone)
+                except Exception:
+                    log.exception("%s failed on $disconnect", disconnect)
+
+    async def _manage_connection(self, method: str, connection_id: str, request: Request) -> Response:
+        """POST (send the body), GET (is it open) or DELETE (close) one connection; 410 when gone."""
+        outbox = self._sockets.get(connection_id)
+        if outbox is None:
+            return JSONResponse(
+                {"message": f"Connection {connection_id} is gone."},
+                status_code=410,
+                headers={"x-amzn-ErrorType": "GoneException"},
+            )
+        if method == "POST":
+            outbox.put_nowait((await request.body()).decode())
+            return Response(status_code=200)
+        if method == "DELETE":
+            outbox.put_nowait(None)
+            return Response(status_code=204)
+        return JSONResponse({"connectionId": connection_id})
+
+
+def websocket_event(
+    route_key: str, event_type: str, connection_id: str, headers: dict[str, str], query: dict[str, str]
+) -> dict[str, Any]:
+    """A WebSocket API event as API Gateway gives it to a Lambda integration."""
+    return {
+        "headers": headers,
+        "queryStringParameters": query or None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "connectionId": connection_id,
+            "apiId": API_ID,
+            "stage": "api",
+            "domainName": headers.get("host", "localhost"),
+            "requestId": str(uuid.uuid4()),
+            "connectedAt": int(time.time() * 1000),
+            "accountId": ACCOUNT,
+        },
+    }
 
 
 def build_event(request: Request, route_key: str, params: dict[str, str], body: bytes) -> dict[str, Any]:

@@ -40,7 +40,14 @@ from sluice.local.functions import ACCOUNT, REGION, FunctionRegistry
 from sluice.local.gateway import Gateway
 from sluice.local.scheduler import Scheduler
 from sluice.local.snapshot import Snapshot
-from sluice.local.template import ROOT, http_routes, load_template, resources_of_type, table_definition
+from sluice.local.template import (
+    ROOT,
+    http_routes,
+    load_template,
+    resources_of_type,
+    table_definition,
+    websocket_routes,
+)
 
 log = logging.getLogger("sluice.local")
 
@@ -203,7 +210,8 @@ class LocalStack:
         self._hooks.append(hook)
 
     def _serve_in_process(self, service: str, client: Any) -> None:
-        if service != "dynamodb":
+        # DynamoDB is DynamoDB Local's; the WebSocket management API is the local gateway's own.
+        if service not in ("dynamodb", "apigatewaymanagementapi"):
             self._moto.attach(client)
 
     def save(self) -> None:
@@ -223,7 +231,14 @@ class LocalStack:
             diagnostics=self.stats,
             openapi=ServedDocument(self.registry),
             docs=docs_page,
+            websocket=websocket_routes(self.template),
         )
+
+    def _point_live_events_here(self, port: int) -> None:
+        """The live-events fan-out posts to connections through the management API: here, the
+        gateway's own `/@connections/{id}` (template.yaml points it at the WebSocket stage)."""
+        host = "127.0.0.1" if self.options.host in ("0.0.0.0", "::", "") else self.options.host
+        os.environ["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = f"http://{host}:{port}"
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         """The stack's own figures (GET /_local/stats[?reset=1]): background work and its lag (since
@@ -252,6 +267,7 @@ class LocalStack:
             lifespan="off",
         )
         self._uvicorn = uvicorn.Server(config)
+        self._point_live_events_here(self.options.port)
         self._uvicorn.run()
 
     def serve_in_thread(self) -> str:
@@ -276,6 +292,7 @@ class LocalStack:
                 raise RuntimeError("the local gateway did not start")
             time.sleep(0.05)
         port = self._uvicorn.servers[0].sockets[0].getsockname()[1]
+        self._point_live_events_here(port)
         return f"http://{self.options.host}:{port}"
 
     # ---------------------------------------------------------------- invoking functions
@@ -380,14 +397,23 @@ class LocalStack:
         }
         translated = _resolve_tables(translated, self.tables)
         # moto's CloudFormation has no API Gateway v2; the local gateway serves those routes.
-        translated["Resources"] = {
-            name: r
+        removed = {
+            name
             for name, r in translated["Resources"].items()
-            if not r["Type"].startswith("AWS::ApiGatewayV2::")
-            and r["Type"] not in ("AWS::Lambda::Permission", "AWS::DynamoDB::Table")
+            if r["Type"].startswith("AWS::ApiGatewayV2::")
+            or r["Type"] in ("AWS::Lambda::Permission", "AWS::DynamoDB::Table")
         }
+        translated["Resources"] = {
+            name: r for name, r in translated["Resources"].items() if name not in removed
+        }
+        # What still names a removed API (the live-events WebSocket API in a function's variables
+        # and policies) names a placeholder: the local gateway serves it (see _point_live_events_here).
+        apis = {n for n in removed if n not in self.tables}
+        translated["Resources"] = _without_references(translated["Resources"], apis)
         translated["Outputs"] = {
-            name: o for name, o in (translated.get("Outputs") or {}).items() if "HttpApi" not in json.dumps(o)
+            name: o
+            for name, o in (translated.get("Outputs") or {}).items()
+            if "HttpApi" not in json.dumps(o) and not any(api in json.dumps(o) for api in apis)
         }
         cloudformation = aws.client("cloudformation")
         cloudformation.create_stack(
@@ -791,3 +817,28 @@ def add_missing_indexes(dynamodb: Any, name: str, props: dict[str, Any], timeout
             time.sleep(0.2)
         added.append(index["IndexName"])
     return added
+
+
+def _without_references(value: Any, names: set[str], placeholder: str = "local") -> Any:
+    """`value` with every Ref, GetAtt and ${...} of one of `names` replaced by `placeholder`."""
+    if not names:
+        return value
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in names:
+            return placeholder
+        if set(value) == {"Fn::GetAtt"}:
+            target = value["Fn::GetAtt"]
+            first = target[0] if isinstance(target, list) else str(target).split(".")[0]
+            if first in names:
+                return placeholder
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            text = re.sub(
+                r"\$\{(\w+)(\.\w+)?\}",
+                lambda m: placeholder if m.group(1) in names else m.group(0),
+                value["Fn::Sub"],
+            )
+            return {"Fn::Sub": text}
+        return {k: _without_references(v, names, placeholder) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_references(v, names, placeholder) for v in value]
+    return value

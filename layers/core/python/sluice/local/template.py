@@ -91,3 +91,25 @@ def function_handler(
     module, _, attribute = props["Handler"].rpartition(".")
     code_dir = Path(code_root) / logical_id if code_root is not None else ROOT / props["CodeUri"]
     return code_dir, module, attribute
+
+
+def websocket_routes(template: dict[str, Any]) -> dict[str, str]:
+    """The WebSocket API's routes (`$connect`, `$disconnect`, ...) -> the function each integrates."""
+    import re
+
+    integrations = {}
+    for name, resource in resources_of_type(template, "AWS::ApiGatewayV2::Integration").items():
+        uri = (resource.get("Properties") or {}).get("IntegrationUri")
+        text = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+        found = re.search(r"\$\{(\w+)\.Arn\}", str(text or ""))
+        if found:
+            integrations[name] = found.group(1)
+    routes = {}
+    for resource in resources_of_type(template, "AWS::ApiGatewayV2::Route").values():
+        props = resource.get("Properties") or {}
+        target = props.get("Target")
+        text = target.get("Fn::Sub") if isinstance(target, dict) else target
+        found = re.search(r"integrations/\$\{(\w+)\}", str(text or ""))
+        if found and found.group(1) in integrations:
+            routes[str(props.get("RouteKey"))] = integrations[found.group(1)]
+    return routes

@@ -91,9 +91,13 @@ class RunRepository:
     def create(self, project: str, run: Run) -> None:
         """The run, its month in the month registry, and one closure row per ancestor, atomically
         (closure rows past DynamoDB's 100-item transaction follow in batches)."""
+        from sluice.store.run_calendar import day_of, transition_op
+
         month_pk, month_sk = keys.run_months(project), _month(run.start_date)
+        item = run_item(project, run)
+        item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
         operations = [
-            self.table.put_op(run_item(project, run), Condition("attribute_not_exists(PK)")),
+            self.table.put_op(item, Condition("attribute_not_exists(PK)")),
             self.table.update_op(month_pk, month_sk, set_if_absent={"kind": "run_month", "month": month_sk}),
             self.table.put_op(run_index_item(project, run)),
         ]
@@ -104,8 +108,20 @@ class RunRepository:
         closure = [
             _closure_item(project, ancestor, depth, run.id) for depth, ancestor in enumerate(run.ancestors, 1)
         ]
-        room = MAX_TRANSACTION_ITEMS - len(operations)
+        # The run's day counter (store/run_calendar.py) counts it, in the same transaction; last,
+        # so the reasons' positions above stay as they were.
+        counter = transition_op(
+            self.table,
+            project,
+            day_of(run.start_date),
+            run.pipeline_id,
+            None,
+            run.status,
+            stored_bytes=int(item["stored_bytes"]),
+        )
+        room = MAX_TRANSACTION_ITEMS - len(operations) - 1
         operations += [self.table.put_op(item) for item in closure[:room]]
+        operations.append(counter)
         try:
             self.table.transact(operations)
         except TransactionCancelled as exc:
@@ -162,9 +178,31 @@ class RunRepository:
                 {"#ec": "end_count"},
                 {":seen": 0},
             )
+        from sluice.store.run_calendar import day_of, last_run_op, transition_op
+
+        # The status it ends from, for its day counter: a first end from running (executions are
+        # written running); a later end from what the previous end left, read here and guarded.
+        was = "running"
+        if seen_end_count:
+            current = self.table.get(pk, sk) or {}
+            was = str(current.get("status") or "running")
+            guard = Condition(
+                f"{guard.expression} AND #st = :was",
+                names={**guard.names, "#st": "status"},
+                values={**guard.values, ":was": was},
+            )
         run_changes = {name: value for name, value in run_item(project, ended).items() if name in _END_FIELDS}
         run_changes.update({name: None for name in _END_FIELDS if name not in run_changes})
-        operations = [self.table.update_op(pk, sk, set_=run_changes, condition=guard)]
+        operations = [
+            self.table.update_op(pk, sk, set_=run_changes, condition=guard),
+            last_run_op(self.table, project, run_item(project, ended)),
+        ]
+        if was != str(ended.status):
+            operations.append(
+                transition_op(
+                    self.table, project, day_of(ended.start_date), ended.pipeline_id, was, str(ended.status)
+                )
+            )
         if advance is not None and advance.changes_anything:
             operations.append(self._advance_op(project, advance, ended.updated_at or timeutil.now()))
         try:

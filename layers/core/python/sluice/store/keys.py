@@ -478,3 +478,50 @@ def openlineage_event(project_id: str, key: str) -> tuple[str, str]:
 
 def openlineage_run(project_id: str, run_id: str) -> tuple[str, str]:
     return openlineage(project_id), f"RUN#{run_id}"
+
+
+# -- the platform (issue 12): maintained counters, per-date run marks ----------------------------
+def run_days(project_id: str) -> str:
+    """Per-UTC-day run counters (SK `YYYY-MM-DD`, the day the run started): `total` and one count
+    per status, moved in the transaction of every run status change; `failed#<pipeline id>` too,
+    so the calendar and the dashboard read O(days) items whatever the number of runs."""
+    return f"{project(project_id)}#RUNDAYS"
+
+
+def run_day(project_id: str, day: str) -> tuple[str, str]:
+    return run_days(project_id), day
+
+
+def last_runs(project_id: str) -> str:
+    """Each pipeline's last finished run (SK = padded pipeline id), written by the run's end."""
+    return f"{project(project_id)}#LASTRUNS"
+
+
+def last_run(project_id: str, pipeline_id: int) -> tuple[str, str]:
+    return last_runs(project_id), pad(pipeline_id)
+
+
+def dated_runs(project_id: str, pipeline_id: int) -> str:
+    """A pipeline's latest finished run per `params.date` (SK `YYYY-MM-DD`): what a backfill's
+    `reprocess: failed | missing` and dry run read, one Query for a whole range."""
+    return f"{project(project_id)}#DATEDRUNS#{pad(pipeline_id)}"
+
+
+def dated_run(project_id: str, pipeline_id: int, day: str) -> tuple[str, str]:
+    return dated_runs(project_id, pipeline_id), day
+
+
+# -- live events: open WebSocket connections ---------------------------------------------------------
+def live_connections(project_id: str) -> str:
+    """A project's open WebSocket connections (SK = connection id); items expire by TTL."""
+    return f"{project(project_id)}#LIVE"
+
+
+def live_connection(project_id: str, connection_id: str) -> tuple[str, str]:
+    return live_connections(project_id), connection_id
+
+
+def live_connection_owner(connection_id: str) -> tuple[str, str]:
+    """Which project a connection belongs to (a `$disconnect` names only the connection). Not under
+    a project: the connection id is API Gateway's, and the item holds no tenant data."""
+    return f"LIVECONN#{connection_id}", "OWNER"

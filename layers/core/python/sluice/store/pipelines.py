@@ -275,12 +275,18 @@ class PipelineDefinitionRepository:
         return self.table.batch_write(deletes=item_keys)
 
     def delete_checks_of(self, project: str, pipeline_id: int) -> int:
-        """The pipeline's freshness records and anomaly rules (with their claims)."""
+        """The pipeline's freshness records and anomaly rules (with their claims), and the marks its
+        runs left for the platform: its last run and its latest run per date (store/run_calendar.py)."""
         doomed = [
             (i["PK"], i["SK"])
             for i in self.table.query_all(
                 keys.freshness_records_of_pipeline(project, pipeline_id), index="GSI1"
             )
+        ]
+        doomed.append(keys.last_run(project, pipeline_id))
+        doomed += [
+            (i["PK"], i["SK"])
+            for i in self.table.query_all(keys.dated_runs(project, pipeline_id), consistent=True)
         ]
         for rule in self.table.query_all(keys.anomaly_rules_of_pipeline(project, pipeline_id), index="GSI1"):
             doomed.append((rule["PK"], rule["SK"]))

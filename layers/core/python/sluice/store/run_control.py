@@ -15,6 +15,7 @@ from sluice import timeutil
 from sluice.domain.run_engine.errors import NotPending, SlotsFull
 from sluice.domain.status import RunStatus
 from sluice.store import keys
+from sluice.store.run_calendar import transition_op
 from sluice.store.settings import SettingsRepository
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
 
@@ -40,8 +41,9 @@ class RunControl:
         """Whether a run could take a slot now (a hint: claim_slot alone decides)."""
         return self.running_count(project) < self.max_concurrent_runs(project)
 
-    def claim_slot(self, project: str, run_id: int, execution_name: str) -> None:
-        """pending -> running and one slot taken, atomically; SlotsFull or NotPending otherwise."""
+    def claim_slot(self, project: str, run_id: int, execution_name: str, day: str | None = None) -> None:
+        """pending -> running and one slot taken, atomically (with `day`, the run's start day, its
+        day counter moves in the same transaction); SlotsFull or NotPending otherwise."""
         limit = self.max_concurrent_runs(project)
         if limit <= 0:
             # A project allowed no run at all (the counter's absent-or-below test would let one in).
@@ -72,20 +74,34 @@ class RunControl:
                 ),
             ),
         ]
+        if day is not None:
+            operations.append(
+                transition_op(self.table, project, day, 0, RunStatus.pending, RunStatus.running)
+            )
         try:
             self.table.transact(operations)
         except TransactionCancelled as cancelled:
-            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
+            # A conflict on the shared slot or day item: the run stays queued and is tried again.
+            if cancelled.reasons and (
+                cancelled.reasons[0] == "ConditionalCheckFailed" or "TransactionConflict" in cancelled.reasons
+            ):
                 raise SlotsFull(f"{limit} runs are already running in project {project}") from cancelled
             raise NotPending(f"run {run_id} is not pending") from cancelled
 
-    def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool:
-        """Give back the run's slot if it holds one; True when this call released it."""
+    def release_slot(
+        self, project: str, run_id: int, back_to_pending: bool = False, day: str | None = None
+    ) -> bool:
+        """Give back the run's slot if it holds one; True when this call released it. Back to
+        pending with `day` (its start day), the run's day counter moves back too."""
         pk, sk = keys.run(project, run_id)
         changes: dict[str, Any] = {"status": RunStatus.pending} if back_to_pending else {}
+        counter = []
+        if back_to_pending and day is not None:
+            counter = [transition_op(self.table, project, day, 0, RunStatus.running, RunStatus.pending)]
         try:
             self.table.transact(
-                [
+                counter
+                + [
                     self.table.update_op(
                         pk,
                         sk,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +23,13 @@ from sluice.store.executions import (
     run_index_item,
     run_item,
 )
+from sluice.store.run_calendar import dated_run_op, day_of, last_run_op, transition_op
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+CREATE_ATTEMPTS = 8
+# 4 items a child (run, run index, active index, closure row) + the month and the day counter <= 100
+CHILDREN_PER_TRANSACTION = 24
 
 
 class RunEngineRepository:
@@ -37,6 +42,41 @@ class RunEngineRepository:
 
         return RunRepository(self.table).next_run_id(project)
 
+    def allocate_run_ids(self, project: str, count: int) -> list[int]:
+        """`count` consecutive run ids in one counter move (a backfill's parent and children)."""
+        from sluice.store.executions import ProjectRegistry
+
+        last = int(self.table.update(*keys.counter(project, "run"), add={"value": count})["value"])
+        first = last - count + 1
+        if first == 1:
+            ProjectRegistry(self.table).register(project)
+        return list(range(first, last + 1))
+
+    def add_bytes(self, project: str, run_id: int, day: str, size: int) -> None:
+        from sluice.store.run_calendar import RunCalendarRepository
+
+        with contextlib.suppress(TransactionCancelled):  # the run was purged meanwhile
+            RunCalendarRepository(self.table).add_bytes(project, run_id, day, size)
+
+    def note_resumed(self, project: str, run_id: int, resumed_by: int) -> None:
+        """A failed run was resumed: the purge keeps the outputs the resumed run reuses."""
+        with contextlib.suppress(ConditionFailed):
+            self.table.update(
+                *keys.run(project, run_id),
+                set_={"resumed_by": resumed_by},
+                condition=Condition("attribute_exists(PK)"),
+            )
+
+    def mark_queued(self, project: str, run_id: int, now: str) -> None:
+        with contextlib.suppress(ConditionFailed):
+            self.table.update(
+                *keys.run(project, run_id),
+                set_={"queued_at": now},
+                condition=Condition(
+                    "#s = :pending", names={"#s": "status"}, values={":pending": RunStatus.pending}
+                ),
+            )
+
     def create(
         self,
         project: str,
@@ -48,6 +88,7 @@ class RunEngineRepository:
         a flow child's claim on its place in the flow and, with an Idempotency-Key, the claim on
         it: all or nothing. FlowChildStarted when the flow's member already has its child run."""
         item = {**run_item(project, run), **engine}
+        item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
         now = int(timeutil.now().timestamp())
         operations = [
             self.table.put_op(item, Condition("attribute_not_exists(PK)")),
@@ -58,6 +99,16 @@ class RunEngineRepository:
             ),
             self.table.put_op(run_index_item(project, run)),
             self.table.put_op(self._active_item(project, run)),
+            # The run's day counts it (store/run_calendar.py), in the same transaction.
+            transition_op(
+                self.table,
+                project,
+                day_of(run.start_date),
+                run.pipeline_id,
+                None,
+                run.status,
+                stored_bytes=int(item["stored_bytes"]),
+            ),
         ]
         # A child run (seed 000's flow runs) is Watcher's child execution of its parent.
         operations += [
@@ -110,19 +161,89 @@ class RunEngineRepository:
                     ),
                 )
             )
-        try:
-            self.table.transact(operations)
-        except TransactionCancelled as exc:
-            if flow_claim is not None and exc.reasons[flow_claim] == "ConditionalCheckFailed":
-                raise FlowChildStarted(
-                    f"Pipeline {run.pipeline_id} already has its run in this level of flow run "
-                    f"{engine['flow_parent']}."
-                ) from exc
-            if claim is not None and exc.reasons[-1] == "ConditionalCheckFailed":
-                found = self.trigger_claim(project, claim["key"])
-                if found is not None:
-                    raise TriggerReplayed(found) from exc
-            raise Conflict(f"Run {run.id} could not be created; retry.") from exc
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                self.table.transact(operations)
+                return
+            except TransactionCancelled as exc:
+                conflict = (
+                    "TransactionConflict" in exc.reasons and "ConditionalCheckFailed" not in exc.reasons
+                )
+                if not conflict or attempt == CREATE_ATTEMPTS - 1:
+                    self._create_failed(project, run, engine, claim, flow_claim, exc)
+                # Runs created at once share their day's counter item: another transaction held it.
+                time.sleep(0.01 * (attempt + 1))
+
+    def _create_failed(
+        self,
+        project: str,
+        run: Run,
+        engine: dict[str, Any],
+        claim: dict[str, Any] | None,
+        flow_claim: int | None,
+        exc: TransactionCancelled,
+    ) -> None:
+        """Raise what a failed create means: a flow child or an Idempotency-Key already taken."""
+        if flow_claim is not None and exc.reasons[flow_claim] == "ConditionalCheckFailed":
+            raise FlowChildStarted(
+                f"Pipeline {run.pipeline_id} already has its run in this level of flow run "
+                f"{engine['flow_parent']}."
+            ) from exc
+        if claim is not None and exc.reasons[-1] == "ConditionalCheckFailed":
+            found = self.trigger_claim(project, claim["key"])
+            if found is not None:
+                raise TriggerReplayed(found) from exc
+        raise Conflict(f"Run {run.id} could not be created; retry.") from exc
+
+    def create_children(self, project: str, runs: list[tuple[Run, dict[str, Any]]]) -> None:
+        """Pending children of one parent (a backfill's), CHILDREN_PER_TRANSACTION to a transaction:
+        each child's run item, run index entry, active-run entry and closure row, with one move of
+        their day counter for all of them, so a chunk is written whole or not at all."""
+        for start in range(0, len(runs), CHILDREN_PER_TRANSACTION):
+            chunk = runs[start : start + CHILDREN_PER_TRANSACTION]
+            operations: list[dict[str, Any]] = []
+            size = 0
+            for run, engine in chunk:
+                item = {**run_item(project, run), **engine}
+                item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
+                size += item["stored_bytes"]
+                operations += [
+                    self.table.put_op(item, Condition("attribute_not_exists(PK)")),
+                    self.table.put_op(run_index_item(project, run)),
+                    self.table.put_op(self._active_item(project, run)),
+                ]
+                operations += [
+                    self.table.put_op(_closure_item(project, ancestor, depth, run.id))
+                    for depth, ancestor in enumerate(run.ancestors, 1)
+                ]
+            first = chunk[0][0]
+            operations += [
+                self.table.update_op(
+                    keys.run_months(project),
+                    _month(first.start_date),
+                    set_if_absent={"kind": "run_month", "month": _month(first.start_date)},
+                ),
+                transition_op(
+                    self.table,
+                    project,
+                    day_of(first.start_date),
+                    first.pipeline_id,
+                    None,
+                    RunStatus.pending,
+                    stored_bytes=size,
+                    count=len(chunk),
+                ),
+            ]
+            for attempt in range(CREATE_ATTEMPTS):
+                try:
+                    self.table.transact(operations)
+                    break
+                except TransactionCancelled as exc:
+                    if "TransactionConflict" not in exc.reasons or attempt == CREATE_ATTEMPTS - 1:
+                        raise Conflict(
+                            f"Runs {chunk[0][0].id} to {chunk[-1][0].id} could not be created; retry."
+                        ) from exc
+                    time.sleep(0.01 * (attempt + 1))
 
     def trigger_claim(self, project: str, key: str) -> dict[str, Any] | None:
         item = self.table.get(*keys.run_trigger_claim(project, key))
@@ -366,10 +487,13 @@ class RunEngineRepository:
         extra: dict[str, Any],
         advance: PipelineAdvance | None,
         watermark_candidate: Any = None,
+        run_date: str | None = None,
     ) -> None:
         """Write the run's end (Watcher's end fields, status, error, progress), drop it from the
         active index and move its pipeline, in one transaction guarded by the end count and the
-        statuses it may end from; ConcurrentEnd when another writer got there first."""
+        statuses it may end from; ConcurrentEnd when another writer got there first. With one
+        status to end from, the run's day counter moves in the same transaction; the pipeline's
+        last run and (with `run_date`, the run's `params.date`) its run of that date are noted."""
         pk, sk = keys.run(project, ended.id)
         values = {f":f{i}": s for i, s in enumerate(from_statuses)}
         guard = Condition(
@@ -385,7 +509,23 @@ class RunEngineRepository:
         operations = [
             self.table.update_op(pk, sk, set_=changes, remove=removed or None, condition=guard),
             self.table.delete_op(*keys.active_run(project, ended.id)),
+            last_run_op(self.table, project, run_item(project, ended)),
         ]
+        if len(from_statuses) == 1:
+            operations.append(
+                transition_op(
+                    self.table,
+                    project,
+                    day_of(ended.start_date),
+                    ended.pipeline_id,
+                    str(from_statuses[0]),
+                    str(ended.status),
+                )
+            )
+        if run_date is not None:
+            operations.append(
+                dated_run_op(self.table, project, ended.pipeline_id, run_date, ended.id, str(ended.status))
+            )
         if advance is not None and advance.changes_anything:
             moment = timeutil.iso(ended.end_date or timeutil.now())
             pipeline_changes: dict[str, Any] = {
@@ -405,7 +545,10 @@ class RunEngineRepository:
         try:
             self.table.transact(operations)
         except TransactionCancelled as exc:
-            if exc.reasons and exc.reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+            # A conflict on any item (the day counter is shared by every run of the day) is retried too.
+            if exc.reasons and (
+                exc.reasons[0] == "ConditionalCheckFailed" or "TransactionConflict" in exc.reasons
+            ):
                 raise ConcurrentEnd(f"Run {ended.id} was ended concurrently.") from exc
             raise
 

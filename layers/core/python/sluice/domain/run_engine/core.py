@@ -83,6 +83,8 @@ class EngineCore:
         variables: VariableResolver | None = None,
         artifacts: RunArtifacts | None = None,
         quality: QualityChecks | None = None,
+        backfills: Any = None,
+        dated_runs: Any = None,
     ):
         self.runs = runs
         self.definitions = definitions
@@ -94,6 +96,8 @@ class EngineCore:
         self.variables = variables
         self.artifacts = artifacts
         self.quality = quality
+        self.backfills = backfills  # the Backfill state machine (backfill.py's BackfillMachine)
+        self.dated_runs = dated_runs  # a pipeline's latest run per params.date (backfill.py's DatedRuns)
         self._clock = clock
         # Shared by the engines of one table (the composition root keeps one per table); else fresh.
         self.graphs = graphs if graphs is not None else RevisionGraphs()
@@ -155,8 +159,38 @@ class EngineCore:
         """The project's variables with their real values (none without a resolver)."""
         return self.variables(project) if self.variables is not None else {}
 
-    def _give_back_slot(self, project: str, run_id: int, *, back_to_pending: bool = False) -> None:
+    def _tell(self, project: str, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish a live event (domain/live.py: run.status, node.status, log) for the project's
+        WebSocket clients; best effort, a run never fails for it."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.publish(
+                detail_type, {"project": project, "at": timeutil.iso(self._clock()), **detail}
+            )
+        except Exception:  # noqa: BLE001 - live events are a view of the run, not part of it
+            logger.warning("live event not published", extra={"type": detail_type, **detail})
+
+    def _tell_status(self, project: str, run_id: int, pipeline_id: int, status: str) -> None:
+        from sluice.domain.live import RUN_STATUS
+
+        self._tell(
+            project,
+            RUN_STATUS,
+            {
+                "run_id": run_ref(run_id),
+                "pipeline_id": ids.render("pipeline", pipeline_id),
+                "status": str(status),
+            },
+        )
+
+    def _give_back_slot(
+        self, project: str, run_id: int, *, back_to_pending: bool = False, day: str | None = None
+    ) -> None:
         """The run's execution slot goes back to the project, if it holds one: after its end (and
         again on every repeated finish or reconciler pass; the `slot_held` mark makes it happen
         once), or, with `back_to_pending`, when its execution could not be started."""
-        self.slots.release_slot(project, run_id, back_to_pending=back_to_pending)
+        if day is None:
+            self.slots.release_slot(project, run_id, back_to_pending=back_to_pending)
+        else:  # back to pending: its day counter moves back too
+            self.slots.release_slot(project, run_id, back_to_pending=back_to_pending, day=day)

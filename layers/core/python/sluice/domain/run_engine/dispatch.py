@@ -22,14 +22,15 @@ class Dispatching(EngineCore):
             return "dropped"
         name = execution_name(project, run_id)
         try:
-            self.slots.claim_slot(project, run_id, name)
+            self.slots.claim_slot(project, run_id, name, day=run.day)
         except SlotsFull:
             return "full"
         except NotPending:
             return "dropped"
+        self._tell_status(project, run_id, run.pipeline_id, RunStatus.running)
         try:
             start(name)
         except Exception:
-            self._give_back_slot(project, run_id, back_to_pending=True)
+            self._give_back_slot(project, run_id, back_to_pending=True, day=run.day)
             raise
         return "started"

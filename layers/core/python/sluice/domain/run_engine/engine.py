@@ -10,6 +10,7 @@
 | flow runs (seed 000)   | flows.py     | a parent run over the flow graph, level by level            |
 | reads                  | reads.py     | runs, node runs, logs, preview, profile, details             |
 | dry runs               | dry_run.py   | every node on its first rows, nothing written               |
+| backfills (seed 002)   | backfill.py  | a parent and a child per date, released by the Backfill machine |
 
 Each concern is a mixin over EngineCore (core.py: the ports, the lookups, the slot release); the
 records it reads are record.py's, the ports ports.py's, the exceptions adapters raise errors.py's.
@@ -17,6 +18,7 @@ records it reads are record.py's, the ports ports.py's, the exceptions adapters 
 
 from __future__ import annotations
 
+from sluice.domain.run_engine.backfill import Backfills
 from sluice.domain.run_engine.dispatch import Dispatching
 from sluice.domain.run_engine.dry_run import DryRuns
 from sluice.domain.run_engine.finish import Finishing
@@ -36,5 +38,6 @@ class RunEngine(
     FlowRuns,
     RunReads,
     DryRuns,
+    Backfills,
 ):
     """The run engine (constructor: EngineCore's ports, clock, revision-graph cache)."""

@@ -67,8 +67,20 @@ class Finishing(EngineCore):
                     )
             extra = {"error": message, "next_watermark": candidate, "progress_stage": "done"}
             endable = (RunStatus.pending,) if only_pending else (RunStatus.pending, RunStatus.running)
+            # From the status it was read in only, so its day counter moves from that one (a change
+            # in between fails the guard and is read again).
+            endable = (run.status,) if run.status in endable else endable
             try:
-                self.runs.end(project, ended, run.execution.end_count, endable, extra, advance, candidate)
+                self.runs.end(
+                    project,
+                    ended,
+                    run.execution.end_count,
+                    endable,
+                    extra,
+                    advance,
+                    candidate,
+                    run_date=run.param_date,
+                )
             except ConcurrentEnd:
                 time.sleep(0.02 * (attempt + 1))
                 continue
@@ -76,14 +88,15 @@ class Finishing(EngineCore):
         else:
             raise Conflict(f"Run {run_ref(run_id)} kept changing while it was being finished.")
         self._give_back_slot(project, run_id)
-        if self.quality is not None and run.flow is None:
+        if self.quality is not None and run.flow is None and run.backfill is None:
             try:  # the dbt status of seed 000: this run's SQL models
                 self.quality.run_finished(
                     project, run_id, status.value, run.execution.start_date, ended.end_date, node_runs
                 )
             except Exception:  # noqa: BLE001 - the run is ended; its status page must not undo that
                 logger.exception("dbt status not recorded", extra={"run_id": run_id})
-        if status == RunStatus.success and run.flow is None:
+        self._tell_status(project, run_id, run.pipeline_id, status)
+        if status == RunStatus.success and run.flow is None and run.backfill is None:
             self._after_success(project, ended, node_runs)
         self._hand_over(project, run, status == RunStatus.success)
         return {"project": project, "run_id": run_id, "status": status.value}
@@ -100,6 +113,8 @@ class Finishing(EngineCore):
             )
         if before == RunStatus.pending:
             self.finish(project, run.id, RunStatus.cancelled, only_pending=True)
+        if run.backfill is not None:
+            self._cancel_backfill_children(project, run.id)  # backfill.py
         if run.flow is not None:
             for child in self.runs.children(project, run.id):
                 if not child.finished:
@@ -145,7 +160,8 @@ class Finishing(EngineCore):
             None,
         )
         advance = None
-        if status == RunStatus.success and record.flow is None:  # a flow's parent moves no pipeline
+        # A flow's or a backfill's parent moves no pipeline (its children do).
+        if status == RunStatus.success and record.flow is None and record.backfill is None:
             advance = PipelineAdvance(run.pipeline_id, candidate, report.target_times())
         return ended, advance, candidate
 

@@ -20,6 +20,17 @@ class RunItems(Protocol):
     attributes they change and are conditional where a race could lose something."""
 
     def next_run_id(self, project: str) -> int: ...
+    def allocate_run_ids(self, project: str, count: int) -> list[int]: ...
+    def create_children(self, project: str, runs: list[tuple[Run, dict[str, Any]]]) -> None:
+        """Pending children of one parent, in chunks each written whole (Conflict otherwise)."""
+        ...
+
+    def add_bytes(self, project: str, run_id: int, day: str, size: int) -> None: ...
+    def note_resumed(self, project: str, run_id: int, resumed_by: int) -> None: ...
+    def mark_queued(self, project: str, run_id: int, now: str) -> None:
+        """A pending run's queue message was sent now (a backfill child released by its Map)."""
+        ...
+
     def create(
         self, project: str, run: Run, engine: dict[str, Any], claim: dict[str, Any] | None = None
     ) -> None:
@@ -54,8 +65,10 @@ class RunItems(Protocol):
         extra: dict[str, Any],
         advance: PipelineAdvance | None,
         watermark_candidate: Any = None,
+        run_date: str | None = None,
     ) -> None:
-        """ConcurrentEnd (domain.executions) when another writer ended it first."""
+        """ConcurrentEnd (domain.executions) when another writer ended it first. With one status
+        in `from_statuses` the run's day counter moves too; `run_date` notes the run of that date."""
         ...
 
     def forget_active(self, project: str, run_id: int) -> None: ...
@@ -79,13 +92,16 @@ class Definitions(Protocol):
 class Slots(Protocol):
     """A project's execution slots (sluice.store.run_control.RunControl)."""
 
-    def claim_slot(self, project: str, run_id: int, execution_name: str) -> None:
+    def claim_slot(self, project: str, run_id: int, execution_name: str, day: str | None = None) -> None:
         """pending -> running with one slot taken; SlotsFull or NotPending (errors.py) otherwise."""
         ...
 
-    def release_slot(self, project: str, run_id: int, back_to_pending: bool = False) -> bool: ...
+    def release_slot(
+        self, project: str, run_id: int, back_to_pending: bool = False, day: str | None = None
+    ) -> bool: ...
     def request_cancel(self, project: str, run_id: int) -> str: ...
     def has_free_slot(self, project: str) -> bool: ...
+    def max_concurrent_runs(self, project: str) -> int: ...
 
 
 class RunQueue(Protocol):

@@ -76,7 +76,9 @@ class RunReads(EngineCore):
         """A run (a flow parent with its children) with what its node runs compiled, printed and
         wrote; the flow graph is read only when a dataset was written, to name its readers."""
         run = self.run_item(project, ref)
-        children = self.runs.children(project, run.id) if run.flow is not None else []
+        # A backfill parent lists its children (one per date) but runs no node of its own.
+        has_children = run.flow is not None or run.backfill is not None
+        children = self.runs.children(project, run.id) if has_children else []
         members = children if run.flow is not None else [run]
         node_runs: list[tuple[int, NodeRunRecord]] = []
         stdout: list[dict[str, Any]] = []

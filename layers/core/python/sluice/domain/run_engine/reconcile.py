@@ -45,8 +45,14 @@ class Reconciliation:
 
 
 class Reconciling(EngineCore):
-    def reconcile(self, project: str, execution_status: Callable[[str], str | None]) -> Reconciliation:
-        """One pass over the project's active index (see the module's docstring)."""
+    def reconcile(
+        self,
+        project: str,
+        execution_status: Callable[[str], str | None],
+        backfill_status: Callable[[str], str | None] | None = None,
+    ) -> Reconciliation:
+        """One pass over the project's active index (see the module's docstring); with
+        `backfill_status`, a backfill parent whose Backfill execution died is ended too."""
         report = Reconciliation()
         now = self._clock()
         free_slot: bool | None = None  # read once, and only when a stale pending run needs it
@@ -58,10 +64,19 @@ class Reconciling(EngineCore):
                 elif run.finished:
                     self._give_back_slot(project, run_id)
                     self.runs.forget_active(project, run_id)
+                elif run.backfill is not None:
+                    if (
+                        run.status == RunStatus.running
+                        and backfill_status is not None
+                        and self._reconcile_backfill(project, run, backfill_status, now)
+                    ):
+                        report.flows += 1
                 elif run.flow is not None:
                     if run.status == RunStatus.running and self._reconcile_flow(project, run, now):
                         report.flows += 1
                 elif run.status == RunStatus.pending:
+                    if run.backfill_parent is not None and run.queued_at is None:
+                        continue  # not released yet: its Backfill execution's Map sends it
                     if not older_than(run.last_queued, now, STALE_PENDING_SECONDS):
                         continue
                     if run.cancel_requested:
@@ -89,6 +104,32 @@ class Reconciling(EngineCore):
                 logger.exception("run not reconciled", extra={"project": project, "run_id": run_id})
                 report.errors += 1
         return report
+
+    def _reconcile_backfill(
+        self,
+        project: str,
+        parent: RunRecord,
+        backfill_status: Callable[[str], str | None],
+        now: pendulum.DateTime,
+    ) -> bool:
+        """A backfill whose Backfill execution ended (or never started) without ending its parent:
+        the children it never released are cancelled, and once every child has finished the
+        parent ends as the execution would have ended it. True when it did either."""
+        name = parent.stored.get("backfill_execution")
+        state = backfill_status(str(name)) if name else EXECUTION_MISSING
+        started = parent.execution.created_at or parent.execution.start_date
+        if state == STILL_GOING or state is None:
+            return False
+        if state == EXECUTION_MISSING and not older_than(started, now, EXECUTION_START_GRACE_SECONDS):
+            return False
+        logger.warning("backfill execution gone", extra={"run_id": parent.id, "state": state})
+        children = self.runs.children(project, parent.id)
+        for child in children:
+            if child.status == RunStatus.pending and child.queued_at is None:
+                self.finish(project, child.id, RunStatus.cancelled, only_pending=True)
+        if all(c.finished for c in self.runs.children(project, parent.id)):
+            self.backfill_finish(project, parent.id)
+        return True
 
     @staticmethod
     def _execution_died(run: RunRecord, state: str | None, now: pendulum.DateTime) -> bool:

@@ -7,6 +7,7 @@ few of them under a condition, never the whole record.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -130,6 +131,33 @@ class RunRecord:
     @property
     def running_since(self) -> pendulum.DateTime | None:
         return _instant(self.running_at)
+
+    @property
+    def day(self) -> str:
+        """The UTC day (`YYYY-MM-DD`) the run started, which its day counter counts it on."""
+        return self.execution.start_date.astimezone(_dt.UTC).date().isoformat()
+
+    @property
+    def param_date(self) -> str | None:
+        """Its `params.date` when that is a `YYYY-MM-DD` date (a backfill child's date)."""
+        value = self.params.get("date")
+        if not isinstance(value, str):
+            return None
+        try:
+            return _dt.date.fromisoformat(value).isoformat() if len(value) == 10 else None
+        except ValueError:
+            return None
+
+    @property
+    def backfill(self) -> dict[str, Any] | None:
+        """A backfill parent's range and choice (`start_date`, `end_date`, `reprocess`)."""
+        found = self.stored.get("backfill")
+        return dict(found) if found else None
+
+    @property
+    def backfill_parent(self) -> int | None:
+        """A backfill child's parent run."""
+        return _int(self.stored.get("backfill_parent"))
 
     @property
     def started_by_sluice(self) -> bool:

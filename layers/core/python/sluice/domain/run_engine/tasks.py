@@ -7,14 +7,22 @@ A failed node is recorded and re-raised as NodeFailed, which fails the level's M
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sluice import timeutil
 from sluice.domain.graph import Graph
+from sluice.domain.live import LOG_LINES, NODE_STATUS
 from sluice.domain.run_engine.core import EngineCore, adjacency, logger
 from sluice.domain.run_engine.dry_run import substituted
 from sluice.domain.run_engine.errors import NodeFailed
-from sluice.domain.run_engine.record import DEFAULT_PARALLELISM, NodeRunRecord, artifact_run, run_ref
+from sluice.domain.run_engine.record import (
+    DEFAULT_PARALLELISM,
+    NodeRunRecord,
+    RunRecord,
+    artifact_run,
+    run_ref,
+)
 from sluice.domain.runs import plan_run, select_scope
 from sluice.domain.status import NodeStatus
 from sluice.errors import InvalidRequest, Unavailable, ValidationFailed
@@ -159,6 +167,7 @@ class StateMachineTasks(EngineCore):
             {"status": NodeStatus.running.value, "started_at": started},
             only_if=(NodeStatus.pending, NodeStatus.running),
         )
+        self._tell_node(project, run, node_id, NodeStatus.running.value)
         try:
             if node is None:
                 raise NodeFailed(f"node '{node_id}' is not in revision {run.revision} of the pipeline")
@@ -178,6 +187,7 @@ class StateMachineTasks(EngineCore):
             result = self.executor.run(project, artifact_run(run_id), spec, inputs, options)
         except NodeFailed as failed:
             self._record_failure(project, run_id, node_id, failed, started)
+            self._tell_node(project, run, node_id, NodeStatus.failed.value, error=failed.detail)
             raise
         self.runs.update_node_run(
             project,
@@ -203,6 +213,19 @@ class StateMachineTasks(EngineCore):
             project, run_id, STAGE_OF_NODE.get(node.node_type, "transform"), result.row_count
         )
         self._check_quality(project, run_id, run.pipeline_id, result)
+        self._count_bytes(project, run, node_id, result)
+        self._tell_node(
+            project,
+            run,
+            node_id,
+            NodeStatus.success.value,
+            row_count=result.row_count,
+            duration_ms=result.duration_ms,
+            finished_at=result.finished_at,
+        )
+        lines = [line.to_dict() for line in getattr(result, "logs", None) or [] if hasattr(line, "to_dict")]
+        if lines:
+            self._tell(project, LOG_LINES, {"run_id": run_ref(run.id), "node_id": node_id, "lines": lines})
         return {"node_id": node_id, "status": NodeStatus.success.value, "row_count": result.row_count}
 
     def _check_quality(self, project: str, run_id: int, pipeline_id: int, result: Any) -> None:
@@ -244,3 +267,26 @@ class StateMachineTasks(EngineCore):
             },
         )
         self.runs.note_error(project, run_id, f"node '{node_id}' failed: {failed.detail}")
+
+    def _count_bytes(self, project: str, run: RunRecord, node_id: str, result: Any) -> None:
+        """What a finished node run stores (its item and its objects) goes on the project's byte
+        counter (system info's `db_size`); a failure to count never fails the node."""
+        counting = getattr(self.runs, "add_bytes", None)
+        if counting is None:
+            return
+        try:
+            summary = result.summary() if hasattr(result, "summary") else {}
+            size = len(json.dumps(summary, default=str).encode())  # about the node run item's size
+            measure = getattr(self.artifacts, "node_bytes", None)
+            if measure is not None:
+                size += int(measure(project, artifact_run(run.id), node_id))
+            counting(project, run.id, run.day, size)
+        except Exception:  # noqa: BLE001 - counting is bookkeeping, the node already succeeded
+            logger.warning("node run bytes not counted", extra={"run_id": run.id, "node_id": node_id})
+
+    def _tell_node(self, project: str, run: RunRecord, node_id: str, status: str, **extra: Any) -> None:
+        self._tell(
+            project,
+            NODE_STATUS,
+            {"run_id": run_ref(run.id), "node_id": node_id, "status": status, **extra},
+        )

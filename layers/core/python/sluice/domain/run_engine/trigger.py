@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from sluice import timeutil
+from sluice.domain import ids
 from sluice.domain.executions import Run
 from sluice.domain.graph import Graph
 from sluice.domain.run_engine.core import EngineCore, adjacency, logger
@@ -125,6 +126,7 @@ class Triggering(EngineCore):
             self.runs.create(project, run, {k: v for k, v in engine.items() if v is not None}, claim)
         except TriggerReplayed as replay:
             return self._check_replay(replay.claim, fingerprint, idempotency_key or ""), False
+        self._tell_status(project, run_id, pipeline_id, RunStatus.pending)
         try:
             if self.queue is None:
                 raise Unavailable("no run queue is configured")
@@ -157,6 +159,10 @@ class Triggering(EngineCore):
             resumed_from=failed.id,
         )
         response, _ = self.trigger(project, record, request, render)
+        noting = getattr(self.runs, "note_resumed", None)
+        if noting is not None and response.get("id"):
+            # The purge keeps the outputs of a run a later one was resumed from.
+            noting(project, failed.id, ids.parse("run", response["id"]))
         return response
 
     def _replay(self, project: str, key: str, fingerprint: str) -> dict[str, Any] | None:

@@ -183,3 +183,20 @@ class FlowRunDetails(FlowRun):
     stdout: str
     downstream_lineage: list[DownstreamLineage]
     children: list[FlowRun]
+
+
+class Backfill(Answer):
+    """A backfill (seed 002): the parent run, its children (one per date) and the dates; a dry
+    run answers the dates only (`runs` empty) and which dates already have a successful run."""
+
+    runs: list[str]
+    count: int
+    id: str | None = None
+    parent_id: str | None = None
+    pipeline_id: int
+    start_date: str
+    end_date: str
+    reprocess: str
+    dry_run: bool
+    dates: list[str]
+    succeeded: list[str]

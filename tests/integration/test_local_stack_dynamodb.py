@@ -85,7 +85,8 @@ def test_finished_executions_are_forgotten_and_stats_report_the_background(local
 
 
 def test_a_saved_table_made_before_an_index_was_added_gets_it(local):
-    from sluice.local.stack import add_missing_indexes
+    from sluice.local.stack import add_missing_indexes, index_saved_alerts
+    from sluice.store import keys
 
     dynamodb = aws.client("dynamodb")
     props = load_template()["Resources"]["Table"]["Properties"]
@@ -104,10 +105,34 @@ def test_a_saved_table_made_before_an_index_was_added_gets_it(local):
         ],
         GlobalSecondaryIndexes=older["GlobalSecondaryIndexes"],
     )
+    # an alert saved before the inbox existed (no Status keys), and an item that is not an alert
+    saved = {
+        "PK": {"S": "PROJECT#acme#ALERTS"},
+        "SK": {"S": "AL#0000000007"},
+        "kind": {"S": "alert"},
+        "project": {"S": "acme"},
+        "status": {"S": "active"},
+    }
+    dynamodb.put_item(TableName=name, Item=saved)
+    dynamodb.put_item(TableName=name, Item={"PK": {"S": "X"}, "SK": {"S": "Y"}, "kind": {"S": "run"}})
     try:
         assert add_missing_indexes(dynamodb, name, props) == ["Status"]
         indexes = dynamodb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
         assert sorted(i["IndexName"] for i in indexes) == ["GSI1", "GSI2", "Status"]
         assert add_missing_indexes(dynamodb, name, props) == []
+
+        assert index_saved_alerts(dynamodb, name) == 1
+        found = dynamodb.query(
+            TableName=name,
+            IndexName="Status",
+            KeyConditionExpression="StatusPK = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.alerts_in_status("acme", "active")}},
+        )["Items"]
+        assert [i["SK"]["S"] for i in found] == ["AL#0000000007"]
+        assert (
+            "StatusPK"
+            not in dynamodb.get_item(TableName=name, Key={"PK": {"S": "X"}, "SK": {"S": "Y"}})["Item"]
+        )
+        assert index_saved_alerts(dynamodb, name) == 0  # once
     finally:
         dynamodb.delete_table(TableName=name)

@@ -460,7 +460,9 @@ class LocalStack:
                 dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2})
                 self.created_tables.add(name)
             else:
-                add_missing_indexes(dynamodb, name, props)
+                added = add_missing_indexes(dynamodb, name, props)
+                if "Status" in added:
+                    index_saved_alerts(dynamodb, name)
             ttl = props.get("TimeToLiveSpecification") or {}
             if ttl.get("Enabled") in (True, "true", "True"):
                 current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -817,6 +819,38 @@ def add_missing_indexes(dynamodb: Any, name: str, props: dict[str, Any], timeout
             time.sleep(0.2)
         added.append(index["IndexName"])
     return added
+
+
+def index_saved_alerts(dynamodb: Any, name: str) -> int:
+    """Alerts saved before the Status index existed get its keys, so the inbox lists them: once, when
+    the index is added to a saved table (a start-up migration, not a request path, so a Scan)."""
+    from sluice.store import keys
+
+    indexed = 0
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=name,
+        FilterExpression="kind = :alert AND attribute_not_exists(StatusPK)",
+        ExpressionAttributeValues={":alert": {"S": "alert"}},
+    ):
+        for item in page["Items"]:
+            status = item.get("status", {}).get("S", "active")
+            try:
+                dynamodb.update_item(
+                    TableName=name,
+                    Key={"PK": item["PK"], "SK": item["SK"]},
+                    UpdateExpression="SET StatusPK = :pk, StatusSK = :sk",
+                    ConditionExpression="attribute_exists(PK) AND attribute_not_exists(StatusPK)",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": keys.alerts_in_status(item["project"]["S"], status)},
+                        ":sk": item["SK"],
+                    },
+                )
+                indexed += 1
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                pass  # deleted or indexed meanwhile
+    if indexed:
+        log.info("%d saved alerts indexed by state for the inbox", indexed)
+    return indexed
 
 
 def _without_references(value: Any, names: set[str], placeholder: str = "local") -> Any:

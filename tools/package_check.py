@@ -746,6 +746,8 @@ class Chain:
             run_id = (triggered or {}).get("id")
         if run_id:
             self.drive_run(run_id)
+        if pipeline_id is not None:
+            self.drive_backfill(pipeline_id)
             self.invoke(
                 "PipelineScheduleFunction",
                 {
@@ -769,6 +771,34 @@ class Chain:
         for logical in functions_of(template):
             if logical not in self.done:
                 self.invoke(logical, default_event(template, logical, physical), answered_without_error)
+
+    def drive_backfill(self, pipeline_id: str) -> None:
+        """The Backfill state machine's work, done here: one child released, checked, then the end."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+        answer = self.http(
+            "RunsFunction",
+            "POST",
+            f"/api/pipelines/{pipeline_id}/backfill",
+            "POST /api/pipelines/{pipeline_id}/backfill",
+            {"start_date": day, "end_date": day},
+            ok=(202,),
+        )
+        if not answer or not answer.get("id") or not answer.get("runs"):
+            return
+        parent = int(str(answer["id"]).rsplit("-", 1)[-1])
+        child = int(str(answer["runs"][0]).rsplit("-", 1)[-1])
+        item = {"project": self.project, "parent_id": parent, "run_id": child, "poll_seconds": 1}
+
+        def answered_done(response: Any) -> str | None:
+            return None if isinstance(response, dict) and "done" in response else "no done in the answer"
+
+        self.invoke("BackfillReleaseFunction", item, answered_done)
+        self.invoke("BackfillCheckFunction", item, answered_done)
+        self.invoke(
+            "BackfillFinishFunction",
+            {"project": self.project, "parent_id": parent},
+            lambda r: None if isinstance(r, dict) else "no answer",
+        )
 
     def drive_run(self, run_id: str) -> None:
         """The Run state machine's work, done here: dispatch, plan, level by level, finish."""

@@ -73,9 +73,14 @@ def run_events(count_runs: int, jobs: int, t0: _dt.datetime) -> list[dict[str, A
 
 def calls_per_event() -> dict[str, Any]:
     """DynamoDB calls of one 100-event batch (50 runs of 5 jobs), in-process on moto."""
+    from sluice.domain import openlineage
+    from sluice.store import openlineage as marks
     from tests.perf.common import api_event, call, load_function, moto_table, principal
     from tests.perf.dynamodb_calls import DynamoDBCalls
 
+    # moto's DynamoDB is not thread-safe: the count runs the ingest with one worker and writer
+    # (the calls are the same; only their overlap differs).
+    openlineage.WORKERS, marks.WRITERS = 1, 1
     with moto_table():
         handler = load_function("LineageFunction")
         t0 = _dt.datetime.now(_dt.UTC) - _dt.timedelta(days=2)

@@ -24,6 +24,7 @@ import datetime as _dt
 import hashlib
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -57,6 +58,7 @@ MAX_PRODUCER_CHARS = 1000  # as kept in execution_metadata, which Watcher bounds
 ADDRESS_TYPE = "openlineage_dataset"
 ADDRESS_GROUP = "openlineage"
 ENDING = {"COMPLETE": True, "FAIL": False, "ABORT": False}
+WORKERS = 8  # the batch's pipelines (and addresses) upserted side by side
 PLAN_ATTEMPTS = 8  # plans of one batch when concurrent requests change what it read
 MAX_CLAIMS_WITH_RUN = 40  # claims written in one run's transaction; more follow in their own
 EventType = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
@@ -194,6 +196,7 @@ class MappedRun:
     pipeline_id: int
     start_date: pendulum.DateTime
     ended: bool = False
+    events: frozenset[str] = frozenset()  # keys of the events that created or ended it
 
 
 @dataclass
@@ -203,7 +206,8 @@ class RunChange:
     claims of the batch's events of this run. `run` None: claims only (events that change nothing)."""
 
     run_key: str  # the OpenLineage runId
-    claims: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)  # keys of events that change nothing
+    mapping_events: list[str] = field(default_factory=list)  # keys of those that create or end it
     run: Run | None = None
     created: bool = False
     seen_end_count: int = 0  # the end count read, for the end of an execution written before
@@ -214,10 +218,10 @@ class RunChange:
 
 class StaleBatch(Exception):  # noqa: N818 - a signal between store and ingest, never an answer
     """A write of the batch met a change made since its reads (a claim, a mapping, an end, a
-    watermark): `committed` changes (in order) were written; the rest must be planned again."""
+    watermark): the `committed` changes were written; the rest must be planned again."""
 
-    def __init__(self, committed: int):
-        super().__init__(f"{committed} changes committed before a conflict")
+    def __init__(self, committed: list[RunChange]):
+        super().__init__(f"{len(committed)} changes committed before a conflict")
         self.committed = committed
 
 
@@ -311,7 +315,9 @@ class OpenLineageIngest:
         publisher: EventPublisher,
         marks: EventMarks,
         clock: Callable[[], pendulum.DateTime] = timeutil.now,
+        workers: int | None = None,
     ):
+        self.workers = workers or WORKERS  # pipelines and addresses upserted side by side
         self.registry = registry
         self.lineage = lineage
         self.publisher = publisher
@@ -336,32 +342,52 @@ class OpenLineageIngest:
         first: dict[str, int] = {}
         for index in order:
             first.setdefault(keys[index], index)
-        before = self.marks.claimed(project, list(first))
+        run_keys = {str(e.run.runId) for e in events}
+        run_keys |= {parent[0] for e in events if (parent := _parent_ref(e, "event"))}
+        mapped = self.marks.mapped_runs(project, sorted(run_keys))
+        before = self._applied_before(project, list(first), mapped)
         pending = [i for i in order if first[keys[i]] == i and keys[i] not in before]
         now = self.clock()
-        for index in pending:  # lineage is a replace (idempotent): a retried batch records it again
-            self._record_lineage(project, events[index], batch)
+        # The jobs' pipelines side by side (the registry's get-or-create holds under concurrency).
+        jobs = {qualified(e.job.namespace, e.job.name, "job"): e.job for e in (events[i] for i in pending)}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            list(pool.map(lambda job: self._pipeline(project, job.namespace, job.name, batch), jobs.values()))
+        # Lineage is a replace (idempotent: a retried batch records it again), and recorded only
+        # while the pipeline's load_lineage holds (Watcher's rule), so those are read at once.
+        recording = [i for i in pending if batch.lineage_requests.get(id(events[i])) is not None]
+        pipeline_of = {
+            i: self._pipeline(project, events[i].job.namespace, events[i].job.name, batch) for i in recording
+        }
+        found = self.marks.pipelines(project, sorted(set(pipeline_of.values()))) if recording else {}
+        requests = [
+            request
+            for index in recording
+            if ((pipeline := found.get(pipeline_of[index])) is None or pipeline.load_lineage)
+            and (request := self._lineage_of(events[index], pipeline_of[index], batch)) is not None
+        ]
+        self.lineage.record_many(project, requests, self.workers)
         applied: set[str] = set()
         ended: list[Run] = []
         plan = _Plan()
         for _attempt in range(PLAN_ATTEMPTS):
-            plan = self._plan(project, events, keys, pending, batch, now)
+            plan = self._plan(project, events, keys, pending, batch, mapped, now)
             try:
                 self.marks.write(project, plan.changes, now)
             except StaleBatch as exc:
                 # Another request changed what this plan read: keep what was committed, read again,
                 # and plan what is left (a run the other request created is now mapped: its
                 # execution is used, not a second one).
-                done = plan.changes[: exc.committed]
-                applied.update(k for change in done for k in change.claims)
+                done = exc.committed
+                applied.update(k for change in done for k in (*change.claims, *change.mapping_events))
                 ended += [c.run for c in done if c.ended_successfully and c.run is not None]
                 committed_ids = {c.run.id for c in done if c.created and c.run is not None}
                 batch.ids = [i for i in batch.ids if i not in committed_ids]
                 left = [i for i in pending if keys[i] not in applied]
-                taken = self.marks.claimed(project, [keys[i] for i in left]) if left else set()
+                mapped = self.marks.mapped_runs(project, sorted(run_keys))
+                taken = self._applied_before(project, [keys[i] for i in left], mapped)
                 pending = [i for i in left if keys[i] not in taken]
                 continue
-            applied.update(k for change in plan.changes for k in change.claims)
+            applied.update(k for change in plan.changes for k in (*change.claims, *change.mapping_events))
             ended += [c.run for c in plan.changes if c.ended_successfully and c.run is not None]
             break
         else:
@@ -404,11 +430,9 @@ class OpenLineageIngest:
         keys: list[str],
         pending: list[int],
         batch: _Batch,
+        mapped: dict[str, MappedRun],
         now: pendulum.DateTime,
     ) -> _Plan:
-        run_keys = {str(e.run.runId) for e in events}
-        run_keys |= {parent[0] for e in events if (parent := _parent_ref(e, "event"))}
-        mapped = self.marks.mapped_runs(project, sorted(run_keys))
         touched = {str(events[i].run.runId) for i in pending}
         touched |= {parent[0] for i in pending if (parent := _parent_ref(events[i], "event"))}
         stored = self.marks.executions(
@@ -439,6 +463,13 @@ class OpenLineageIngest:
                 state.other.append(key)
         plan.changes = self._changes(project, plan)
         return plan
+
+    def _applied_before(self, project: str, candidates: list[str], mapped: dict[str, MappedRun]) -> set[str]:
+        """The keys among `candidates` applied before: on a run's mapping (the events that created
+        or ended it), or claimed on their own (those that changed nothing)."""
+        on_mappings = {k for m in mapped.values() for k in m.events}
+        rest = [k for k in candidates if k not in on_mappings]
+        return (on_mappings & set(candidates)) | (self.marks.claimed(project, rest) if rest else set())
 
     def _state(
         self,
@@ -486,22 +517,39 @@ class OpenLineageIngest:
         return state.run.id, (state.run.id, *state.run.ancestors)
 
     def _changes(self, project: str, plan: _Plan) -> list[RunChange]:
-        """The plan's writes in creation order (a parent before its children), each successful end
-        with its pipeline's advance: the running maximum of the batch's target times so far, so
-        each committed prefix leaves the pipeline as the per-event path would."""
+        """The plan's writes, parents before their children (by depth) and grouped by pipeline (so
+        the store's transactions of different pipelines can be written side by side). Each
+        successful end carries its pipeline's advance: the running maximum of the batch's target
+        times in this order, so the pipeline ends as the per-event path (in time order) leaves it."""
         ending = {s.run.pipeline_id for s in plan.states.values() if s.succeeded_now and s.run is not None}
         pipelines = self.marks.pipelines(project, sorted(ending)) if ending else {}
+
+        def order(item: tuple[int, _RunState]) -> tuple[int, int, int]:
+            position, state = item
+            if state.run is None:
+                return (0, 0, position)
+            return (len(state.run.ancestors) if state.created else 0, state.run.pipeline_id, position)
+
         running: dict[int, dict[str, pendulum.DateTime]] = {}
         changes: list[RunChange] = []
-        for state in plan.states.values():
+        for _position, state in sorted(enumerate(plan.states.values()), key=order):
             run = state.run
-            change = RunChange(state.run_key, claims=state.effect + state.other[:MAX_CLAIMS_WITH_RUN])
+            change = RunChange(
+                state.run_key, claims=state.other[:MAX_CLAIMS_WITH_RUN], mapping_events=state.effect
+            )
             rest = state.other[MAX_CLAIMS_WITH_RUN:]
             if run is not None and (state.created or state.ended_now):
                 change.run = run
                 change.created = state.created
                 change.seen_end_count = state.seen_end_count
-                change.mapped = MappedRun(run.id, run.pipeline_id, run.start_date, ended=state.ended)
+                known = state.mapped.events if state.mapped is not None else frozenset()
+                change.mapped = MappedRun(
+                    run.id,
+                    run.pipeline_id,
+                    run.start_date,
+                    ended=state.ended,
+                    events=known | set(state.effect),
+                )
                 pipeline = pipelines.get(run.pipeline_id)
                 if state.succeeded_now and state.report is not None:
                     change.ended_successfully = True
@@ -539,11 +587,11 @@ class OpenLineageIngest:
             batch.pipelines[qualified_name] = int(self.registry.upsert_pipeline(project, body)[0]["id"])
         return batch.pipelines[qualified_name]
 
-    def _record_lineage(self, project: str, event: RunEvent, batch: _Batch) -> None:
+    def _lineage_of(self, event: RunEvent, pipeline_id: int, batch: _Batch) -> AddressLineageRequest | None:
+        """The event's `/address_lineage` request, None when the batch already has the same one."""
         planned = batch.lineage_requests.get(id(event))
         if planned is None:
-            return
-        pipeline_id = self._pipeline(project, event.job.namespace, event.job.name, batch)
+            return None
         request = planned.model_copy(update={"pipeline_id": pipeline_id})
         signature = (
             pipeline_id,
@@ -551,9 +599,9 @@ class OpenLineageIngest:
             tuple(sorted((t.name, repr(t.address_metadata)) for t in request.target_addresses)),
         )
         if signature in batch.lineage:
-            return
-        self.lineage.record_address_lineage(project, request)
+            return None
         batch.lineage.add(signature)
+        return request
 
 
 @dataclass

@@ -11,6 +11,8 @@ read; each claim absent), so a change another request made first cancels the tra
 from __future__ import annotations
 
 import datetime as _dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from sluice import timeutil
@@ -34,6 +36,7 @@ from sluice.store.table import Condition, Table, TransactionCancelled
 ABSENT = Condition("attribute_not_exists(PK)")
 NOT_ENDED = Condition("attribute_exists(PK) AND #e = :false", {"#e": "ended"}, {":false": False})
 MAX_TRANSACTION_ITEMS = 100
+WRITERS = 8  # transactions in flight at once
 STALE = ("ConditionalCheckFailed", "TransactionConflict")
 
 
@@ -43,6 +46,7 @@ def _mapped(item: dict) -> MappedRun:
         pipeline_id=int(item["pipeline_id"]),
         start_date=timeutil.parse_instant(item["start_date"], "start_date"),
         ended=bool(item.get("ended", False)),
+        events=frozenset(item.get("events") or ()),
     )
 
 
@@ -56,6 +60,7 @@ def _mapping_item(project: str, run_id: str, mapped: MappedRun) -> dict[str, Any
         "pipeline_id": mapped.pipeline_id,
         "start_date": timeutil.iso(mapped.start_date),
         "ended": mapped.ended,
+        **({"events": set(mapped.events)} if mapped.events else {}),
     }
 
 
@@ -65,9 +70,10 @@ def _event_item(project: str, key: str) -> dict[str, str]:
 
 
 class OpenLineageMarks:
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, writers: int | None = None):
         self.table = table
         self.runs = RunRepository(table)
+        self.writers = writers or WRITERS
 
     # -- reads ------------------------------------------------------------------------------------------
     def claimed(self, project: str, event_keys: list[str]) -> set[str]:
@@ -96,53 +102,99 @@ class OpenLineageMarks:
 
     # -- the bulk write ---------------------------------------------------------------------------------
     def write(self, project: str, changes: list[RunChange], now: _dt.datetime) -> None:
-        """Write the changes in order, packed into transactions of at most 100 items. A transaction
-        that a condition cancels raises StaleBatch with the number of changes committed before it."""
+        """Write the changes, packed in order into transactions of at most 100 items. Transactions
+        run `writers` at a time, each only after those it depends on: an earlier one that creates a
+        parent of one of its runs, or moves one of the same pipelines (so each pipeline's updates
+        land in order). A transaction that a condition cancels raises StaleBatch with the changes
+        committed (the others in flight finish first)."""
         months = {run_month_key(project, c.run) for c in changes if c.created and c.run is not None}
         for pk, sk in sorted(months):  # the month registry first: an entry for no run is harmless
             self.table.update(pk, sk, set_if_absent={"kind": "run_month", "month": sk}, return_values="NONE")
-        committed = 0
-        while committed < len(changes):
-            operations, after, count = self._pack(project, changes, committed, now)
-            try:
-                self.table.transact(operations)
-            except TransactionCancelled as exc:
-                if any(reason in STALE for reason in exc.reasons):
-                    raise StaleBatch(committed) from exc
-                raise
-            if after:  # closure rows of very deep hierarchies, past the transaction's room
-                self.table.batch_write(puts=after)
-            committed += count
+        transactions: list[_Transaction] = []
+        first = 0
+        while first < len(changes):
+            transaction = self._pack(project, changes, first, now)
+            transactions.append(transaction)
+            first += len(transaction.changes)
+        for position, transaction in enumerate(transactions):
+            transaction.after = {
+                earlier
+                for earlier in range(position)
+                if transactions[earlier].pipelines & transaction.pipelines
+                or transactions[earlier].creates & transaction.parents
+            }
+        self._run(transactions)
 
-    def _pack(
-        self, project: str, changes: list[RunChange], first: int, now: _dt.datetime
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-        """The operations of the changes from `first` that fit one transaction (at least one change),
-        with one watermark/target-time update per pipeline that a successful end moves."""
-        operations: list[dict[str, Any]] = []
+    def _run(self, transactions: list[_Transaction]) -> None:
+        done: set[int] = set()
+        stale: list[StaleBatch] = []
+        errors: list[BaseException] = []
+        left = list(range(len(transactions)))
+        with ThreadPoolExecutor(max_workers=self.writers) as pool:
+            while left and not stale and not errors:
+                ready = [i for i in left if transactions[i].after <= done]
+                for index, outcome in zip(
+                    ready, pool.map(self._commit, [transactions[i] for i in ready]), strict=True
+                ):
+                    if outcome is None:
+                        done.add(index)
+                    elif isinstance(outcome, StaleBatch):
+                        stale.append(outcome)
+                    else:
+                        errors.append(outcome)
+                left = [i for i in left if i not in done]
+                if not ready and left:  # the packing orders parents first: this cannot happen
+                    raise RuntimeError("OpenLineage transactions wait on each other")
+        if errors:
+            raise errors[0]
+        if stale:
+            raise StaleBatch([c for i in sorted(done) for c in transactions[i].changes])
+
+    def _commit(self, transaction: _Transaction) -> BaseException | None:
+        try:
+            self.table.transact(transaction.operations)
+        except TransactionCancelled as exc:
+            if any(reason in STALE for reason in exc.reasons):
+                return StaleBatch([])
+            return exc
+        except Exception as exc:  # noqa: BLE001 - raised by write() once the others finished
+            return exc
+        if transaction.closure:  # closure rows of very deep hierarchies, past the transaction's room
+            self.table.batch_write(puts=transaction.closure)
+        return None
+
+    def _pack(self, project: str, changes: list[RunChange], first: int, now: _dt.datetime) -> _Transaction:
+        """The changes from `first` that fit one transaction (at least one), with one watermark/
+        target-time update per pipeline that a successful end moves."""
+        transaction = _Transaction()
+        operations = transaction.operations
         advances: dict[int, PipelineAdvance] = {}
-        written: set[int] = set()  # executions this transaction writes (a check of one would clash)
-        after: list[dict[str, Any]] = []
-        count = 0
         for change in changes[first:]:
-            own, closure = self._operations(project, change, written)
+            own, closure = self._operations(project, change, transaction.creates)
             advance = (
                 change.advance if change.advance is not None and change.advance.changes_anything else None
             )
             extra = 1 if advance is not None and advance.pipeline_id not in advances else 0
-            if count and len(operations) + len(advances) + len(own) + extra > MAX_TRANSACTION_ITEMS:
+            if (
+                transaction.changes
+                and len(operations) + len(advances) + len(own) + extra > MAX_TRANSACTION_ITEMS
+            ):
                 break
             operations += own
             if advance is not None:
                 advances[advance.pipeline_id] = _merged(advances.get(advance.pipeline_id), advance)
             room = max(MAX_TRANSACTION_ITEMS - len(operations) - len(advances), 0)
             operations += [self.table.put_op(item) for item in closure[:room]]
-            after += closure[room:]
-            if change.run is not None:
-                written.add(change.run.id)
-            count += 1
+            transaction.closure += closure[room:]
+            run = change.run
+            if run is not None:
+                transaction.pipelines.add(run.pipeline_id)
+                transaction.creates.add(run.id)
+                if change.created and run.parent_id is not None:
+                    transaction.parents.add(run.parent_id)
+            transaction.changes.append(change)
         operations += [self.runs.advance_op(project, a, now) for a in advances.values()]
-        return operations, after, count
+        return transaction
 
     def _operations(
         self, project: str, change: RunChange, written: set[int]
@@ -169,11 +221,25 @@ class OpenLineageMarks:
             )
             operations.append(
                 table.update_op(
-                    *keys.openlineage_run(project, change.run_key), set_={"ended": True}, condition=NOT_ENDED
+                    *keys.openlineage_run(project, change.run_key),
+                    set_={"ended": True},
+                    add={"events": set(change.mapping_events)} if change.mapping_events else None,
+                    condition=NOT_ENDED,
                 )
             )
         operations += [table.put_op(_event_item(project, k), ABSENT) for k in change.claims]
         return operations, closure
+
+
+@dataclass
+class _Transaction:
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[RunChange] = field(default_factory=list)
+    closure: list[dict[str, Any]] = field(default_factory=list)  # rows past the 100 items
+    pipelines: set[int] = field(default_factory=set)  # pipelines whose executions it writes
+    creates: set[int] = field(default_factory=set)  # executions it writes
+    parents: set[int] = field(default_factory=set)  # parents of the executions it creates
+    after: set[int] = field(default_factory=set)  # transactions that must commit first
 
 
 def _merged(first: PipelineAdvance | None, second: PipelineAdvance) -> PipelineAdvance:

@@ -360,3 +360,29 @@ def test_two_requests_seeing_one_new_run_make_one_execution(table, ingest):
     assert (stored["id"], stored["status"], stored["total_rows"]) == (execution_id, "success", 2)
     [mapping] = mappings_of(table)
     assert (mapping["execution_id"], mapping["ended"]) == (execution_id, True)
+
+
+def test_a_batch_of_known_jobs_costs_a_few_batched_calls(table, ingest):
+    from tests.perf.dynamodb_calls import DynamoDBCalls
+
+    def batch(hour):
+        events = []
+        for n in range(10):
+            run, at = new_run(), T0 + _dt.timedelta(hours=hour, minutes=n)
+            events += [
+                event("START", run, f"job{n % 2}", at),
+                event("COMPLETE", run, f"job{n % 2}", at, rows=n),
+            ]
+        return events
+
+    ingest.ingest(PROJECT, batch(0))  # the jobs' pipelines, types and addresses now exist
+    with DynamoDBCalls() as calls:
+        assert ingest.ingest(PROJECT, batch(1)).applied == 20
+        by_operation = {op: tally.calls for op, tally in calls.by_operation().items()}
+    # No per-job or per-run reads: names, mappings, claims and pipelines in batches, the ten runs
+    # and both pipelines' advances in one transaction, the ids in one counter update.
+    assert by_operation.get("GetItem", 0) == 0 and by_operation.get("PutItem", 0) == 0
+    assert by_operation["TransactWriteItems"] == 1
+    assert by_operation["UpdateItem"] == 2  # the id counter and the month registry
+    assert by_operation["BatchGetItem"] == 8  # mappings, claims, 2 + 2 names, pipelines twice
+    assert sum(by_operation.values()) == 11, by_operation

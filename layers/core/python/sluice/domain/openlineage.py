@@ -350,6 +350,12 @@ class OpenLineageIngest:
         now = self.clock()
         # The jobs' pipelines side by side (the registry's get-or-create holds under concurrency).
         jobs = {qualified(e.job.namespace, e.job.name, "job"): e.job for e in (events[i] for i in pending)}
+        if jobs:
+            known = self.registry.known_pipelines(
+                project, {n: _type_name(j.namespace) for n, j in jobs.items()}
+            )
+            batch.pipelines.update(known)
+            jobs = {n: j for n, j in jobs.items() if n not in known}
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             list(pool.map(lambda job: self._pipeline(project, job.namespace, job.name, batch), jobs.values()))
         # Lineage is a replace (idempotent: a retried batch records it again), and recorded only
@@ -581,9 +587,7 @@ class OpenLineageIngest:
     def _pipeline(self, project: str, namespace: str, name: str, batch: _Batch) -> int:
         qualified_name = qualified(namespace, name, "job")
         if qualified_name not in batch.pipelines:
-            body = PipelineUpsert(
-                name=qualified_name, pipeline_type_name=namespace.strip()[:MAX_NAME_CHARS] or "openlineage"
-            )
+            body = PipelineUpsert(name=qualified_name, pipeline_type_name=_type_name(namespace))
             batch.pipelines[qualified_name] = int(self.registry.upsert_pipeline(project, body)[0]["id"])
         return batch.pipelines[qualified_name]
 
@@ -736,6 +740,11 @@ class _Batch:
     lineage: set[tuple] = field(default_factory=set)
     lineage_requests: dict[int, AddressLineageRequest | None] = field(default_factory=dict)  # by id(event)
     ids: list[int] = field(default_factory=list)  # execution ids reserved and not committed
+
+
+def _type_name(namespace: str) -> str:
+    """The pipeline type of a job: its namespace."""
+    return namespace.strip()[:MAX_NAME_CHARS] or "openlineage"
 
 
 def _parent_ref(event: RunEvent, where: str) -> tuple[str, str, str] | None:

@@ -169,16 +169,25 @@ class OpenLineageMarks:
         transaction = _Transaction()
         operations = transaction.operations
         advances: dict[int, PipelineAdvance] = {}
-        for change in changes[first:]:
+        for position in range(first, len(changes)):
+            change = changes[position]
             own, closure = self._operations(project, change, transaction.creates)
             advance = (
                 change.advance if change.advance is not None and change.advance.changes_anything else None
             )
             extra = 1 if advance is not None and advance.pipeline_id not in advances else 0
+            used = len(operations) + len(advances)
+            if transaction.changes and used + len(own) + extra > MAX_TRANSACTION_ITEMS:
+                break
+            pipeline = _pipeline_of(change)
             if (
                 transaction.changes
-                and len(operations) + len(advances) + len(own) + extra > MAX_TRANSACTION_ITEMS
+                and pipeline is not None
+                and pipeline not in transaction.pipelines
+                and used + self._group_items(project, changes, position) > MAX_TRANSACTION_ITEMS
             ):
+                # A pipeline's runs that fit in the next transaction are not split across two:
+                # transactions of different pipelines are written side by side, of one in turn.
                 break
             operations += own
             if advance is not None:
@@ -195,6 +204,20 @@ class OpenLineageMarks:
             transaction.changes.append(change)
         operations += [self.runs.advance_op(project, a, now) for a in advances.values()]
         return transaction
+
+    def _group_items(self, project: str, changes: list[RunChange], first: int) -> int:
+        """The items of the consecutive changes of one pipeline from `first`, with its advance."""
+        pipeline = _pipeline_of(changes[first])
+        items, advance = 0, 0
+        for change in changes[first:]:
+            if change.run is not None and change.run.pipeline_id != pipeline:
+                break
+            own, closure = self._operations(project, change, set())
+            items += len(own) + len(closure)
+            advance = advance or int(change.advance is not None and change.advance.changes_anything)
+            if items > MAX_TRANSACTION_ITEMS:
+                break
+        return items + advance
 
     def _operations(
         self, project: str, change: RunChange, written: set[int]
@@ -240,6 +263,10 @@ class _Transaction:
     creates: set[int] = field(default_factory=set)  # executions it writes
     parents: set[int] = field(default_factory=set)  # parents of the executions it creates
     after: set[int] = field(default_factory=set)  # transactions that must commit first
+
+
+def _pipeline_of(change: RunChange) -> int | None:
+    return change.run.pipeline_id if change.run is not None else None
 
 
 def _merged(first: PipelineAdvance | None, second: PipelineAdvance) -> PipelineAdvance:

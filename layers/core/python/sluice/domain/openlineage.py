@@ -4,9 +4,9 @@ The mapping (docs/sdk.md, "OpenLineage"):
 - the job `namespace` + `name` is a Watcher pipeline named `<namespace>/<name>` (lowercased, as
   Watcher stores names), of the pipeline type `<namespace>`;
 - START (and RUNNING, OTHER for a run not seen yet) starts an execution at `eventTime`; COMPLETE ends
-  it successfully, FAIL and ABORT end it failed, through the same start/end use cases as
-  `/start_pipeline_execution` and `/end_pipeline_execution` (so watermarks, target times and anomaly
-  detection follow). An end with no START seen starts the execution 1 ms before it;
+  it successfully, FAIL and ABORT end it failed, computed by Watcher's own `report_end`/`apply_end`
+  (so duration, throughput, watermarks, target times and anomaly detection follow as for
+  `/end_pipeline_execution`). An end with no START seen starts the execution 1 ms before it;
 - the `parent` run facet names the parent run: its execution (started when first named) is the
   parent of this one (Watcher's `parent_id` / `child_executions`);
 - inputs and outputs are addresses named `<namespace>/<name>`, and the job's lineage is replaced by
@@ -14,8 +14,13 @@ The mapping (docs/sdk.md, "OpenLineage"):
   `address_metadata.column_lineage` as `{column: [{dataset, field}]}`;
 - `outputStatistics.rowCount` of the outputs, summed, is the execution's `total_rows` and `inserts`
   (so anomaly detection and freshness apply to it).
-Each event is applied once: its runId + eventType + eventTime is claimed before it is applied (a
-conditional write), and released if applying it fails, so a retried batch applies what is left.
+A batch is applied in bulk (docs/sdk.md, "How a batch is applied"): its events, in time order, are
+grouped by run and each run's final state computed in memory, then each run's execution, its run
+mapping and its events' keys are written together in transactions of up to 100 items. Each event
+is applied once (runId + eventType + eventTime): the keys of those that create or end an execution
+are kept on its mapping, the others claimed on their own, all conditionally in the same
+transaction; a transaction another request made stale is re-planned from a fresh read, so two
+requests on one new run end with one execution.
 """
 
 from __future__ import annotations

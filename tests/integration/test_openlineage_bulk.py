@@ -386,3 +386,20 @@ def test_a_batch_of_known_jobs_costs_a_few_batched_calls(table, ingest):
     assert by_operation["UpdateItem"] == 2  # the id counter and the month registry
     assert by_operation["BatchGetItem"] == 8  # mappings, claims, 2 + 2 names, pipelines twice
     assert sum(by_operation.values()) == 11, by_operation
+
+
+def test_a_run_with_many_events_is_claimed_across_transactions(table, ingest):
+    run = new_run()
+    running = [event("RUNNING", run, at=T0 + _dt.timedelta(seconds=n)) for n in range(1, 121)]
+    events = [event("START", run, at=T0), *running, event("COMPLETE", run, at=T0 + _dt.timedelta(minutes=5))]
+    answer = ingest.ingest(PROJECT, events).view()
+    assert (answer["applied"], answer["duplicates"]) == (122, 0)
+    [stored] = executions_of(table)
+    assert (stored["status"], stored["end_count"]) == ("success", 1)
+    # The 120 RUNNING events change nothing and are claimed on their own, 40 to a change.
+    claims = list(table.query_all(keys.openlineage(PROJECT), begins_with="EVENT#", consistent=True))
+    assert len(claims) == 120
+    [mapping] = mappings_of(table)
+    assert len(mapping["events"]) == 2  # the START and the COMPLETE
+    again = ingest.ingest(PROJECT, events).view()
+    assert (again["applied"], again["duplicates"]) == (0, 122)

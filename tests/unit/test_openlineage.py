@@ -160,6 +160,6 @@ def test_datasets_watcher_would_refuse_are_422_before_anything_is_written():
     [too_big] = ol.parse_events(huge, validate)
     with pytest.raises(ValidationFailed, match="event 3: its datasets cannot be recorded as lineage"):
         ol.lineage_request(too_big, "event 3")
-    ingest = ol.OpenLineageIngest(None, None, None, None, None, None)  # nothing is reached
+    ingest = ol.OpenLineageIngest(None, None, None, None)  # nothing is reached
     with pytest.raises(ValidationFailed, match="event 1"):
         ingest.ingest("p", [event, too_big])

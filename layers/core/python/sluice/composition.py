@@ -76,18 +76,10 @@ def project_lineage() -> ProjectLineage:
 def openlineage_ingest() -> OpenLineageIngest:
     """`POST /api/v1/lineage`: OpenLineage RunEvents through Watcher's executions and lineage."""
     from sluice.domain.openlineage import OpenLineageIngest
-    from sluice.store.executions import RunRepository, WatchedPipelines
     from sluice.store.openlineage import OpenLineageMarks
 
     table = Table()
-    return OpenLineageIngest(
-        _registry(table),
-        _lineage(table),
-        RunRepository(table),
-        WatchedPipelines(table),
-        event_publisher(),
-        OpenLineageMarks(table),
-    )
+    return OpenLineageIngest(_registry(table), _lineage(table), event_publisher(), OpenLineageMarks(table))
 
 
 def run_repository() -> RunRepository:

@@ -27,11 +27,18 @@ class RecordingPublisher:
 
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail: bool = False
+    batches: list[int] = field(default_factory=list)  # the size of each publish_many
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         if self.fail:
             raise Unavailable("The event bus could not be reached (test double).")
         self.events.append((detail_type, detail))
+
+    def publish_many(self, detail_type: str, details: list[dict[str, Any]]) -> None:
+        if self.fail:
+            raise Unavailable("The event bus could not be reached (test double).")
+        self.batches.append(len(details))
+        self.events += [(detail_type, d) for d in details]
 
     def of_type(self, detail_type: str) -> list[dict[str, Any]]:
         return [detail for kind, detail in self.events if kind == detail_type]
@@ -48,3 +55,16 @@ class QueueDepth:
     @property
     def total_pending(self) -> int:
         return self.visible + self.in_flight + self.delayed
+
+
+def publish_all(publisher: EventPublisher, detail_type: str, details: list[dict[str, Any]]) -> None:
+    """Many events of one type: in batches where the publisher has `publish_many` (EventBridge:
+    10 entries to a PutEvents), else one by one."""
+    if not details:
+        return
+    many = getattr(publisher, "publish_many", None)
+    if many is not None:
+        many(detail_type, details)
+        return
+    for detail in details:
+        publisher.publish(detail_type, detail)

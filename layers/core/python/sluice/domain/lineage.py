@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -181,6 +182,42 @@ class LineageService:
             "lineage_relationships_created": len(edges),
             "message": message,
         }, True
+
+    def record_many(self, project: str, bodies: list[AddressLineageRequest], workers: int = 8) -> None:
+        """Several pipelines' `/address_lineage` at once (the OpenLineage ingest's batches): each as
+        record_address_lineage records it: every distinct address upserted once and side by side
+        (upsert_address holds under concurrency, so outside the lease), then, under one lease, each
+        pipeline's edges replaced in turn (the closure of one depends on the others')."""
+        if not bodies:
+            return
+        with ThreadPoolExecutor(max_workers=min(workers, len(bodies))) as pool:
+            pipelines = list(pool.map(lambda b: self.registry.pipelines.get(project, b.pipeline_id), bodies))
+            live = [
+                b
+                for b, p in zip(bodies, pipelines, strict=True)
+                if p is not None and p.get("load_lineage", True)
+            ]
+            if not live:
+                return
+            # One task per name: its distinct bodies upserted in the requests' order (the last
+            # metadata wins, as in one request after another).
+            by_name: dict[str, dict[str, AddressUpsert]] = {}
+            for body in live:
+                for address in (*body.source_addresses, *body.target_addresses):
+                    by_name.setdefault(address.name, {})[address.model_dump_json(exclude_unset=True)] = (
+                        address
+                    )
+
+            def upsert(versions: dict[str, AddressUpsert]) -> int:
+                return [self.registry.upsert_address(project, a)[0]["id"] for a in versions.values()][-1]
+
+            ids = dict(zip(by_name, pool.map(upsert, by_name.values()), strict=True))
+        with self.lineage_lease(project):
+            for body in live:
+                reads = {ids[a.name]: a.name for a in body.source_addresses}
+                writes = {ids[a.name]: a.name for a in body.target_addresses}
+                self._replace_edges(project, body.pipeline_id, cross_product(set(reads), set(writes)))
+                self.store.write_pipeline_datasets(project, body.pipeline_id, reads, writes)
 
     def replace_pipeline_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
         """A pipeline's direct edges set outright, and the closure they change."""

@@ -4,9 +4,9 @@ The mapping (docs/sdk.md, "OpenLineage"):
 - the job `namespace` + `name` is a Watcher pipeline named `<namespace>/<name>` (lowercased, as
   Watcher stores names), of the pipeline type `<namespace>`;
 - START (and RUNNING, OTHER for a run not seen yet) starts an execution at `eventTime`; COMPLETE ends
-  it successfully, FAIL and ABORT end it failed, through the same start/end use cases as
-  `/start_pipeline_execution` and `/end_pipeline_execution` (so watermarks, target times and anomaly
-  detection follow). An end with no START seen starts the execution 1 ms before it;
+  it successfully, FAIL and ABORT end it failed, computed by Watcher's own `report_end`/`apply_end`
+  (so duration, throughput, watermarks, target times and anomaly detection follow as for
+  `/end_pipeline_execution`). An end with no START seen starts the execution 1 ms before it;
 - the `parent` run facet names the parent run: its execution (started when first named) is the
   parent of this one (Watcher's `parent_id` / `child_executions`);
 - inputs and outputs are addresses named `<namespace>/<name>`, and the job's lineage is replaced by
@@ -14,8 +14,13 @@ The mapping (docs/sdk.md, "OpenLineage"):
   `address_metadata.column_lineage` as `{column: [{dataset, field}]}`;
 - `outputStatistics.rowCount` of the outputs, summed, is the execution's `total_rows` and `inserts`
   (so anomaly detection and freshness apply to it).
-Each event is applied once: its runId + eventType + eventTime is claimed before it is applied (a
-conditional write), and released if applying it fails, so a retried batch applies what is left.
+A batch is applied in bulk (docs/sdk.md, "How a batch is applied"): its events, in time order, are
+grouped by run and each run's final state computed in memory, then each run's execution, its run
+mapping and its events' keys are written together in transactions of up to 100 items. Each event
+is applied once (runId + eventType + eventTime): the keys of those that create or end an execution
+are kept on its mapping, the others claimed on their own, all conditionally in the same
+transaction; a transaction another request made stale is re-planned from a fresh read, so two
+requests on one new run end with one execution.
 """
 
 from __future__ import annotations
@@ -24,26 +29,32 @@ import datetime as _dt
 import hashlib
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import pendulum
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sluice import timeutil
-from sluice.domain.events import EventPublisher
+from sluice.domain.events import EXECUTION_ENDED, EventPublisher, publish_all
 from sluice.domain.executions import (
     EndExecution,
-    PipelineDirectory,
-    RunStore,
-    StartExecution,
-    end_execution,
-    start_execution,
+    EndReport,
+    PipelineAdvance,
+    Run,
+    WatchedPipeline,
+    apply_end,
+    report_end,
 )
 from sluice.domain.lineage import LineageService
 from sluice.domain.registry import AddressLineageRequest, PipelineUpsert, Registry
-from sluice.errors import PayloadTooLarge, ValidationFailed
+from sluice.domain.status import RunStatus
+from sluice.errors import Conflict, PayloadTooLarge, Unavailable, ValidationFailed
+
+logger = Logger(service="sluice")
 
 SPEC_VERSION = "2-0-2"
 MAX_BATCH_EVENTS = 1000
@@ -52,6 +63,9 @@ MAX_PRODUCER_CHARS = 1000  # as kept in execution_metadata, which Watcher bounds
 ADDRESS_TYPE = "openlineage_dataset"
 ADDRESS_GROUP = "openlineage"
 ENDING = {"COMPLETE": True, "FAIL": False, "ABORT": False}
+WORKERS = 8  # the batch's pipelines (and addresses) upserted side by side
+PLAN_ATTEMPTS = 8  # plans of one batch when concurrent requests change what it read
+MAX_CLAIMS_WITH_RUN = 40  # claims written in one run's transaction; more follow in their own
 EventType = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
 
 
@@ -187,20 +201,46 @@ class MappedRun:
     pipeline_id: int
     start_date: pendulum.DateTime
     ended: bool = False
+    events: frozenset[str] = frozenset()  # keys of the events that created or ended it
+
+
+@dataclass
+class RunChange:
+    """What one batch writes for one OpenLineage run, all or nothing: the execution as it ends up
+    (created, possibly already ended; or the end of one created before), its mapping, and the
+    claims of the batch's events of this run. `run` None: claims only (events that change nothing)."""
+
+    run_key: str  # the OpenLineage runId
+    claims: list[str] = field(default_factory=list)  # keys of events that change nothing
+    mapping_events: list[str] = field(default_factory=list)  # keys of those that create or end it
+    run: Run | None = None
+    created: bool = False
+    seen_end_count: int = 0  # the end count read, for the end of an execution written before
+    mapped: MappedRun | None = None
+    advance: PipelineAdvance | None = None  # a successful end's effect on its pipeline
+    ended_successfully: bool = False
+
+
+class StaleBatch(Exception):  # noqa: N818 - a signal between store and ingest, never an answer
+    """A write of the batch met a change made since its reads (a claim, a mapping, an end, a
+    watermark): the `committed` changes were written; the rest must be planned again."""
+
+    def __init__(self, committed: list[RunChange]):
+        super().__init__(f"{len(committed)} changes committed before a conflict")
+        self.committed = committed
 
 
 class EventMarks(Protocol):
-    """What the ingest stores beside the executions: events applied, and runs mapped."""
+    """What the ingest reads and writes beside the registry: claims, mappings, executions."""
 
-    def claim_events(self, project: str, keys: list[str]) -> set[str]:
-        """Claim each key not claimed before (conditional writes); the keys this call claimed."""
-        ...
-
-    def release_event(self, project: str, key: str) -> None: ...
-    def mapped_run(self, project: str, run_id: str) -> MappedRun | None: ...
+    def claimed(self, project: str, keys: list[str]) -> set[str]: ...
     def mapped_runs(self, project: str, run_ids: list[str]) -> dict[str, MappedRun]: ...
-    def map_run(self, project: str, run_id: str, mapped: MappedRun) -> MappedRun: ...
-    def mark_ended(self, project: str, run_id: str) -> None: ...
+    def executions(self, project: str, execution_ids: list[int]) -> dict[int, Run]: ...
+    def pipelines(self, project: str, pipeline_ids: list[int]) -> dict[int, WatchedPipeline]: ...
+    def reserve_execution_ids(self, project: str, count: int) -> list[int]: ...
+    def write(self, project: str, changes: list[RunChange], now: pendulum.DateTime) -> None:
+        """The changes in order, in transactions; StaleBatch when a condition fails."""
+        ...
 
 
 def event_key(event: RunEvent) -> str:
@@ -268,22 +308,23 @@ class IngestResult:
 
 
 class OpenLineageIngest:
-    """Applies RunEvents to the project through Watcher's own use cases (see the module docstring)."""
+    """Applies a batch of RunEvents in bulk (see the module docstring): the batch's events are
+    grouped by run and each run's final state is computed in memory (a START and a COMPLETE of one
+    batch make one execution created already ended), then written with the run mapping and the
+    events' claims in transactions of up to 100 items; ids come from one counter update per batch."""
 
     def __init__(
         self,
         registry: Registry,
         lineage: LineageService,
-        runs: RunStore,
-        pipelines: PipelineDirectory,
         publisher: EventPublisher,
         marks: EventMarks,
         clock: Callable[[], pendulum.DateTime] = timeutil.now,
+        workers: int | None = None,
     ):
+        self.workers = workers or WORKERS  # pipelines and addresses upserted side by side
         self.registry = registry
         self.lineage = lineage
-        self.runs = runs
-        self.pipelines = pipelines
         self.publisher = publisher
         self.marks = marks
         self.clock = clock
@@ -299,165 +340,267 @@ class OpenLineageIngest:
             for kind, datasets in (("inputs", event.inputs), ("outputs", event.outputs)):
                 for position, dataset in enumerate(datasets):
                     qualified(dataset.namespace, dataset.name, f"{where}: {kind}[{position}]")
-        result = IngestResult(received=len(events))
         keys = [event_key(e) for e in events]
-        # One conditional write per 100 events claims them; a key claimed before (now, or by an
-        # earlier request) is a duplicate. Runs already mapped are read in batches too.
-        claimed = self.marks.claim_events(project, list(dict.fromkeys(keys)))
-        run_ids = {str(e.run.runId) for e in events}
-        run_ids |= {parent[0] for e in events if (parent := _parent_ref(e, "event"))}
-        batch.runs.update(self.marks.mapped_runs(project, sorted(run_ids)))
-        directory = _CachedDirectory(self.pipelines)
-        # In time order, so a START sent after its COMPLETE in one batch still comes first.
+        # In time order, so a START sent after its COMPLETE in one batch still comes first; the
+        # first of equal keys is the one applied, the others are duplicates inside the batch.
         order = sorted(range(len(events)), key=lambda i: (events[i].instant, i))
-        outcomes: dict[int, dict[str, Any]] = {}
+        first: dict[str, int] = {}
         for index in order:
-            event, key = events[index], keys[index]
-            outcome = {"runId": str(event.run.runId), "eventType": event.kind, "eventTime": event.eventTime}
-            if key not in claimed or key in batch.applied:
-                result.duplicates += 1
-                mapped = batch.runs.get(str(event.run.runId))
-                if mapped is not None:
-                    outcome["execution_id"] = mapped.execution_id
-                outcomes[index] = {**outcome, "status": "duplicate"}
-                continue
-            batch.applied.add(key)
+            first.setdefault(keys[index], index)
+        run_keys = {str(e.run.runId) for e in events}
+        run_keys |= {parent[0] for e in events if (parent := _parent_ref(e, "event"))}
+        mapped = self.marks.mapped_runs(project, sorted(run_keys))
+        before = self._applied_before(project, list(first), mapped)
+        pending = [i for i in order if first[keys[i]] == i and keys[i] not in before]
+        now = self.clock()
+        # The jobs' pipelines side by side (the registry's get-or-create holds under concurrency).
+        jobs = {qualified(e.job.namespace, e.job.name, "job"): e.job for e in (events[i] for i in pending)}
+        if jobs:
+            known = self.registry.known_pipelines(
+                project, {n: _type_name(j.namespace) for n, j in jobs.items()}
+            )
+            batch.pipelines.update(known)
+            jobs = {n: j for n, j in jobs.items() if n not in known}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            list(pool.map(lambda job: self._pipeline(project, job.namespace, job.name, batch), jobs.values()))
+        # Lineage is a replace (idempotent: a retried batch records it again), and recorded only
+        # while the pipeline's load_lineage holds (Watcher's rule), so those are read at once.
+        recording = [i for i in pending if batch.lineage_requests.get(id(events[i])) is not None]
+        pipeline_of = {
+            i: self._pipeline(project, events[i].job.namespace, events[i].job.name, batch) for i in recording
+        }
+        found = self.marks.pipelines(project, sorted(set(pipeline_of.values()))) if recording else {}
+        requests = [
+            request
+            for index in recording
+            if ((pipeline := found.get(pipeline_of[index])) is None or pipeline.load_lineage)
+            and (request := self._lineage_of(events[index], pipeline_of[index], batch)) is not None
+        ]
+        self.lineage.record_many(project, requests, self.workers)
+        applied: set[str] = set()
+        ended: list[Run] = []
+        plan = _Plan()
+        for _attempt in range(PLAN_ATTEMPTS):
+            plan = self._plan(project, events, keys, pending, batch, mapped, now)
             try:
-                execution_id = self._apply(project, event, batch, directory)
-            except BaseException:
-                # This event and those not reached yet are released, so a retry applies them.
-                unapplied = {keys[i] for i in order if i not in outcomes} - (batch.applied - {key})
-                for later in unapplied & claimed:
-                    self.marks.release_event(project, later)
-                raise
-            result.applied += 1
-            outcomes[index] = {**outcome, "status": "applied", "execution_id": execution_id}
-        result.events = [outcomes[i] for i in range(len(events))]
+                self.marks.write(project, plan.changes, now)
+            except StaleBatch as exc:
+                # Another request changed what this plan read: keep what was committed, read again,
+                # and plan what is left (a run the other request created is now mapped: its
+                # execution is used, not a second one).
+                done = exc.committed
+                applied.update(k for change in done for k in (*change.claims, *change.mapping_events))
+                ended += [c.run for c in done if c.ended_successfully and c.run is not None]
+                committed_ids = {c.run.id for c in done if c.created and c.run is not None}
+                batch.ids = [i for i in batch.ids if i not in committed_ids]
+                left = [i for i in pending if keys[i] not in applied]
+                mapped = self.marks.mapped_runs(project, sorted(run_keys))
+                taken = self._applied_before(project, [keys[i] for i in left], mapped)
+                pending = [i for i in left if keys[i] not in taken]
+                continue
+            applied.update(k for change in plan.changes for k in (*change.claims, *change.mapping_events))
+            ended += [c.run for c in plan.changes if c.ended_successfully and c.run is not None]
+            break
+        else:
+            raise Conflict(
+                "The batch's runs kept changing while it was applied (concurrent requests); what was "
+                "applied is kept: send the same batch again to apply the rest."
+            )
+        self._queue_anomaly_detection(project, ended)
+        return self._result(events, keys, applied, plan)
+
+    def _result(
+        self, events: list[RunEvent], keys: list[str], applied: set[str], plan: _Plan
+    ) -> IngestResult:
+        result = IngestResult(received=len(events))
+        counted: set[str] = set()
+        for event, key in zip(events, keys, strict=True):
+            outcome: dict[str, Any] = {
+                "runId": str(event.run.runId),
+                "eventType": event.kind,
+                "eventTime": event.eventTime,
+            }
+            execution_id = plan.execution_ids.get(str(event.run.runId))
+            if execution_id is not None:
+                outcome["execution_id"] = execution_id
+            if key in applied and key not in counted:
+                counted.add(key)
+                result.applied += 1
+                outcome["status"] = "applied"
+            else:
+                result.duplicates += 1
+                outcome["status"] = "duplicate"
+            result.events.append(outcome)
         return result
 
-    # -- one event ------------------------------------------------------------------------------------
-    def _apply(self, project: str, event: RunEvent, batch: _Batch, directory: PipelineDirectory) -> int:
-        pipeline_id = self._pipeline(project, event.job.namespace, event.job.name, batch)
-        instant = event.instant
-        run = self._run(project, str(event.run.runId), pipeline_id, event, instant, batch, directory)
-        self._record_lineage(project, pipeline_id, event, batch)
-        succeeded = ENDING.get(event.kind)
-        if succeeded is not None and not run.ended:
-            rows = _row_count(event)
-            metadata: dict[str, Any] = {
-                "openlineage": {
-                    "run_id": str(event.run.runId),
-                    "event_type": event.kind,
-                    "producer": event.producer[:MAX_PRODUCER_CHARS],
-                }
-            }
-            error = _error_message(event)
-            if error:
-                metadata["error"] = error
-            # Watcher refuses an end at or before the start; producers with coarse clocks send both at once.
-            end_date = max(instant, run.start_date.add(microseconds=1000))
-            end_execution(
-                project,
-                EndExecution(
-                    id=run.execution_id,
-                    end_date=timeutil.iso(end_date),
-                    completed_successfully=succeeded,
-                    total_rows=rows,
-                    inserts=rows,
-                    execution_metadata=metadata,
-                ),
-                self.runs,
-                directory,
-                self.publisher,
-                self.clock(),
-            )
-            self.marks.mark_ended(project, str(event.run.runId))
-            batch.runs[str(event.run.runId)] = MappedRun(
-                run.execution_id, run.pipeline_id, run.start_date, ended=True
-            )
-        return run.execution_id
-
-    def _pipeline(self, project: str, namespace: str, name: str, batch: _Batch) -> int:
-        qualified_name = qualified(namespace, name, "job")
-        if qualified_name not in batch.pipelines:
-            body = PipelineUpsert(
-                name=qualified_name, pipeline_type_name=namespace.strip()[:MAX_NAME_CHARS] or "openlineage"
-            )
-            batch.pipelines[qualified_name] = int(self.registry.upsert_pipeline(project, body)[0]["id"])
-        return batch.pipelines[qualified_name]
-
-    def _run(
+    # -- the plan: every run's final state, in memory -------------------------------------------------
+    def _plan(
         self,
         project: str,
-        run_id: str,
-        pipeline_id: int,
-        event: RunEvent,
-        instant: pendulum.DateTime,
+        events: list[RunEvent],
+        keys: list[str],
+        pending: list[int],
         batch: _Batch,
-        directory: PipelineDirectory,
-    ) -> MappedRun:
-        known = batch.runs.get(run_id)
-        if known is not None:
-            return known
-        parent_id = self._parent(project, event, instant, batch, directory)
-        start = instant if event.kind not in ENDING else instant.subtract(microseconds=1000)
-        mapped = self._start(project, run_id, pipeline_id, start, parent_id, event, directory)
-        batch.runs[run_id] = mapped
-        return mapped
+        mapped: dict[str, MappedRun],
+        now: pendulum.DateTime,
+    ) -> _Plan:
+        touched = {str(events[i].run.runId) for i in pending}
+        touched |= {parent[0] for i in pending if (parent := _parent_ref(events[i], "event"))}
+        stored = self.marks.executions(
+            project, sorted({mapped[k].execution_id for k in touched if k in mapped})
+        )
+        needed = len(touched - set(mapped)) - len(batch.ids)
+        if needed > 0:
+            batch.ids += self.marks.reserve_execution_ids(project, needed)
+        plan = _Plan(ids=list(batch.ids))
+        plan.execution_ids = {k: m.execution_id for k, m in mapped.items()}
+        for index in pending:
+            event, key = events[index], keys[index]
+            instant = event.instant
+            run_key = str(event.run.runId)
+            state = self._state(project, run_key, mapped, stored, plan)
+            if state is None:
+                parent_id, ancestors = self._parent(project, event, instant, mapped, stored, plan, batch, now)
+                start = instant if event.kind not in ENDING else instant.subtract(microseconds=1000)
+                pipeline_id = self._pipeline(project, event.job.namespace, event.job.name, batch)
+                state = plan.create(run_key, pipeline_id, start, parent_id, ancestors, event.producer, now)
+                state.effect.append(key)
+            succeeded = ENDING.get(event.kind)
+            if succeeded is not None and not state.ended and state.run is not None:
+                state.end(event, succeeded, now)
+                if key not in state.effect:
+                    state.effect.append(key)
+            elif key not in state.effect:
+                state.other.append(key)
+        plan.changes = self._changes(project, plan)
+        return plan
+
+    def _applied_before(self, project: str, candidates: list[str], mapped: dict[str, MappedRun]) -> set[str]:
+        """The keys among `candidates` applied before: on a run's mapping (the events that created
+        or ended it), or claimed on their own (those that changed nothing)."""
+        on_mappings = {k for m in mapped.values() for k in m.events}
+        rest = [k for k in candidates if k not in on_mappings]
+        return (on_mappings & set(candidates)) | (self.marks.claimed(project, rest) if rest else set())
+
+    def _state(
+        self,
+        project: str,
+        run_key: str,
+        mapped: dict[str, MappedRun],
+        stored: dict[int, Run],
+        plan: _Plan,
+    ) -> _RunState | None:
+        """The run's state in this plan; a mapped run read from the store, None for a new one."""
+        if run_key in plan.states:
+            return plan.states[run_key]
+        known = mapped.get(run_key)
+        if known is None:
+            return None
+        # An execution log cleanup deleted leaves its mapping: its events change nothing.
+        run = stored.get(known.execution_id)
+        state = _RunState(run_key, known, run, created=False, ended=known.ended or run is None)
+        plan.states[run_key] = state
+        return state
 
     def _parent(
         self,
         project: str,
         event: RunEvent,
         instant: pendulum.DateTime,
+        mapped: dict[str, MappedRun],
+        stored: dict[int, Run],
+        plan: _Plan,
         batch: _Batch,
-        directory: PipelineDirectory,
-    ) -> int | None:
+        now: pendulum.DateTime,
+    ) -> tuple[int | None, tuple[int, ...]]:
+        """The parent execution of a new run (started 1 ms before it when first named) and its ancestry."""
         parent = _parent_ref(event, "event")
         if parent is None:
-            return None
+            return None, ()
         parent_key, parent_namespace, parent_name = parent
-        known = batch.runs.get(parent_key)
-        if known is None:
+        state = self._state(project, parent_key, mapped, stored, plan)
+        if state is None:
             pipeline_id = self._pipeline(project, parent_namespace, parent_name, batch)
             start = instant.subtract(microseconds=1000)
-            known = self._start(project, parent_key, pipeline_id, start, None, None, directory)
-        batch.runs[parent_key] = known
-        return known.execution_id
+            state = plan.create(parent_key, pipeline_id, start, None, (), None, now)
+        if state.run is None:  # its execution was deleted: the run is recorded without a parent
+            return None, ()
+        return state.run.id, (state.run.id, *state.run.ancestors)
 
-    def _start(
-        self,
-        project: str,
-        run_id: str,
-        pipeline_id: int,
-        start: pendulum.DateTime,
-        parent_id: int | None,
-        event: RunEvent | None,
-        directory: PipelineDirectory,
-    ) -> MappedRun:
-        metadata = {"openlineage": {"run_id": run_id}}
-        if event is not None:
-            metadata["openlineage"]["producer"] = event.producer[:MAX_PRODUCER_CHARS]
-        execution_id = start_execution(
-            project,
-            StartExecution(
-                pipeline_id=pipeline_id,
-                start_date=timeutil.iso(start),
-                parent_id=parent_id,
-                execution_metadata=metadata,
-            ),
-            self.runs,
-            directory,
-            self.clock(),
-        )
-        # Another request may have mapped the run meanwhile: the first mapping wins, and this
-        # execution stays as a started, never ended duplicate (docs/sdk.md says so).
-        return self.marks.map_run(project, run_id, MappedRun(execution_id, pipeline_id, start))
+    def _changes(self, project: str, plan: _Plan) -> list[RunChange]:
+        """The plan's writes, parents before their children (by depth) and grouped by pipeline (so
+        the store's transactions of different pipelines can be written side by side). Each
+        successful end carries its pipeline's advance: the running maximum of the batch's target
+        times in this order, so the pipeline ends as the per-event path (in time order) leaves it."""
+        ending = {s.run.pipeline_id for s in plan.states.values() if s.succeeded_now and s.run is not None}
+        pipelines = self.marks.pipelines(project, sorted(ending)) if ending else {}
 
-    def _record_lineage(self, project: str, pipeline_id: int, event: RunEvent, batch: _Batch) -> None:
+        def order(item: tuple[int, _RunState]) -> tuple[int, int, int]:
+            position, state = item
+            if state.run is None:
+                return (0, 0, position)
+            return (len(state.run.ancestors) if state.created else 0, state.run.pipeline_id, position)
+
+        running: dict[int, dict[str, pendulum.DateTime]] = {}
+        changes: list[RunChange] = []
+        for _position, state in sorted(enumerate(plan.states.values()), key=order):
+            run = state.run
+            change = RunChange(
+                state.run_key, claims=state.other[:MAX_CLAIMS_WITH_RUN], mapping_events=state.effect
+            )
+            rest = state.other[MAX_CLAIMS_WITH_RUN:]
+            if run is not None and (state.created or state.ended_now):
+                change.run = run
+                change.created = state.created
+                change.seen_end_count = state.seen_end_count
+                known = state.mapped.events if state.mapped is not None else frozenset()
+                change.mapped = MappedRun(
+                    run.id,
+                    run.pipeline_id,
+                    run.start_date,
+                    ended=state.ended,
+                    events=known | set(state.effect),
+                )
+                pipeline = pipelines.get(run.pipeline_id)
+                if state.succeeded_now and state.report is not None:
+                    change.ended_successfully = True
+                    if pipeline is not None:
+                        times = running.setdefault(run.pipeline_id, {})
+                        for name, moment in state.report.target_times().items():
+                            times[name] = max(times[name], moment) if name in times else moment
+                        change.advance = PipelineAdvance(
+                            run.pipeline_id, pipeline.next_watermark, dict(times), pipeline.load_lineage
+                        )
+            if change.claims or change.run is not None:
+                changes.append(change)
+            for start in range(0, len(rest), MAX_CLAIMS_WITH_RUN):
+                changes.append(RunChange(state.run_key, claims=rest[start : start + MAX_CLAIMS_WITH_RUN]))
+        return changes
+
+    def _queue_anomaly_detection(self, project: str, ended: list[Run]) -> None:
+        """`execution.ended` for each successful end, as end_execution publishes it, 10 to a PutEvents."""
+        details = [{"project": project, "pipeline_id": r.pipeline_id, "execution_id": r.id} for r in ended]
+        try:
+            publish_all(self.publisher, EXECUTION_ENDED, details)
+        except Unavailable as exc:
+            # The ends are recorded; only the asynchronous anomaly checks are lost. Say so loudly.
+            logger.error(
+                "execution.ended not published",
+                extra={"execution_ids": [r.id for r in ended], "reason": exc.detail},
+            )
+
+    def _pipeline(self, project: str, namespace: str, name: str, batch: _Batch) -> int:
+        qualified_name = qualified(namespace, name, "job")
+        if qualified_name not in batch.pipelines:
+            body = PipelineUpsert(name=qualified_name, pipeline_type_name=_type_name(namespace))
+            batch.pipelines[qualified_name] = int(self.registry.upsert_pipeline(project, body)[0]["id"])
+        return batch.pipelines[qualified_name]
+
+    def _lineage_of(self, event: RunEvent, pipeline_id: int, batch: _Batch) -> AddressLineageRequest | None:
+        """The event's `/address_lineage` request, None when the batch already has the same one."""
         planned = batch.lineage_requests.get(id(event))
         if planned is None:
-            return
+            return None
         request = planned.model_copy(update={"pipeline_id": pipeline_id})
         signature = (
             pipeline_id,
@@ -465,9 +608,96 @@ class OpenLineageIngest:
             tuple(sorted((t.name, repr(t.address_metadata)) for t in request.target_addresses)),
         )
         if signature in batch.lineage:
-            return
-        self.lineage.record_address_lineage(project, request)
+            return None
         batch.lineage.add(signature)
+        return request
+
+
+@dataclass
+class _RunState:
+    """One run as the plan leaves it: the execution (read, or new), and the events' claims."""
+
+    run_key: str
+    mapped: MappedRun | None
+    run: Run | None
+    created: bool
+    ended: bool
+    seen_end_count: int = 0
+    ended_now: bool = False
+    succeeded_now: bool = False
+    report: EndReport | None = None
+    effect: list[str] = field(default_factory=list)  # claims of events that create or end it
+    other: list[str] = field(default_factory=list)  # claims of events that change nothing
+
+    def __post_init__(self) -> None:
+        if self.run is not None and not self.created:
+            self.seen_end_count = self.run.end_count
+
+    def end(self, event: RunEvent, succeeded: bool, now: pendulum.DateTime) -> None:
+        """The end, as `/end_pipeline_execution` records it (report_end, apply_end)."""
+        assert self.run is not None
+        rows = _row_count(event)
+        metadata: dict[str, Any] = {
+            "openlineage": {
+                "run_id": self.run_key,
+                "event_type": event.kind,
+                "producer": event.producer[:MAX_PRODUCER_CHARS],
+            }
+        }
+        error = _error_message(event)
+        if error:
+            metadata["error"] = error
+        # Watcher refuses an end at or before the start; producers with coarse clocks send both at once.
+        end_date = max(event.instant, self.run.start_date.add(microseconds=1000))
+        request = EndExecution(
+            id=self.run.id,
+            end_date=timeutil.iso(end_date),
+            completed_successfully=succeeded,
+            total_rows=rows,
+            inserts=rows,
+            execution_metadata=metadata,
+        )
+        self.report = report_end(self.run, request)
+        self.run = apply_end(self.run, self.report, now)
+        self.ended = self.ended_now = True
+        self.succeeded_now = succeeded
+
+
+@dataclass
+class _Plan:
+    ids: list[int] = field(default_factory=list)  # reserved execution ids not used yet
+    states: dict[str, _RunState] = field(default_factory=dict)  # by runId, in creation order
+    changes: list[RunChange] = field(default_factory=list)
+    execution_ids: dict[str, int] = field(default_factory=dict)  # runId -> execution id
+
+    def create(
+        self,
+        run_key: str,
+        pipeline_id: int,
+        start: pendulum.DateTime,
+        parent_id: int | None,
+        ancestors: tuple[int, ...],
+        producer: str | None,
+        now: pendulum.DateTime,
+    ) -> _RunState:
+        """A new execution, as start_execution records it (`running`, the start, the parent)."""
+        metadata: dict[str, Any] = {"openlineage": {"run_id": run_key}}
+        if producer is not None:
+            metadata["openlineage"]["producer"] = producer[:MAX_PRODUCER_CHARS]
+        run = Run(
+            id=self.ids.pop(0),
+            pipeline_id=pipeline_id,
+            status=RunStatus.running.value,
+            start_date=start,
+            parent_id=parent_id,
+            ancestors=ancestors,
+            execution_metadata=metadata,
+            created_at=now,
+        )
+        state = _RunState(run_key, None, run, created=True, ended=False)
+        self.states[run_key] = state
+        self.execution_ids[run_key] = run.id
+        return state
 
 
 def lineage_request(event: RunEvent, where: str = "event") -> AddressLineageRequest | None:
@@ -509,29 +739,17 @@ def lineage_request(event: RunEvent, where: str = "event") -> AddressLineageRequ
 
 @dataclass
 class _Batch:
-    """What one request has already done: pipelines and runs resolved, lineage recorded."""
+    """What one request has already done: pipelines resolved, lineage recorded, ids reserved."""
 
     pipelines: dict[str, int] = field(default_factory=dict)
-    runs: dict[str, MappedRun] = field(default_factory=dict)
     lineage: set[tuple] = field(default_factory=set)
-    applied: set[str] = field(default_factory=set)
     lineage_requests: dict[int, AddressLineageRequest | None] = field(default_factory=dict)  # by id(event)
+    ids: list[int] = field(default_factory=list)  # execution ids reserved and not committed
 
 
-class _CachedDirectory:
-    """The pipeline directory read once per pipeline in a request (start and end both read it):
-    an ingest of 1,000 events of 50 jobs reads 50 pipelines, not 2,000. What the pipeline's
-    watermark advance writes is not re-read within the request; OpenLineage sends no watermarks."""
-
-    def __init__(self, directory: PipelineDirectory):
-        self.directory = directory
-        self._seen: dict[tuple[str, int], Any] = {}
-
-    def get(self, project: str, pipeline_id: int) -> Any:
-        key = (project, pipeline_id)
-        if key not in self._seen:
-            self._seen[key] = self.directory.get(project, pipeline_id)
-        return self._seen[key]
+def _type_name(namespace: str) -> str:
+    """The pipeline type of a job: its namespace."""
+    return namespace.strip()[:MAX_NAME_CHARS] or "openlineage"
 
 
 def _parent_ref(event: RunEvent, where: str) -> tuple[str, str, str] | None:

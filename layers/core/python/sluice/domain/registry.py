@@ -295,6 +295,7 @@ class NamedStore(Protocol):
     def get_many(self, project: str, object_ids: set[int]) -> dict[int, dict[str, Any]]: ...
     def list(self, project: str) -> list[dict[str, Any]]: ...
     def find_by_name(self, project: str, name: str) -> dict[str, Any] | None: ...
+    def find_many_by_name(self, project: str, names: list[str]) -> dict[str, dict[str, Any]]: ...
     def create(self, project: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
     def update(self, project: str, object_id: int, changes: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -372,6 +373,18 @@ class Registry:
             "watermark": watermark,
         }
         return response, created
+
+    def known_pipelines(self, project: str, wanted: dict[str, str]) -> dict[str, int]:
+        """{name: id} of the pipelines among `wanted` ({name: pipeline type name}) that exist with
+        that type: those `upsert_pipeline` with only the name and type would leave unchanged
+        (four batched reads for any number, where upserts read four items each)."""
+        found = self.pipelines.find_many_by_name(project, list(wanted))
+        types = self.pipeline_types.find_many_by_name(project, sorted({wanted[n] for n in found}))
+        return {
+            name: int(record["id"])
+            for name, record in found.items()
+            if (kind := types.get(wanted[name])) is not None and record.get("pipeline_type_id") == kind["id"]
+        }
 
     def _refresh_pipeline(self, project: str, record: dict, body: PipelineUpsert) -> dict:
         changes = _present(body.model_dump(exclude={"name", "pipeline_type_name"}, exclude_unset=True))

@@ -168,16 +168,7 @@ class RunRepository:
         """Write the end and its pipeline effects in one transaction, on condition that no other
         end was recorded since `seen_end_count` was read (else ConcurrentEnd: re-read and retry)."""
         pk, sk = keys.run(project, ended.id)
-        if seen_end_count:
-            guard = Condition(
-                "attribute_exists(PK) AND #ec = :seen", {"#ec": "end_count"}, {":seen": seen_end_count}
-            )
-        else:
-            guard = Condition(
-                "attribute_exists(PK) AND (attribute_not_exists(#ec) OR #ec = :seen)",
-                {"#ec": "end_count"},
-                {":seen": 0},
-            )
+        guard = end_guard(seen_end_count)
         from sluice.store.run_calendar import day_of, last_run_op, transition_op
 
         # The status it ends from, for its day counter: a first end from running (executions are
@@ -191,10 +182,8 @@ class RunRepository:
                 names={**guard.names, "#st": "status"},
                 values={**guard.values, ":was": was},
             )
-        run_changes = {name: value for name, value in run_item(project, ended).items() if name in _END_FIELDS}
-        run_changes.update({name: None for name in _END_FIELDS if name not in run_changes})
         operations = [
-            self.table.update_op(pk, sk, set_=run_changes, condition=guard),
+            self.table.update_op(pk, sk, set_=end_changes(project, ended), condition=guard),
             last_run_op(self.table, project, run_item(project, ended)),
         ]
         if was != str(ended.status):
@@ -204,7 +193,7 @@ class RunRepository:
                 )
             )
         if advance is not None and advance.changes_anything:
-            operations.append(self._advance_op(project, advance, ended.updated_at or timeutil.now()))
+            operations.append(self.advance_op(project, advance, ended.updated_at or timeutil.now()))
         try:
             self.table.transact(operations)
         except TransactionCancelled as exc:
@@ -212,7 +201,7 @@ class RunRepository:
                 raise ConcurrentEnd(f"Pipeline execution {ended.id} was ended concurrently.") from exc
             raise
 
-    def _advance_op(self, project: str, advance: PipelineAdvance, now: _dt.datetime) -> dict[str, Any]:
+    def advance_op(self, project: str, advance: PipelineAdvance, now: _dt.datetime) -> dict[str, Any]:
         changes: dict[str, Any] = {
             name: timeutil.iso(moment) for name, moment in advance.target_times.items()
         }
@@ -494,3 +483,57 @@ def in_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [work(i) for i in items]
     with ThreadPoolExecutor(max_workers=min(PURGE_WORKERS, len(items))) as pool:
         return list(pool.map(work, items))
+
+
+# -- bulk reads and ids (the OpenLineage ingest's bulk path) -----------------------------------------
+def reserve_run_ids(table: Table, project: str, count: int) -> list[int]:
+    """`count` consecutive run ids in one counter update (ADD n): the ids the counter moved past."""
+    if count <= 0:
+        return []
+    pk, sk = keys.counter(project, "run")
+    result = table.update(pk, sk, add={"value": count}, return_values="UPDATED_NEW")
+    last = int(result["value"])
+    if last - count < 1 <= last:
+        ProjectRegistry(table).register(project)
+    return list(range(last - count + 1, last + 1))
+
+
+def runs_by_id(table: Table, project: str, run_ids: Iterable[int]) -> dict[int, Run]:
+    """The runs that exist among `run_ids`, by id (BatchGetItem, consistent)."""
+    found = table.batch_get([keys.run(project, i) for i in run_ids], consistent=True)
+    return {int(item["id"]): run_from_stored(item) for item in found}
+
+
+def pipelines_by_id(table: Table, project: str, pipeline_ids: Iterable[int]) -> dict[int, WatchedPipeline]:
+    found = table.batch_get([keys.pipeline(project, i) for i in pipeline_ids], consistent=True)
+    return {int(item["id"]): pipeline_from_item(item) for item in found}
+
+
+def run_month_key(project: str, run: Run) -> tuple[str, str]:
+    return keys.run_months(project), _month(run.start_date)
+
+
+def closure_items(project: str, run: Run) -> list[dict[str, Any]]:
+    return [
+        _closure_item(project, ancestor, depth, run.id) for depth, ancestor in enumerate(run.ancestors, 1)
+    ]
+
+
+def end_guard(seen_end_count: int) -> Condition:
+    """record_end's condition: no other end was recorded since `seen_end_count` was read."""
+    if seen_end_count:
+        return Condition(
+            "attribute_exists(PK) AND #ec = :seen", {"#ec": "end_count"}, {":seen": seen_end_count}
+        )
+    return Condition(
+        "attribute_exists(PK) AND (attribute_not_exists(#ec) OR #ec = :seen)",
+        {"#ec": "end_count"},
+        {":seen": 0},
+    )
+
+
+def end_changes(project: str, ended: Run) -> dict[str, Any]:
+    """The attributes an end sets (those it leaves unset are removed), as record_end writes them."""
+    changes = {name: value for name, value in run_item(project, ended).items() if name in _END_FIELDS}
+    changes.update({name: None for name in _END_FIELDS if name not in changes})
+    return changes

@@ -67,6 +67,16 @@ class NamedRepository:
             return None
         return self.get(project, int(claim["owner_id"]))
 
+    def find_many_by_name(self, project: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        """{name: record} of the names held (any letter case): the claims, then the objects, each
+        read with BatchGetItem."""
+        claim_keys = {name: keys.name_claim(project, self.kind, name) for name in names}
+        claims = self.table.batch_get(list(claim_keys.values()), consistent=True)
+        owners = {(c["PK"], c["SK"]): int(c["owner_id"]) for c in claims}
+        ids = {name: owners[key] for name, key in claim_keys.items() if key in owners}
+        found = self.get_many(project, set(ids.values())) if ids else {}
+        return {name: found[i] for name, i in ids.items() if i in found}
+
     # -- writes ------------------------------------------------------------------------------------
     def create(self, project: str, attributes: dict[str, Any]) -> dict[str, Any]:
         """A new object with the next id; NameTaken if another object holds the name."""

@@ -26,18 +26,11 @@ def day_of(moment: _dt.datetime | None) -> str:
     return when.astimezone(_dt.UTC).date().isoformat()
 
 
-def transition_op(
-    table: Table,
-    project: str,
-    day: str,
-    pipeline_id: int,
-    before: str | None,
-    after: str | None,
-    stored_bytes: int = 0,
-    count: int = 1,
-) -> dict[str, Any]:
-    """The day counter's part of a status change `before` -> `after` (None before: a new run) of
-    `count` runs, with the bytes the change stores (`bytes`: what system info's `db_size` sums)."""
+def transition_moves(
+    pipeline_id: int, before: str | None, after: str | None, stored_bytes: int = 0, count: int = 1
+) -> dict[str, int]:
+    """What a status change `before` -> `after` (None before: a new run) of `count` runs adds to its
+    day's counters, with the bytes the change stores (`bytes`: what system info's `db_size` sums)."""
     add: dict[str, int] = {}
     if stored_bytes:
         add["bytes"] = stored_bytes
@@ -49,8 +42,29 @@ def transition_op(
         add[str(after)] = add.get(str(after), 0) + count
         if str(after) == "failed":
             add[f"{PIPELINE_FAILED}{pipeline_id}"] = count
+    return add
+
+
+def day_moves_op(table: Table, project: str, day: str, add: dict[str, int]) -> dict[str, Any]:
+    """One day item's counter moves (several transitions' summed: a transaction touches an item once)."""
     return table.update_op(
-        *keys.run_day(project, day), set_if_absent={"kind": "run_day", "day": day}, add=add
+        *keys.run_day(project, day), set_if_absent={"kind": "run_day", "day": day}, add=dict(add)
+    )
+
+
+def transition_op(
+    table: Table,
+    project: str,
+    day: str,
+    pipeline_id: int,
+    before: str | None,
+    after: str | None,
+    stored_bytes: int = 0,
+    count: int = 1,
+) -> dict[str, Any]:
+    """The day counter's part of one status change (see transition_moves)."""
+    return day_moves_op(
+        table, project, day, transition_moves(pipeline_id, before, after, stored_bytes, count)
     )
 
 

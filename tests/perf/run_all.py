@@ -36,6 +36,7 @@ BENCHMARKS = (
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.
 OWN_CLI = (
     ("tests.perf.bench_sdk_openlineage", "sdk_openlineage", [], ["--quick"]),  # issue 15 (section 14)
+    ("tests.perf.bench_openlineage_bulk", "openlineage_bulk", [], []),  # the ingest alone (section 14)
     (
         "tests.perf.bench_engine_throughput",
         "engine_throughput",

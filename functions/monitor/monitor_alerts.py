@@ -221,4 +221,4 @@ def post_dbt_run_results(
 def get_api_health(
     caller: Principal = Depends(viewer), source: ApiHealthSource = Depends(composition.api_health_source)
 ) -> dict:
-    return api_health(source)
+    return api_health(source, caller.project)

@@ -542,9 +542,9 @@ def test_dbt_run_results_upload_and_dbt_status_after_a_sluice_run(editor, strang
     assert stranger.get("/api/pipeline/dbt/status").status_code == 404
 
 
-def test_api_health_counts_requests_that_succeed_and_fail(editor):
-    def runs_area():
-        report = editor.get("/api/pipeline/api-health")
+def test_api_health_counts_requests_that_succeed_and_fail(editor, stranger):
+    def runs_area(client=editor):
+        report = client.get("/api/pipeline/api-health")
         assert report.status_code == 200, report.text
         return {r["router"]: r for r in report.json()["routers"]}
 
@@ -559,6 +559,10 @@ def test_api_health_counts_requests_that_succeed_and_fail(editor):
     assert 0 < after["client_error_rate"] < 100 and after["error_rate"] == 0
     assert 0 < after["median_latency_ms"] <= after["p95_latency_ms"]
     assert runs_area()["monitor"]["requests"] >= 2  # these reports are requests of the monitor area
+    # Another project sees only its own requests: none of the runs area, one report of the monitor's.
+    theirs = runs_area(stranger)
+    assert theirs["runs"]["requests"] == 0 and theirs["monitor"]["requests"] == 0
+    assert runs_area(stranger)["monitor"]["requests"] == 1
 
 
 def test_z_score_rules_opt_into_a_robust_baseline_and_a_floor(editor):

@@ -36,7 +36,13 @@ def test_one_call_for_every_area_and_its_answer_rendered(cloudwatch):
         {"MetricDataResults": results},
         {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY},
     )
-    runs, monitor = CloudWatchApiHealth().health(["runs", "monitor"], 3600)
+    sent = []
+    cloudwatch.client.meta.events.register(
+        "provide-client-params.cloudwatch.GetMetricData", lambda params, **_: sent.append(params)
+    )
+    runs, monitor = CloudWatchApiHealth().health("acme", ["runs", "monitor"], 3600)
+    dimensions = [q["MetricStat"]["Metric"]["Dimensions"] for q in sent[0]["MetricDataQueries"]]
+    assert all({"Name": "project", "Value": "acme"} in d for d in dimensions)  # the caller's only
     assert runs == {
         "router": "runs",
         "requests": 40,
@@ -51,4 +57,4 @@ def test_one_call_for_every_area_and_its_answer_rendered(cloudwatch):
 def test_cloudwatch_failing_is_unavailable(cloudwatch):
     cloudwatch.add_client_error("get_metric_data", "AccessDenied", http_status_code=403)
     with pytest.raises(Unavailable):
-        CloudWatchApiHealth().health(["runs"], 3600)
+        CloudWatchApiHealth().health("acme", ["runs"], 3600)

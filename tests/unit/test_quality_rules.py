@@ -255,11 +255,13 @@ def test_local_api_health_keeps_the_last_hour_per_area():
 
     now = [1000.0]
     recorder = LocalRecorder(clock=lambda: now[0])
-    recorder.record("runs", 200, 500.0)  # an hour and more ago by the time of the report
+    recorder.record("runs", 200, 500.0, "acme")  # an hour and more ago by the time of the report
     now[0] += 3601
     for ms, status in [(10, 200), (20, 200), (30, 404), (40, 500)]:
-        recorder.record("runs", status, ms)
-    (runs, monitor) = recorder.health(["runs", "monitor"])
+        recorder.record("runs", status, ms, "acme")
+    recorder.record("runs", 200, 99.0, "globex")  # another project's request
+    recorder.record("runs", 401, 1.0, None)  # a refused token: no project's
+    (runs, monitor) = recorder.health("acme", ["runs", "monitor"])
     assert runs == {
         "router": "runs",
         "requests": 4,
@@ -270,6 +272,7 @@ def test_local_api_health_keeps_the_last_hour_per_area():
     }
     assert monitor["requests"] == 0 and monitor["median_latency_ms"] is None
     assert percentile([5, 1, 3], 50) == 3 and percentile([], 95) is None
+    assert recorder.health("globex", ["runs"])[0]["requests"] == 1
 
 
 # -- explainable z-score anomalies (opt-in robust baseline and floor) ------------------------------

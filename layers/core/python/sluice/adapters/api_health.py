@@ -15,7 +15,7 @@ NAMESPACE = "Sluice"
 
 
 class CloudWatchApiHealth:
-    def health(self, areas: Iterable[str], window_seconds: int) -> list[dict[str, Any]]:
+    def health(self, project: str, areas: Iterable[str], window_seconds: int) -> list[dict[str, Any]]:
         areas = list(areas)
         until = _dt.datetime.now(_dt.UTC)
         since = until - _dt.timedelta(seconds=window_seconds)
@@ -30,7 +30,10 @@ class CloudWatchApiHealth:
                             "Metric": {
                                 "Namespace": NAMESPACE,
                                 "MetricName": metric,
-                                "Dimensions": [{"Name": "service", "Value": area}],
+                                "Dimensions": [
+                                    {"Name": "service", "Value": area},
+                                    {"Name": "project", "Value": project},
+                                ],
                             },
                             "Period": window_seconds,
                             "Stat": stat,

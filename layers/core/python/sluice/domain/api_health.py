@@ -1,11 +1,13 @@
 """API health (seed 000 `GET /api/pipeline/api-health`, SPEC 8): per API area, over the last hour,
 requests, error rate (percent of 5xx answers), client-error rate (percent of 4xx), median and p95
-latency, from what each area records about itself.
+latency, from what each area records about itself: the caller's project's requests only (one
+project never sees how much another uses Sluice).
 
 In AWS each area's handler emits EMF metrics (Requests, Errors, ClientErrors, Latency; namespace
-Sluice, dimension `service` = the area), read back from CloudWatch in one GetMetricData call. In the
-local stack (metrics disabled) the same figures are kept in the process that serves every area
-(`RECORDER`): no write per request either way.
+Sluice, dimensions `service` = the area and `project` = the authorized caller's project), read back
+from CloudWatch in one GetMetricData call. In the local stack (metrics disabled) the same figures are
+kept in the process that serves every area (`RECORDER`): no write per request either way. Requests
+without an authorized project (refused tokens, public routes) are counted under no project.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ KEEP = 200_000  # requests the local recorder keeps at most (an hour of a busy l
 
 
 class ApiHealthSource(Protocol):
-    def health(self, areas: Iterable[str], window_seconds: int) -> list[dict[str, Any]]: ...
+    def health(self, project: str, areas: Iterable[str], window_seconds: int) -> list[dict[str, Any]]: ...
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -52,15 +54,17 @@ class LocalRecorder:
     """The figures of every request this process served, for the last WINDOW_SECONDS."""
 
     def __init__(self, keep: int = KEEP, clock: Any = time.time):
-        self._requests: deque[tuple[float, str, int, float]] = deque(maxlen=keep)
+        self._requests: deque[tuple[float, str, int, float, str | None]] = deque(maxlen=keep)
         self._lock = threading.Lock()
         self._clock = clock
 
-    def record(self, area: str, status: int, latency_ms: float) -> None:
+    def record(self, area: str, status: int, latency_ms: float, project: str | None = None) -> None:
         with self._lock:
-            self._requests.append((self._clock(), area, status, latency_ms))
+            self._requests.append((self._clock(), area, status, latency_ms, project))
 
-    def health(self, areas: Iterable[str], window_seconds: int = WINDOW_SECONDS) -> list[dict[str, Any]]:
+    def health(
+        self, project: str, areas: Iterable[str], window_seconds: int = WINDOW_SECONDS
+    ) -> list[dict[str, Any]]:
         since = self._clock() - window_seconds
         with self._lock:
             while self._requests and self._requests[0][0] < since:
@@ -68,7 +72,7 @@ class LocalRecorder:
             recent = list(self._requests)
         report = []
         for area in areas:
-            mine = [r for r in recent if r[1] == area]
+            mine = [r for r in recent if r[1] == area and r[4] == project]
             latencies = [r[3] for r in mine]
             report.append(
                 summary(
@@ -86,5 +90,12 @@ class LocalRecorder:
 RECORDER = LocalRecorder()
 
 
-def api_health(source: ApiHealthSource, window_seconds: int = WINDOW_SECONDS) -> dict[str, Any]:
-    return {"window_seconds": window_seconds, "routers": source.health(AREAS, window_seconds)}
+def api_health(source: ApiHealthSource, project: str, window_seconds: int = WINDOW_SECONDS) -> dict[str, Any]:
+    return {"window_seconds": window_seconds, "routers": source.health(project, AREAS, window_seconds)}
+
+
+def caller_project(event: dict[str, Any]) -> str | None:
+    """The project the authorizer resolved for an HTTP API event (None when refused or public)."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    context = authorizer.get("lambda") or {}
+    return context.get("project") if not context.get("denied") else None

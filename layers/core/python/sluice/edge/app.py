@@ -241,9 +241,12 @@ def lambda_handler(app: FastAPI, area: str) -> Callable[[dict, Any], dict]:
         response = adapter(event, context)
         status = int(response.get("statusCode", 500))
         latency_ms = (time.perf_counter() - started) * 1000
+        project = api_health.caller_project(event)
         if not measured:  # the local stack: the same figures, kept in this process (api-health)
-            api_health.RECORDER.record(area, status, latency_ms)
+            api_health.RECORDER.record(area, status, latency_ms, project)
             return response
+        if project:  # per project, so api-health shows each project its own requests
+            metrics.add_dimension(name="project", value=project)
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
         if status >= 500:

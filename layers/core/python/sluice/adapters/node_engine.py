@@ -8,8 +8,9 @@ import tempfile
 from typing import Any
 
 
-class EngineExecutor:
-    """sluice.engine on the data bucket."""
+class OnDataBucket:
+    """An adapter over the engine's Storage: the one given (tests), else the data bucket's, made
+    on first use so that importing a function does not import the engine (cold starts)."""
 
     def __init__(self, storage: Any = None):
         self._storage = storage
@@ -21,6 +22,10 @@ class EngineExecutor:
 
             self._storage = Storage.s3()
         return self._storage
+
+
+class EngineExecutor(OnDataBucket):
+    """sluice.engine on the data bucket."""
 
     def run(self, project: str, artifact_run: str, node: dict, inputs: dict[str, str], options: dict) -> Any:
         from sluice.engine import ArtifactRef, NodeRun, RunOptions, execute_node
@@ -89,19 +94,8 @@ def drop_folder(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-class S3RunArtifacts:
+class S3RunArtifacts(OnDataBucket):
     """Log lines, output previews and profiles of node runs, read from the data bucket."""
-
-    def __init__(self, storage: Any = None):
-        self._storage = storage
-
-    @property
-    def storage(self) -> Any:
-        if self._storage is None:
-            from sluice.engine import Storage
-
-            self._storage = Storage.s3()
-        return self._storage
 
     def logs(self, project: str, artifact_run: str, node_id: str) -> list[dict[str, Any]]:
         from sluice.engine import read_logs

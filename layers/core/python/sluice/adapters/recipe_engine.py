@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluice.adapters.node_engine import OnDataBucket
 from sluice.errors import ValidationFailed
 
 
-class EngineRecipes:
-    def __init__(self, storage: Any = None):
-        self._storage = storage
-
-    @property
-    def storage(self) -> Any:
-        if self._storage is None:
-            from sluice.engine import Storage
-
-            self._storage = Storage.s3()
-        return self._storage
-
+class EngineRecipes(OnDataBucket):
     def columns(self, project: str, dataset: str) -> list[str] | None:
         from sluice.engine.recipe_preview import dataset_columns
 
@@ -41,20 +31,9 @@ class EngineRecipes:
             raise ValidationFailed(f"The recipe fails on a sample of its inputs: {exc}") from exc
 
 
-class S3ModelFiles:
+class S3ModelFiles(OnDataBucket):
     """A recipe's dbt model file and YAML sidecar, `projects/<p>/models/<name>.sql|.yml`, in the
     data bucket."""
-
-    def __init__(self, storage: Any = None):
-        self._storage = storage
-
-    @property
-    def storage(self) -> Any:
-        if self._storage is None:
-            from sluice.engine import Storage
-
-            self._storage = Storage.s3()
-        return self._storage
 
     @staticmethod
     def key(project: str, model_name: str, suffix: str) -> str:

@@ -5,15 +5,13 @@ policy in sluice.client.http); executions, datasets and alerts are the sync clie
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import Any
 
 import httpx
 
-from sluice.client.client import KEY_VARIABLE, URL_VARIABLE, YAML_CONTENT_TYPE
-from sluice.client.config import load_config
+from sluice.client.client import YAML_CONTENT_TYPE, connection
 from sluice.client.errors import RunFailed, RunTimeout
 from sluice.client.http import USER_AGENT, Call
 from sluice.client.models import LogLine, Model, Pipeline, RunInfo
@@ -189,11 +187,7 @@ class AsyncClient:
         retries: int = 4,
         http: Any = None,
     ):
-        config = load_config() if not (url and api_key) else {}
-        self.url = url or os.environ.get(URL_VARIABLE) or config.get("url")
-        api_key = api_key or os.environ.get(KEY_VARIABLE) or config.get("api_key")
-        if not self.url:
-            raise ValueError(f"No Sluice URL: pass url=, set {URL_VARIABLE}, or run `sluice login`.")
+        self.url, api_key = connection(url, api_key)
         self.transport = AsyncTransport(self.url, api_key, timeout=timeout, retries=retries, http=http)
         self.pipelines = AsyncPipelines(self)
         self.runs = AsyncRuns(self)

@@ -406,6 +406,17 @@ class Alerts:
         return answer
 
 
+def connection(url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    """The URL and key a client uses: the arguments, else SLUICE_URL / SLUICE_API_KEY, else the
+    file `sluice login` wrote; a missing URL is an error, a missing key is sent as none."""
+    config = load_config() if not (url and api_key) else {}
+    url = url or os.environ.get(URL_VARIABLE) or config.get("url")
+    api_key = api_key or os.environ.get(KEY_VARIABLE) or config.get("api_key")
+    if not url:
+        raise ValueError(f"No Sluice URL: pass url=, set {URL_VARIABLE}, or run `sluice login`.")
+    return url, api_key
+
+
 class Client:
     """Sluice from Python: `Client(url, api_key)`, or from SLUICE_URL / SLUICE_API_KEY, or from the
     file `sluice login` wrote. Use it as a context manager, or `close()` it."""
@@ -419,11 +430,7 @@ class Client:
         retries: int = 4,
         http: Any = None,
     ):
-        config = load_config() if not (url and api_key) else {}
-        self.url = url or os.environ.get(URL_VARIABLE) or config.get("url")
-        self.api_key = api_key or os.environ.get(KEY_VARIABLE) or config.get("api_key")
-        if not self.url:
-            raise ValueError(f"No Sluice URL: pass url=, set {URL_VARIABLE}, or run `sluice login`.")
+        self.url, self.api_key = connection(url, api_key)
         self.transport = Transport(self.url, self.api_key, timeout=timeout, retries=retries, http=http)
         self.pipelines = Pipelines(self)
         self.runs = Runs(self)

@@ -91,11 +91,11 @@ class RunRepository:
     def create(self, project: str, run: Run) -> None:
         """The run, its month in the month registry, and one closure row per ancestor, atomically
         (closure rows past DynamoDB's 100-item transaction follow in batches)."""
-        from sluice.store.run_calendar import day_of, transition_op
+        from sluice.store.run_calendar import day_of, item_bytes, transition_op
 
         month_pk, month_sk = keys.run_months(project), _month(run.start_date)
         item = run_item(project, run)
-        item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
+        item["stored_bytes"] = item_bytes(item)
         operations = [
             self.table.put_op(item, Condition("attribute_not_exists(PK)")),
             self.table.update_op(month_pk, month_sk, set_if_absent={"kind": "run_month", "month": month_sk}),

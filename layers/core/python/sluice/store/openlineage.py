@@ -11,7 +11,6 @@ read; each claim absent), so a change another request made first cancels the tra
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from sluice.store.executions import (
     run_month_key,
     runs_by_id,
 )
-from sluice.store.run_calendar import day_moves_op, day_of, last_run_op, transition_moves
+from sluice.store.run_calendar import day_moves_op, day_of, item_bytes, last_run_op, transition_moves
 from sluice.store.table import Condition, Table, TransactionCancelled
 
 ABSENT = Condition("attribute_not_exists(PK)")
@@ -177,7 +176,7 @@ class OpenLineageMarks:
         last_runs: dict[int, dict[str, Any]] = {}
         for position in range(first, len(changes)):
             change = changes[position]
-            own, closure = self._operations(project, change, transaction.creates)
+            own, closure, size = self._operations(project, change, transaction.creates)
             advance = (
                 change.advance if change.advance is not None and change.advance.changes_anything else None
             )
@@ -205,7 +204,6 @@ class OpenLineageMarks:
                 advances[advance.pipeline_id] = _merged(advances.get(advance.pipeline_id), advance)
             if run is not None and day is not None:
                 before = None if change.created else "running"  # an OpenLineage run ends once
-                size = stored_size(project, run) if change.created else 0
                 moves = days.setdefault(day, {})
                 for name, count in transition_moves(run.pipeline_id, before, str(run.status), size).items():
                     moves[name] = moves.get(name, 0) + count
@@ -236,7 +234,7 @@ class OpenLineageMarks:
         for change in changes[first:]:
             if change.run is not None and change.run.pipeline_id != pipeline:
                 break
-            own, closure = self._operations(project, change, set())
+            own, closure, _ = self._operations(project, change, set())
             items += len(own) + len(closure)
             advance = advance or int(change.advance is not None and change.advance.changes_anything)
             if items > MAX_TRANSACTION_ITEMS:
@@ -245,14 +243,16 @@ class OpenLineageMarks:
 
     def _operations(
         self, project: str, change: RunChange, written: set[int]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        """The change's operations, the closure rows of a created execution, and the bytes it stores."""
         table = self.table
         operations: list[dict[str, Any]] = []
         closure: list[dict[str, Any]] = []
+        size = 0
         run, mapped = change.run, change.mapped
         if change.created and run is not None and mapped is not None:
             item = run_item(project, run)
-            item["stored_bytes"] = stored_size(project, run)
+            item["stored_bytes"] = size = item_bytes(item)
             operations.append(table.put_op(item, ABSENT))
             operations.append(table.put_op(run_index_item(project, run)))
             operations.append(table.put_op(_mapping_item(project, change.run_key, mapped), ABSENT))
@@ -277,12 +277,7 @@ class OpenLineageMarks:
                 )
             )
         operations += [table.put_op(_event_item(project, k), ABSENT) for k in change.claims]
-        return operations, closure
-
-
-def stored_size(project: str, run: Run) -> int:
-    """The bytes of the run's item, as RunRepository.create counts them for system info's db_size."""
-    return len(json.dumps(run_item(project, run), default=str, separators=(",", ":")).encode())
+        return operations, closure, size
 
 
 @dataclass

@@ -9,7 +9,6 @@ few attributes it needs, so a pipeline's graph or a variable's value never cross
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +22,6 @@ from sluice.store.run_calendar import day_of
 from sluice.store.table import Table, deserialize, serialize
 
 FINISHED_STATUSES = {s.value for s in FINISHED}
-
-
-def item_bytes(item: dict[str, Any]) -> int:
-    """An item's size as DynamoDB bills it, near enough: its attributes' names and values."""
-    return len(json.dumps(item, default=str, separators=(",", ":")).encode())
 
 
 class PlatformRepository:

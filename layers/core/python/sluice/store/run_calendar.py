@@ -11,6 +11,7 @@ number of runs.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Any
 
 from sluice import timeutil
@@ -18,6 +19,12 @@ from sluice.store import keys
 from sluice.store.table import Condition, Table
 
 PIPELINE_FAILED = "failed#"  # `failed#<pipeline id>`: a pipeline's failed runs that started that day
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it, near enough (its attributes' names and values): what a
+    run stores in `stored_bytes` and adds to its day's `bytes` for system info's db_size."""
+    return len(json.dumps(item, default=str, separators=(",", ":")).encode())
 
 
 def day_of(moment: _dt.datetime | None) -> str:

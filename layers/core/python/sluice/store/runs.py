@@ -23,7 +23,7 @@ from sluice.store.executions import (
     run_index_item,
     run_item,
 )
-from sluice.store.run_calendar import dated_run_op, day_of, last_run_op, transition_op
+from sluice.store.run_calendar import dated_run_op, day_of, item_bytes, last_run_op, transition_op
 from sluice.store.table import Condition, ConditionFailed, Table, TransactionCancelled
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -88,7 +88,7 @@ class RunEngineRepository:
         a flow child's claim on its place in the flow and, with an Idempotency-Key, the claim on
         it: all or nothing. FlowChildStarted when the flow's member already has its child run."""
         item = {**run_item(project, run), **engine}
-        item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
+        item["stored_bytes"] = item_bytes(item)
         now = int(timeutil.now().timestamp())
         operations = [
             self.table.put_op(item, Condition("attribute_not_exists(PK)")),
@@ -205,7 +205,7 @@ class RunEngineRepository:
             size = 0
             for run, engine in chunk:
                 item = {**run_item(project, run), **engine}
-                item["stored_bytes"] = len(json.dumps(item, default=str, separators=(",", ":")).encode())
+                item["stored_bytes"] = item_bytes(item)
                 size += item["stored_bytes"]
                 operations += [
                     self.table.put_op(item, Condition("attribute_not_exists(PK)")),

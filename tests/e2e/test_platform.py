@@ -10,8 +10,8 @@ import pendulum
 import pytest
 
 from tests.e2e.conftest import eventually, jwt_for, moto_client
-
-FINISHED = ("success", "failed", "cancelled")
+from tests.e2e.test_runs import create_pipeline
+from tests.e2e.test_runs import wait_finished as wait_run
 
 
 @pytest.fixture
@@ -37,18 +37,9 @@ def editor_role(stack, editor):
     client.close()
 
 
-def create_pipeline(client, name: str, nodes: list, edges: list, **extra) -> dict:
-    created = client.post("/api/v1/pipelines", json={"name": name, "nodes": nodes, "edges": edges, **extra})
-    assert created.status_code == 201, created.text
-    return created.json()["data"]
-
-
 def wait_finished(client, run_id: str, timeout: float = 90) -> dict:
-    def done():
-        run = client.get(f"/api/runs/{run_id}").json()
-        return run if run.get("status") in FINISHED else None
-
-    return eventually(done, timeout=timeout, interval=0.3)
+    """test_runs' wait, with the longer timeout a backfill's children need behind each other."""
+    return wait_run(client, run_id, timeout=timeout)
 
 
 def dated_pipeline(client, name: str) -> dict:

@@ -117,8 +117,9 @@ class RecipeBook:
 
     # -- recipes ----------------------------------------------------------------------------------
     def save(self, project: str, body: dict[str, Any], author: str) -> tuple[dict[str, Any], bool]:
-        """Compile, write the revision, then the model file and the recipe's pipeline. Everything
-        is checked before anything is written; (view, created)."""
+        """Compile, keep the recipe's pipeline (for its id), write the revision, then the model
+        files, and converge both on the stored revision (`_converge`). Everything is checked before
+        anything is written; (view, created)."""
         name = check_model_name(body.get("model_name"))
         config, sql = body.get("config"), body.get("sql")
         if (config is None) == (sql is None):
@@ -152,8 +153,13 @@ class RecipeBook:
             "updated_at": now,
             "updated_by": author,
         }
-        self.recipes.save(project, recipe, None if current is None else int(current["revision"]))
+        try:
+            self.recipes.save(project, recipe, None if current is None else int(current["revision"]))
+        except Conflict:
+            self._converge(project, name, None)  # our graph may have landed after the winner's
+            raise
         self.files.write(project, recipe["model_name"], sql, _sidecar(recipe))
+        self._converge(project, name, revision)
         return recipe_view(recipe, self.zones.zone_of(project, name)), current is None
 
     def get(self, project: str, model_name: str) -> dict[str, Any]:
@@ -169,6 +175,26 @@ class RecipeBook:
         self.get(project, model_name)
         found, following = self.recipes.revisions(project, model_name, limit, cursor)
         return {"data": [recipe_view(r, None) for r in found], "next_cursor": following}
+
+    def _converge(self, project: str, name: str, written: int | None) -> None:
+        """Leave the recipe's pipeline and model files as the stored recipe says.
+
+        They are written outside the recipe's transaction (the pipeline before it, for its id; the
+        files after it), so two saves can interleave: a save that loses the race (409) may have
+        written its graph after the winner's, and a save that wins but writes its files late may
+        cover a newer revision's. Each save therefore ends by reading the current revision and, when
+        it is not the one it wrote (`written`; None: it wrote none), writing that one's pipeline
+        graph and files, until the revision it last wrote is still current. The last writer of
+        either is then always a save that saw the current revision after writing it."""
+        for _attempt in range(5):
+            stored = self.recipes.get(project, name)
+            if stored is None or int(stored["revision"]) == written:
+                return
+            author = str(stored.get("updated_by") or "recipes")
+            inputs = list(stored.get("inputs") or [])
+            self._sync_pipeline(project, name, inputs, stored.get("config"), stored["sql"], stored, author)
+            self.files.write(project, stored["model_name"], stored["sql"], _sidecar(stored))
+            written = int(stored["revision"])
 
     def _sync_pipeline(
         self,

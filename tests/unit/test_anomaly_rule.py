@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from sluice import timeutil
 from sluice.domain.alerts import Alerting
 from sluice.domain.anomalies import (
     AnomalyRule,
@@ -20,7 +21,7 @@ from sluice.domain.anomalies import (
     unflag_anomalies,
 )
 from sluice.domain.events import ALERT_RAISED, RecordingPublisher
-from sluice.domain.executions import Run
+from sluice.domain.executions import BaselineRun, Run
 from sluice.errors import NotFound
 
 BASELINE = [10, 12, 14, 16, 18]
@@ -156,10 +157,15 @@ class FakeRuns:
     def get(self, project, run_id):
         return self.runs.get(run_id)
 
-    def successful_in_hour(self, project, pipeline_id, hour, since):
+    def baseline_in_hour(self, project, pipeline_id, hour, since, metrics):
         self.bucket_reads.append((pipeline_id, hour))
         return [
-            r
+            BaselineRun(
+                id=r.id,
+                ended=timeutil.sortable(r.end_date),
+                metrics={m: r.metric(m) for m in metrics},
+                flags=dict(r.anomaly_flags),
+            )
             for r in self.runs.values()
             if r.pipeline_id == pipeline_id
             and r.hour_recorded == hour

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from sluice import timeutil
 from sluice.domain.alerts import Alert, Alerting
-from sluice.domain.executions import PipelineDirectory, Run
+from sluice.domain.executions import BaselineRun, PipelineDirectory, Run
 from sluice.domain.registry import Id, WatcherRequest
 from sluice.errors import NotFound
 
@@ -229,9 +229,9 @@ class RuleStore(Protocol):
 
 class HistoryStore(Protocol):
     def get(self, project: str, run_id: int) -> Run | None: ...
-    def successful_in_hour(
-        self, project: str, pipeline_id: int, hour: int, since: _dt.datetime
-    ) -> list[Run]: ...
+    def baseline_in_hour(
+        self, project: str, pipeline_id: int, hour: int, since: _dt.datetime, metrics: Sequence[str]
+    ) -> list[BaselineRun]: ...
 
 
 class ResultStore(Protocol):
@@ -303,22 +303,24 @@ def detect_anomalies(
     active = rules.active_for_pipeline(project, run.pipeline_id)
     if not active:
         return []
-    since = now.subtract(days=max(rule.lookback_days for rule in active))
+    judged = [rule for rule in active if run.metric(rule.metric_field) is not None]
+    if not judged:
+        return []
+    since = now.subtract(days=max(rule.lookback_days for rule in judged))
+    metrics = sorted({rule.metric_field for rule in judged})
     history = [
         r
-        for r in runs.successful_in_hour(project, run.pipeline_id, run.hour_recorded, since)
+        for r in runs.baseline_in_hour(project, run.pipeline_id, run.hour_recorded, since, metrics)
         if r.id != run.id
     ]
     found = []
-    for rule in active:
+    for rule in judged:
         value = run.metric(rule.metric_field)
-        if value is None:
-            continue
-        window_start = now.subtract(days=rule.lookback_days)
+        window_start = timeutil.sortable(now.subtract(days=rule.lookback_days))
         baseline = [
-            r.metric(rule.metric_field)
+            r.metrics.get(rule.metric_field)
             for r in history
-            if r.end_date is not None and r.end_date >= window_start and not r.flagged(rule.metric_field)
+            if r.ended >= window_start and not r.flagged(rule.metric_field)
         ]
         verdict = judge(
             value, baseline, rule.z_threshold, rule.minimum_executions, rule.baseline, rule.min_delta

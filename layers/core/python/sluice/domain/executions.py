@@ -132,6 +132,21 @@ class Run:
 
 
 @dataclass(frozen=True)
+class BaselineRun:
+    """What anomaly detection reads of one successful run of a baseline: its id, when it ended
+    (`timeutil.sortable`, so windows compare as text), the metrics the active rules judge, its flags.
+    A baseline can hold thousands of runs: nothing else of them is read or parsed."""
+
+    id: int
+    ended: str
+    metrics: Mapping[str, int | float | None]
+    flags: Mapping[str, bool]
+
+    def flagged(self, metric: str) -> bool:
+        return self.flags.get(metric) is True
+
+
+@dataclass(frozen=True)
 class WatchedPipeline:
     """What executions and checks need of a registry pipeline (the item the registry writes)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -13,6 +13,7 @@ import pendulum
 
 from sluice import timeutil
 from sluice.domain.executions import (
+    BaselineRun,
     ConcurrentEnd,
     PipelineAdvance,
     Run,
@@ -59,22 +60,8 @@ class ProjectRegistry:
         return page.items[0]["SK"] if page.items else None
 
 
-# What anomaly detection reads of each run of a baseline (see successful_in_hour).
-BASELINE_ATTRIBUTES = (
-    "id",
-    "pipeline_id",
-    "status",
-    "start_date",
-    "end_date",
-    "completed_successfully",
-    "duration_seconds",
-    "total_rows",
-    "inserts",
-    "updates",
-    "soft_deletes",
-    "throughput",
-    "anomaly_flags",
-)
+# What anomaly detection reads of every run of a baseline, besides the metrics it judges.
+BASELINE_ATTRIBUTES = ("id", "GSI1SK", "anomaly_flags")
 
 
 class RunRepository:
@@ -223,15 +210,29 @@ class RunRepository:
         )
 
     # -- time indexes ---------------------------------------------------------------------------------
-    def successful_in_hour(self, project: str, pipeline_id: int, hour: int, since: _dt.datetime) -> list[Run]:
+    def baseline_in_hour(
+        self, project: str, pipeline_id: int, hour: int, since: _dt.datetime, metrics: Sequence[str]
+    ) -> list[BaselineRun]:
         """The pipeline's successful runs of one start hour that ended at or after `since` (GSI1),
-        with only what a baseline reads (ids, dates, status, metrics, flags): the bucket can hold
-        hundreds of runs, and their metadata and watermarks would be read, sent and parsed for nothing."""
+        each with its id, its end (GSI1's sort key begins with it), its flags and `metrics` only: a
+        bucket can hold thousands of runs, and what else they hold would be read, sent and parsed
+        for nothing."""
         bucket = keys.run_hour_bucket(project, pipeline_id, hour)
         items = self.table.query_all(
-            bucket, index="GSI1", after=timeutil.sortable(since), attributes=BASELINE_ATTRIBUTES
+            bucket,
+            index="GSI1",
+            after=timeutil.sortable(since),
+            attributes=(*BASELINE_ATTRIBUTES, *metrics),
         )
-        return [run_from_stored(i) for i in items]
+        return [
+            BaselineRun(
+                id=int(i["id"]),
+                ended=keys.run_end_of(i["GSI1SK"]),
+                metrics={m: i.get(m) for m in metrics},
+                flags={k: bool(v) for k, v in (i.get("anomaly_flags") or {}).items()},
+            )
+            for i in items
+        ]
 
     def started_between(self, project: str, since: _dt.datetime, until: _dt.datetime) -> list[Run]:
         """Runs whose start lies in [since, until], month shard by month shard (GSI2)."""

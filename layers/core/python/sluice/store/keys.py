@@ -209,6 +209,11 @@ def run_end_key(end_sortable: str, run_id: int) -> str:
     return f"{end_sortable}#{pad(run_id)}"
 
 
+def run_end_of(end_key: str) -> str:
+    """The sortable end date a `run_end_key` begins with."""
+    return end_key.partition("#")[0]
+
+
 def run_start_month(project_id: str, month: str) -> str:
     """GSI2 partition of the runs that started in one month (`YYYY-MM`); GSI2SK = run_start_key."""
     return f"{project(project_id)}#RUNSTART#{month}"

@@ -31,6 +31,7 @@ BENCHMARKS = (
     ("tests.perf.bench_platform_calls", "platform_calls"),
     ("tests.perf.bench_backfill", "backfill"),
     ("tests.perf.bench_live_events", "live_events"),
+    ("tests.perf.bench_cycle_floor", "cycle_floor"),  # issue 10: the floor of a cycle (section 10d)
 )
 # Benchmarks with a command line of their own (docs/engine.md gives their numbers): module, results
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.
@@ -48,6 +49,7 @@ OWN_CLI = (
     ("tests.perf.bench_dynamodb_backends", "dynamodb_backends", [], ["--quick"]),
     ("tests.perf.bench_cycle_throughput", "cycle_throughput", [], ["--quick"]),
     ("tests.perf.bench_soak", "soak", [], ["--quick"]),
+    ("tests.perf.bench_detection_baseline", "detection_baseline", [], ["--quick"]),  # section 10d
     (
         "tests.perf.bench_run_throughput",
         "run_throughput",

@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import pendulum
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sluice import timeutil
 from sluice.domain.events import EXECUTION_ENDED, EventPublisher, publish_all
@@ -166,9 +166,14 @@ class RunEvent(BaseModel):
     def _schema_uri(cls, value: str) -> str:
         return _uri(value, "schemaURL")
 
+    _instant: pendulum.DateTime | None = PrivateAttr(default=None)
+
     @property
     def instant(self) -> pendulum.DateTime:
-        return timeutil.parse_instant(self.eventTime, "eventTime")
+        """eventTime as an instant, parsed once (a batch sorts, plans and ends by it)."""
+        if self._instant is None:
+            self._instant = timeutil.parse_instant(self.eventTime, "eventTime")
+        return self._instant
 
     @property
     def kind(self) -> str:

@@ -234,8 +234,7 @@ class OpenLineageMarks:
         for change in changes[first:]:
             if change.run is not None and change.run.pipeline_id != pipeline:
                 break
-            own, closure, _ = self._operations(project, change, set())
-            items += len(own) + len(closure)
+            items += _item_count(change)
             advance = advance or int(change.advance is not None and change.advance.changes_anything)
             if items > MAX_TRANSACTION_ITEMS:
                 break
@@ -289,6 +288,18 @@ class _Transaction:
     creates: set[int] = field(default_factory=set)  # executions it writes
     parents: set[int] = field(default_factory=set)  # parents of the executions it creates
     after: set[int] = field(default_factory=set)  # transactions that must commit first
+
+
+def _item_count(change: RunChange) -> int:
+    """The items `_operations(change, written=set())` makes, with its closure rows, counted without
+    rendering them (the packing looks ahead at a pipeline's runs at each pipeline it meets)."""
+    run = change.run
+    count = len(change.claims)
+    if change.created and run is not None and change.mapped is not None:
+        count += 3 + (run.parent_id is not None) + len(run.ancestors)
+    elif run is not None:
+        count += 2
+    return count
 
 
 def _pipeline_of(change: RunChange) -> int | None:

@@ -379,13 +379,14 @@ def test_a_batch_of_known_jobs_costs_a_few_batched_calls(table, ingest):
     with DynamoDBCalls() as calls:
         assert ingest.ingest(PROJECT, batch(1)).applied == 20
         by_operation = {op: tally.calls for op, tally in calls.by_operation().items()}
-    # No per-job or per-run reads: names, mappings, claims and pipelines in batches, the ten runs
+    # No per-job or per-run reads: names, mappings and pipelines in batches, the ten runs
     # and both pipelines' advances in one transaction, the ids in one counter update.
     assert by_operation.get("GetItem", 0) == 0 and by_operation.get("PutItem", 0) == 0
     assert by_operation["TransactWriteItems"] == 1
     assert by_operation["UpdateItem"] == 2  # the id counter and the month registry
-    assert by_operation["BatchGetItem"] == 8  # mappings, claims, 2 + 2 names, pipelines twice
-    assert sum(by_operation.values()) == 11, by_operation
+    # mappings, 2 + 2 names, pipelines twice; no claims: no mapping names these new runs
+    assert by_operation["BatchGetItem"] == 7
+    assert sum(by_operation.values()) == 10, by_operation
 
 
 def test_a_run_with_many_events_is_claimed_across_transactions(table, ingest):
@@ -429,3 +430,42 @@ def test_ingested_runs_move_the_platforms_day_counters_and_last_runs(table, inge
     assert day[f"failed#{load['pipeline_id']}"] == 1
     last = table.get(*keys.last_run(PROJECT, int(load["pipeline_id"])), consistent=True)
     assert (last["run_id"], last["status"]) == (int(load["id"]), "failed")
+
+
+def test_claims_past_a_new_runs_transaction_commit_only_after_it(table, ingest, monkeypatch):
+    """The ingest reads no claims for runs no mapping names, so a claim must never exist without
+    its run's mapping: the claims that overflow a new run's transaction wait for it, and are not
+    written when it fails."""
+    from sluice.store.table import TransactionCancelled
+
+    run = new_run()
+    running = [event("RUNNING", run, at=T0 + _dt.timedelta(seconds=n)) for n in range(1, 121)]
+    events = [event("START", run, at=T0), *running]
+    original = Table.transact
+
+    def failing_creation(self, operations):
+        if any("Put" in op and op["Put"]["Item"].get("kind", {}).get("S") == "run" for op in operations):
+            raise TransactionCancelled(["ThrottlingError"])
+        return original(self, operations)
+
+    monkeypatch.setattr(Table, "transact", failing_creation)
+    with pytest.raises(TransactionCancelled):
+        ingest.ingest(PROJECT, events)
+    assert list(table.query_all(keys.openlineage(PROJECT), begins_with="EVENT#", consistent=True)) == []
+    assert mappings_of(table) == []
+    monkeypatch.setattr(Table, "transact", original)
+    answer = ingest.ingest(PROJECT, events).view()
+    assert (answer["applied"], answer["duplicates"]) == (121, 0)
+
+
+def test_a_claim_found_for_a_run_no_mapping_names_is_a_duplicate_after_a_replan(table, ingest):
+    """Data an older writer left (a claim without its run's mapping) is not trusted away: the
+    plan that skipped the claim read conflicts on it, and the re-plan reads every claim."""
+    run = new_run()
+    start, running = event("START", run, at=T0), event("RUNNING", run, at=T0 + _dt.timedelta(seconds=1))
+    pk, sk = keys.openlineage_event(PROJECT, ol.event_key(running))
+    table.put({"PK": pk, "SK": sk, "kind": "openlineage_event"})
+    answer = ingest.ingest(PROJECT, [start, running]).view()
+    assert [e["status"] for e in answer["events"]] == ["applied", "duplicate"]
+    [stored] = executions_of(table)
+    assert stored["status"] == "running"

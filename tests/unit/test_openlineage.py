@@ -163,3 +163,34 @@ def test_datasets_watcher_would_refuse_are_422_before_anything_is_written():
     ingest = ol.OpenLineageIngest(None, None, None, None)  # nothing is reached
     with pytest.raises(ValidationFailed, match="event 1"):
         ingest.ingest("p", [event, too_big])
+
+
+def test_the_packing_counts_a_changes_items_as_its_operations_make_them():
+    """The bulk writer's look-ahead counts items without rendering them: the count must be what
+    `_operations` (with the closure rows) makes, or a pipeline's runs could overflow a transaction."""
+    import pendulum
+
+    from sluice.domain.executions import Run
+    from sluice.store import openlineage as marks
+    from sluice.store.table import Table
+
+    start = pendulum.datetime(2026, 12, 3, 10, tz="UTC")
+    writer = marks.OpenLineageMarks(Table("t", client=object()))
+
+    def created(run: Run, claims: list[str]) -> ol.RunChange:
+        mapped = ol.MappedRun(run.id, run.pipeline_id, run.start_date, events=frozenset({"k"}))
+        return ol.RunChange("r", claims=claims, mapping_events=["k"], run=run, created=True, mapped=mapped)
+
+    root = Run(id=1, pipeline_id=7, status="running", start_date=start)
+    deep = Run(id=5, pipeline_id=7, status="running", start_date=start, parent_id=4, ancestors=(4, 3, 2, 1))
+    ended = Run(id=9, pipeline_id=7, status="success", start_date=start, end_date=start.add(seconds=1))
+    changes = [
+        created(root, []),
+        created(root, ["a", "b"]),
+        created(deep, ["c"]),
+        ol.RunChange("r", claims=["d"], mapping_events=["e"], run=ended, seen_end_count=0),
+        ol.RunChange("r", claims=["f", "g", "h"]),
+    ]
+    for change in changes:
+        own, closure, _size = writer._operations("p", change, set())
+        assert marks._item_count(change) == len(own) + len(closure)

@@ -39,8 +39,8 @@ def iso(value: _dt.datetime | None) -> str | None:
     """Render an instant as ISO 8601 UTC with a `Z` suffix (microseconds only when present)."""
     if value is None:
         return None
-    moment = pendulum.instance(value).in_timezone("UTC")
-    text = moment.format("YYYY-MM-DDTHH:mm:ss")
+    moment = _utc(value)
+    text = _seconds(moment)
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
     return text + "Z"
@@ -48,8 +48,21 @@ def iso(value: _dt.datetime | None) -> str | None:
 
 def sortable(value: _dt.datetime) -> str:
     """Fixed-width UTC rendering for sort keys: lexical order is time order."""
-    moment = pendulum.instance(value).in_timezone("UTC")
-    return moment.format("YYYY-MM-DDTHH:mm:ss") + f".{moment.microsecond:06d}Z"
+    moment = _utc(value)
+    return _seconds(moment) + f".{moment.microsecond:06d}Z"
+
+
+def _utc(value: _dt.datetime) -> _dt.datetime:
+    """The instant in UTC (naive means UTC), without pendulum's costlier conversion."""
+    return value.replace(tzinfo=_dt.UTC) if value.tzinfo is None else value.astimezone(_dt.UTC)
+
+
+def _seconds(moment: _dt.datetime) -> str:
+    """YYYY-MM-DDTHH:mm:ss, exactly as pendulum's format("YYYY-MM-DDTHH:mm:ss") renders it."""
+    return (
+        f"{moment.year}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 def from_stored(text: str | None) -> pendulum.DateTime | None:

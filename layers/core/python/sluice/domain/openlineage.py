@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import pendulum
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sluice import timeutil
 from sluice.domain.events import EXECUTION_ENDED, EventPublisher, publish_all
@@ -166,9 +166,14 @@ class RunEvent(BaseModel):
     def _schema_uri(cls, value: str) -> str:
         return _uri(value, "schemaURL")
 
+    _instant: pendulum.DateTime | None = PrivateAttr(default=None)
+
     @property
     def instant(self) -> pendulum.DateTime:
-        return timeutil.parse_instant(self.eventTime, "eventTime")
+        """eventTime as an instant, parsed once (a batch sorts, plans and ends by it)."""
+        if self._instant is None:
+            self._instant = timeutil.parse_instant(self.eventTime, "eventTime")
+        return self._instant
 
     @property
     def kind(self) -> str:
@@ -350,7 +355,12 @@ class OpenLineageIngest:
         run_keys = {str(e.run.runId) for e in events}
         run_keys |= {parent[0] for e in events if (parent := _parent_ref(e, "event"))}
         mapped = self.marks.mapped_runs(project, sorted(run_keys))
-        before = self._applied_before(project, list(first), mapped)
+        # A claim is written only with or after its run's mapping (the store orders a run's claims
+        # after its creation), so the events of runs no mapping names need no claim read: a new
+        # run's events are new. A re-plan after a conflict reads every claim, trusting nothing.
+        run_of = {key: str(events[index].run.runId) for key, index in first.items()}
+        unmapped = {key for key, run_key in run_of.items() if run_key not in mapped}
+        before = self._applied_before(project, [k for k in first if k not in unmapped], mapped)
         pending = [i for i in order if first[keys[i]] == i and keys[i] not in before]
         now = self.clock()
         # The jobs' pipelines side by side (the registry's get-or-create holds under concurrency).

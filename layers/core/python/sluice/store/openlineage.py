@@ -106,8 +106,10 @@ class OpenLineageMarks:
         """Write the changes, packed in order into transactions of at most 100 items. Transactions
         run `writers` at a time, each only after those it depends on: an earlier one that creates a
         parent of one of its runs, or moves one of the same pipelines (so each pipeline's updates
-        land in order). A transaction that a condition cancels raises StaleBatch with the changes
-        committed (the others in flight finish first)."""
+        land in order), or writes a run whose claims it carries past the run's own transaction (so
+        no claim is ever written for a run without its mapping: the ingest reads no claims for runs
+        no mapping names). A transaction that a condition cancels raises StaleBatch with the
+        changes committed (the others in flight finish first)."""
         months = {run_month_key(project, c.run) for c in changes if c.created and c.run is not None}
         for pk, sk in sorted(months):  # the month registry first: an entry for no run is harmless
             self.table.update(pk, sk, set_if_absent={"kind": "run_month", "month": sk}, return_values="NONE")
@@ -123,6 +125,7 @@ class OpenLineageMarks:
                 for earlier in range(position)
                 if transactions[earlier].pipelines & transaction.pipelines
                 or transactions[earlier].creates & transaction.parents
+                or transactions[earlier].runs & transaction.claims_of
             }
         self._run(transactions)
 
@@ -216,6 +219,9 @@ class OpenLineageMarks:
             )
             operations += [self.table.put_op(item) for item in closure[:room]]
             transaction.closure += closure[room:]
+            transaction.runs.add(change.run_key)
+            if run is None:
+                transaction.claims_of.add(change.run_key)
             if run is not None:
                 transaction.pipelines.add(run.pipeline_id)
                 transaction.creates.add(run.id)
@@ -234,8 +240,7 @@ class OpenLineageMarks:
         for change in changes[first:]:
             if change.run is not None and change.run.pipeline_id != pipeline:
                 break
-            own, closure, _ = self._operations(project, change, set())
-            items += len(own) + len(closure)
+            items += _item_count(change)
             advance = advance or int(change.advance is not None and change.advance.changes_anything)
             if items > MAX_TRANSACTION_ITEMS:
                 break
@@ -288,7 +293,21 @@ class _Transaction:
     pipelines: set[int] = field(default_factory=set)  # pipelines whose executions it writes
     creates: set[int] = field(default_factory=set)  # executions it writes
     parents: set[int] = field(default_factory=set)  # parents of the executions it creates
+    runs: set[str] = field(default_factory=set)  # OpenLineage runIds of its changes
+    claims_of: set[str] = field(default_factory=set)  # runIds of its claims-only changes
     after: set[int] = field(default_factory=set)  # transactions that must commit first
+
+
+def _item_count(change: RunChange) -> int:
+    """The items `_operations(change, written=set())` makes, with its closure rows, counted without
+    rendering them (the packing looks ahead at a pipeline's runs at each pipeline it meets)."""
+    run = change.run
+    count = len(change.claims)
+    if change.created and run is not None and change.mapped is not None:
+        count += 3 + (run.parent_id is not None) + len(run.ancestors)
+    elif run is not None:
+        count += 2
+    return count
 
 
 def _pipeline_of(change: RunChange) -> int | None:

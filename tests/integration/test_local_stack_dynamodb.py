@@ -76,12 +76,67 @@ def test_finished_executions_are_forgotten_and_stats_report_the_background(local
             len(sfn.list_executions(stateMachineArn=a)["executions"]) for a in stack.state_machines.values()
         )
 
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
     assert executions() >= 1
+    assert any(t.ident is not None and not t.is_alive() for t in TMP_THREADS)  # the run's, ended
     assert moto_adapter.prune_finished_executions(older_than=3600) == 0  # recent ones are kept
+    assert not any(t.ident is not None and not t.is_alive() for t in TMP_THREADS)
     assert moto_adapter.prune_finished_executions(older_than=0, keep=0) >= 1
     assert executions() == 0
     assert stats["rss_bytes"] > 0 and stats["dynamodb_local"]["pid"] == stack.dynamodb_local.pid
     assert stats["background"]["pending"] >= 0 and stats["background"]["failed"] == 0
+
+
+def test_only_ended_interpreter_threads_are_forgotten():
+    import threading
+
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    from sluice.local import moto_adapter
+
+    release = threading.Event()
+    ended, running = threading.Thread(target=lambda: None), threading.Thread(target=release.wait)
+    not_started = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    running.start()
+    TMP_THREADS.extend([ended, running, not_started])
+    try:
+        assert moto_adapter.forget_finished_threads() >= 1
+        assert ended not in TMP_THREADS
+        assert running in TMP_THREADS and not_started in TMP_THREADS  # an interpreter about to start it
+    finally:
+        release.set()
+        running.join()
+        for thread in (running, not_started):
+            TMP_THREADS.remove(thread)
+
+
+def test_each_maintenance_pass_gives_the_c_heap_back_unless_turned_off(local, monkeypatch):
+    from sluice.local import native_heap
+
+    stack, url = local
+    calls: list[int] = []
+    monkeypatch.setattr(native_heap, "trim", lambda: calls.append(1) or True)
+    before = stack.heap.count
+    stack.maintain()
+    assert calls == [1] and stack.heap.count == before + 1
+    monkeypatch.setattr(stack.options, "trim_native_heap", False)
+    stack.maintain()
+    assert calls == [1]
+    trims = httpx.get(f"{url}/_local/stats", timeout=30).json()["heap_trims"]
+    assert trims["count"] == before + 1 and trims["available"] is native_heap.available()
+
+
+def test_malloc_trim_is_found_on_glibc():
+    import platform
+
+    from sluice.local import native_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert native_heap.available()
 
 
 def test_a_saved_table_made_before_an_index_was_added_gets_it(local):

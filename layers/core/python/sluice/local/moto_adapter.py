@@ -13,7 +13,9 @@ patches:
   (for tests that still run moto's DynamoDB; the stack's DynamoDB is DynamoDB Local);
 - Step Functions: finished executions are dropped a few minutes after they end
   (`prune_finished_executions`); moto keeps every execution, its history and its worker threads
-  for ever, and walks them all on every StartExecution and DescribeExecution;
+  for ever, and walks them all on every StartExecution and DescribeExecution; the same pass drops
+  the finished threads from the interpreter's module-level `TMP_THREADS` list, to which every
+  execution, Map iteration and Parallel branch appends its thread and which nothing empties;
 - moto's Flask apps run with debug off (in debug, Flask makes a class per request body);
 - S3's `put_object` and `delete_object` (which copy, multipart completion and multi-delete go
   through): note the (bucket, key) written, so that the local stack can write it through to disk
@@ -212,7 +214,21 @@ def prune_finished_executions(older_than: float = 300.0, keep: int = 100) -> int
                         if _ended_at(execution) < cutoff and id(execution) not in newest:
                             machine.executions.remove(execution)  # one atomic step: starts may append
                             dropped += 1
+    forget_finished_threads()
     return dropped
+
+
+def forget_finished_threads() -> int:
+    """Drop the threads that have ended from moto's `TMP_THREADS` (the ASL interpreter appends each
+    execution's, Map iteration's and Parallel branch's thread to it, and never removes one).
+    Returns how many were dropped."""
+    from moto.stepfunctions.parser import utils
+
+    threads = utils.TMP_THREADS
+    ended = [thread for thread in list(threads) if thread.ident is not None and not thread.is_alive()]
+    for thread in ended:
+        threads.remove(thread)  # one atomic step each: interpreter threads append meanwhile
+    return len(ended)
 
 
 def _ended_at(execution: Any) -> Any:

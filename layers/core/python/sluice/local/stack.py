@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import aws
-from sluice.local import moto_adapter
+from sluice.local import moto_adapter, native_heap
 from sluice.local.dynamodb_local import DynamoDBLocal
 from sluice.local.functions import ACCOUNT, REGION, FunctionRegistry
 from sluice.local.gateway import Gateway
@@ -79,6 +79,8 @@ class StackOptions:
     log_level: str = "WARNING"
     scheduler_tick: float = 0.5
     ttl_sweep_interval: float = 60.0  # DynamoDB Local keeps expired items; the stack deletes them
+    # glibc's malloc_trim after each maintenance pass (every 30 s); SLUICE_DEV_HEAP_TRIM=0 turns it off
+    trim_native_heap: bool = field(default_factory=lambda: os.environ.get("SLUICE_DEV_HEAP_TRIM", "1") != "0")
 
 
 class LocalStack:
@@ -103,6 +105,7 @@ class LocalStack:
         self._moto = moto_adapter.InProcessMoto()
         self._hooks: list[Callable[[str, Any], None]] = []
         self.expired_deleted = 0
+        self.heap = HeapTrims()
         self.background = BackgroundWork()
         self.scheduler: Scheduler | None = None
         self.snapshot: Snapshot | None = None
@@ -253,6 +256,7 @@ class LocalStack:
                 else None,
             },
             "expired_items_deleted": self.expired_deleted,
+            "heap_trims": self.heap.summary(),
         }
 
     def serve(self) -> None:
@@ -513,20 +517,29 @@ class LocalStack:
         return deleted
 
     def _maintenance_loop(self) -> None:
-        """Every 30 s: forget finished state machine executions; on its own interval: TTL."""
+        """Every 30 s: forget finished state machine executions; on its own interval: TTL; then give
+        the C heap's free pages back to the system (what was freed stays mapped otherwise)."""
         swept = time.monotonic()
         while not self._stop.wait(30.0):
-            try:
-                moto_adapter.prune_finished_executions()
-            except Exception:
-                log.exception("pruning finished executions failed; will retry")
             interval = self.options.ttl_sweep_interval
-            if interval > 0 and time.monotonic() - swept >= interval:
+            sweep = interval > 0 and time.monotonic() - swept >= interval
+            if sweep:
                 swept = time.monotonic()
-                try:
-                    self.delete_expired_items()
-                except Exception:
-                    log.exception("deleting expired items failed; will retry")
+            self.maintain(sweep_expired=sweep)
+
+    def maintain(self, sweep_expired: bool = False) -> None:
+        """One maintenance pass (the maintenance thread's, every 30 s)."""
+        try:
+            moto_adapter.prune_finished_executions()
+        except Exception:
+            log.exception("pruning finished executions failed; will retry")
+        if sweep_expired:
+            try:
+                self.delete_expired_items()
+            except Exception:
+                log.exception("deleting expired items failed; will retry")
+        if self.options.trim_native_heap:
+            self.heap.trim()
 
     def _create_state_machines(self) -> None:
         """moto's CloudFormation keeps state machines where its interpreter cannot see them and
@@ -626,6 +639,35 @@ class LocalStack:
 
             self.created_admin_key = generate_api_key()
             bootstrap_admin_key("default", self.created_admin_key, repository)
+
+
+class HeapTrims:
+    """The maintenance thread's `malloc_trim` passes: how many, and the RSS each gave back."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.returned_bytes = 0
+        self.last_returned_bytes = 0
+        self.seconds = 0.0
+
+    def trim(self) -> None:
+        before = _rss(os.getpid()) or 0
+        started = time.perf_counter()
+        native_heap.trim()
+        self.seconds += time.perf_counter() - started
+        returned = max(0, before - (_rss(os.getpid()) or 0))
+        self.count += 1
+        self.last_returned_bytes = returned
+        self.returned_bytes += returned
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "available": native_heap.available(),
+            "count": self.count,
+            "returned_bytes": self.returned_bytes,
+            "last_returned_bytes": self.last_returned_bytes,
+            "cpu_ms_total": round(self.seconds * 1000, 1),
+        }
 
 
 class BackgroundWork:

@@ -50,6 +50,8 @@ OWN_CLI = (
     ("tests.perf.bench_cycle_throughput", "cycle_throughput", [], ["--quick"]),
     ("tests.perf.bench_soak", "soak", [], ["--quick"]),
     ("tests.perf.bench_detection_baseline", "detection_baseline", [], ["--quick"]),  # section 10d
+    # RSS per run with and without malloc_trim, side by side (section 10c)
+    ("tests.perf.bench_run_memory", "run_memory", [], ["--warmup", "5", "--runs", "20", "--every", "5"]),
     (
         "tests.perf.bench_run_throughput",
         "run_throughput",

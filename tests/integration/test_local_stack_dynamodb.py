@@ -139,6 +139,27 @@ def test_malloc_trim_is_found_on_glibc():
     assert native_heap.available()
 
 
+def test_the_heap_figures_follow_what_is_allocated_and_freed(local):
+    import platform
+
+    from sluice.local import native_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallinfo2 is glibc's")
+    before = native_heap.usage()
+    held = [bytearray(4096) for _ in range(4096)]  # 16 MB in C heap chunks, one Python object each
+    during = native_heap.usage()
+    assert during["c_in_use"] - before["c_in_use"] >= 15 * 2**20
+    assert during["python_blocks"] - before["python_blocks"] >= 4000
+    del held
+    after = native_heap.usage()
+    assert during["c_in_use"] - after["c_in_use"] >= 15 * 2**20
+    _, url = local
+    shown = httpx.get(f"{url}/_local/stats", timeout=30).json()["heap"]
+    assert set(shown) == {"c_in_use", "c_free", "c_mmapped", "python_blocks"}
+    assert shown["c_in_use"] > 0 and shown["python_blocks"] > 0
+
+
 def test_a_saved_table_made_before_an_index_was_added_gets_it(local):
     from sluice.local.stack import add_missing_indexes, index_saved_alerts
     from sluice.store import keys

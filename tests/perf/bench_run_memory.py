@@ -1,12 +1,16 @@
 """RSS per pipeline run of `sluice dev`, with and without giving the C heap back (issue 10's soak).
 
-Two stacks side by side, on the same machine at the same time, one with `SLUICE_DEV_HEAP_TRIM=0`
-(no `malloc_trim` in the maintenance pass) and one as shipped; each runs the soak's 3-node pipeline
-one run after another (`--warmup` runs first, then `--runs`), and every `--every` runs records the
-stack's RSS, its anonymous and private dirty memory (/proc/<pid>/smaps_rollup), its thread count and
-open file descriptors. After the runs both idle 35 s (one maintenance pass) and are sampled again.
+Stacks side by side, on the same machine at the same time: one with `SLUICE_DEV_HEAP_TRIM=0` (no
+`malloc_trim` in the maintenance pass), one as shipped, and one as shipped with glibc limited to two
+arenas (`MALLOC_ARENA_MAX=2`); each runs the soak's 3-node pipeline one run after another
+(`--warmup` runs first, then `--runs`), and every `--every` runs records the stack's RSS, its
+anonymous and private dirty memory (/proc/<pid>/smaps_rollup), its thread count and open file
+descriptors, and its own view of its heap (`/_local/stats`: the C heap's bytes in use and free, the
+interpreter's live blocks), which tells live objects from native allocations from freed memory kept.
+After the runs each idles 35 s (one maintenance pass) and is sampled again.
 
     .venv/bin/python -m tests.perf.bench_run_memory [--warmup 20] [--runs 100] [--every 10]
+        [--variants "no trim,malloc_trim,malloc_trim + MALLOC_ARENA_MAX=2"]
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from tests.perf.bench_soak import FINISHED
 from tests.perf.common import fmt, markdown_table
 from tests.perf.stack_process import admin_client, cpu_seconds, load_average, rss_bytes, stats
 
-VARIANTS = {"no trim": "0", "malloc_trim": "1"}
+VARIANTS: dict[str, dict[str, str]] = {
+    "no trim": {"SLUICE_DEV_HEAP_TRIM": "0"},
+    "malloc_trim": {"SLUICE_DEV_HEAP_TRIM": "1"},
+    # glibc gives threads arenas of their own (up to 8 per core); moto's Step Functions interpreter
+    # runs each state on a new thread, so a run's allocations spread over many arenas
+    "malloc_trim + MALLOC_ARENA_MAX=2": {"SLUICE_DEV_HEAP_TRIM": "1", "MALLOC_ARENA_MAX": "2"},
+}
 
 
 def memory(pid: int) -> dict[str, Any]:
@@ -48,10 +58,19 @@ def memory(pid: int) -> dict[str, Any]:
     }
 
 
-def drive(name: str, trim: str, warmup: int, runs: int, every: int, out: dict[str, Any]) -> None:
+def heap_mb(heap: dict[str, Any]) -> dict[str, Any]:
+    """The stack's own view of its heap (`/_local/stats`): C heap in use and free, pymalloc blocks."""
+    return {
+        "c_in_use_mb": round(heap["c_in_use"] / 2**20, 1) if heap.get("c_in_use") is not None else None,
+        "c_free_mb": round(heap["c_free"] / 2**20, 1) if heap.get("c_free") is not None else None,
+        "python_blocks": heap.get("python_blocks"),
+    }
+
+
+def drive(name: str, env: dict[str, str], warmup: int, runs: int, every: int, out: dict[str, Any]) -> None:
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sluice-runmem-") as folder:
-        stack = start_stack("--data-dir", str(Path(folder) / "data"), env={"SLUICE_DEV_HEAP_TRIM": trim})
+        stack = start_stack("--data-dir", str(Path(folder) / "data"), env=env)
         pid = stack.process.pid
         try:
             with admin_client(stack) as client:
@@ -70,10 +89,12 @@ def drive(name: str, trim: str, warmup: int, runs: int, every: int, out: dict[st
                         status = client.get(f"/api/runs/{run_id}").json().get("status")
                     failures += status != "success"
                     if n >= warmup and (n - warmup) % every == 0:
-                        samples.append({"runs": n, **memory(pid), "load": load_average()})
+                        heap = stats(stack).get("heap") or {}
+                        samples.append({"runs": n, **memory(pid), **heap_mb(heap), "load": load_average()})
                         print(name, json.dumps(samples[-1]), flush=True)
             time.sleep(35)
-            samples.append({"runs": "idle 35 s", **memory(pid), "load": load_average()})
+            heap = stats(stack).get("heap") or {}
+            samples.append({"runs": "idle 35 s", **memory(pid), **heap_mb(heap), "load": load_average()})
             out[name] = {
                 "samples": samples,
                 "failures": failures,
@@ -88,18 +109,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variant names")
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.variants.split(",") if name.strip()]
+    if unknown := set(chosen) - set(VARIANTS):
+        parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
     results: dict[str, Any] = {}
     threads = [
-        threading.Thread(target=drive, args=(name, trim, args.warmup, args.runs, args.every, results))
-        for name, trim in VARIANTS.items()
+        threading.Thread(
+            target=drive, args=(name, VARIANTS[name], args.warmup, args.runs, args.every, results)
+        )
+        for name in chosen
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     rows = []
-    for name in VARIANTS:
+    for name in chosen:
         first, last = results[name]["samples"][0], results[name]["samples"][-2]
         idle = results[name]["samples"][-1]
         rows.append(
@@ -111,6 +138,9 @@ def main() -> None:
                 f"{fmt(first['anonymous_mb'])} -> {fmt(idle['anonymous_mb'])}",
                 f"{first['threads']} -> {last['threads']}",
                 f"{first['fds']} -> {last['fds']}",
+                f"{fmt(first['c_in_use_mb'])} -> {fmt(idle['c_in_use_mb'])}",
+                f"{fmt(first['c_free_mb'])} -> {fmt(idle['c_free_mb'])}",
+                f"{first['python_blocks']} -> {idle['python_blocks']}",
                 f"{(last['cpu_s'] - first['cpu_s']) / args.runs * 1000:.0f}",
                 str(results[name]["failures"]),
             ]
@@ -125,6 +155,9 @@ def main() -> None:
                 "anonymous MB",
                 "threads",
                 "fds",
+                "C heap in use MB",
+                "C heap free MB",
+                "pymalloc blocks",
                 "CPU ms per run",
                 "failed runs",
             ],

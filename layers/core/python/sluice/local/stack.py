@@ -257,6 +257,7 @@ class LocalStack:
             },
             "expired_items_deleted": self.expired_deleted,
             "heap_trims": self.heap.summary(),
+            "heap": native_heap.usage(),
         }
 
     def serve(self) -> None:

@@ -5,11 +5,13 @@ bad input, roles and tenancy."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 
 import pytest
 
+from sluice import timeutil
 from tests.e2e.conftest import eventually, jwt_for
 
 FINISHED = ("success", "failed", "cancelled")
@@ -440,10 +442,20 @@ def test_dbt_run_results_upload_and_dbt_status_after_a_sluice_run(editor, strang
 
     import pendulum
 
-    # The files were written by hand after dbt's schemas; dated today, as an upload right after a run
-    today = pendulum.now("UTC").subtract(hours=1).format("YYYY-MM-DD")
-    run_results = json.loads((DATA / "dbt_run_results_v6.json").read_text().replace("2026-01-05", today))
-    manifest = json.loads((DATA / "dbt_manifest_v11.json").read_text().replace("2026-01-05", today))
+    # The files were written by hand after dbt's schemas; every instant in them is moved so that the
+    # run finished a minute ago, as an upload right after a run (moving only the date put the upload
+    # in the future before 10:15 UTC, and the Sluice run below was then not the latest)
+    shift = pendulum.now("UTC").subtract(minutes=1) - pendulum.parse("2026-01-05T10:15:42.118932Z")
+
+    def moved(text: str) -> str:
+        return re.sub(
+            r"2026-01-05T[0-9:.]+Z",
+            lambda m: timeutil.iso(pendulum.parse(m.group(0)) + shift),
+            text,
+        )
+
+    run_results = json.loads(moved((DATA / "dbt_run_results_v6.json").read_text()))
+    manifest = json.loads(moved((DATA / "dbt_manifest_v11.json").read_text()))
     assert editor.get("/api/pipeline/dbt/status").status_code == 404
 
     # Malformed uploads are 422s naming what is wrong, and write nothing

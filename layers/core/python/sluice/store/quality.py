@@ -261,10 +261,14 @@ class DbtStatusRepository:
             "SK": sk,
             "kind": "dbt_status",
             "finished_at": status["finished_at"],
+            # compared as text: fixed width (an ISO rendering drops zero microseconds, and
+            # "10:00:00Z" sorts after "10:00:00.5Z")
+            "finished_key": timeutil.sortable(timeutil.parse_instant(status["finished_at"])),
             "status": json.dumps(status, separators=(",", ":"), default=str),
         }
         later = Condition(
-            "attribute_not_exists(PK) OR finished_at <= :at", values={":at": status["finished_at"]}
+            "attribute_not_exists(PK) OR attribute_not_exists(finished_key) OR finished_key <= :at",
+            values={":at": item["finished_key"]},
         )
         try:
             self.table.put(item, later)

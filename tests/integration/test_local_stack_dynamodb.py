@@ -88,6 +88,42 @@ def test_finished_executions_are_forgotten_and_stats_report_the_background(local
     assert stats["background"]["pending"] >= 0 and stats["background"]["failed"] == 0
 
 
+def test_moto_stops_holding_what_was_deleted_once_its_trackers_are_emptied(aws):
+    import gc
+    import weakref
+
+    import boto3
+    from moto.sqs.models import Message
+
+    from sluice.local import moto_adapter
+
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="forget")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="kept")
+    sqs.send_message(QueueUrl=queue, MessageBody="deleted")
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    deleted = next(m for m in received if m["Body"] == "deleted")
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=deleted["ReceiptHandle"])
+    gc.collect()
+    message = next(m for m in Message.instances_tracked if m.body == "deleted")
+    gone = weakref.ref(message)
+    del message
+    gc.collect()
+    assert gone() is not None  # deleted from the queue, but moto's tracker holds it
+
+    assert moto_adapter.forget_tracked_instances() >= 2
+    assert Message.instances_tracked == []
+    gc.collect()
+    assert gone() is None
+    # what is live stays: the message not deleted is still in its queue
+    sqs.change_message_visibility(
+        QueueUrl=queue,
+        ReceiptHandle=next(m for m in received if m["Body"] == "kept")["ReceiptHandle"],
+        VisibilityTimeout=0,
+    )
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["kept"]
+
+
 def test_only_ended_interpreter_threads_are_forgotten():
     import threading
 
@@ -125,7 +161,9 @@ def test_each_maintenance_pass_gives_the_c_heap_back_unless_turned_off(local, mo
     monkeypatch.setattr(stack.options, "trim_native_heap", False)
     stack.maintain()
     assert calls == [1]
-    trims = httpx.get(f"{url}/_local/stats", timeout=30).json()["heap_trims"]
+    shown = httpx.get(f"{url}/_local/stats", timeout=30).json()
+    assert shown["moto_instances_forgotten"] == stack.moto_instances_forgotten > 0
+    trims = shown["heap_trims"]
     assert trims["count"] == before + 1 and trims["available"] is native_heap.available()
 
 

@@ -16,6 +16,9 @@ patches:
   for ever, and walks them all on every StartExecution and DescribeExecution; the same pass drops
   the finished threads from the interpreter's module-level `TMP_THREADS` list, to which every
   execution, Map iteration and Parallel branch appends its thread and which nothing empties;
+- moto's instance trackers (`instances_tracked`, a list per model class holding every instance
+  ever made, deleted or not) are emptied by the maintenance pass (`forget_tracked_instances`);
+  moto server's dashboard (`/moto-api/`) so shows only the models made since the last pass;
 - moto's Flask apps run with debug off (in debug, Flask makes a class per request body);
 - S3's `put_object` and `delete_object` (which copy, multipart completion and multi-delete go
   through): note the (bucket, key) written, so that the local stack can write it through to disk
@@ -229,6 +232,24 @@ def forget_finished_threads() -> int:
     for thread in ended:
         threads.remove(thread)  # one atomic step each: interpreter threads append meanwhile
     return len(ended)
+
+
+def forget_tracked_instances() -> int:
+    """Empty moto's instance trackers. Every moto model (`BaseModel`) appends each instance it makes
+    to its class's `instances_tracked`, for moto server's dashboard and S3's reset, and only a reset
+    empties it: every SQS message, S3 key and ACL, EventBridge event and state machine execution
+    ever made stays referenced there after it is deleted, overwritten or pruned. The backends keep
+    what is live; this drops the rest. Returns how many references were dropped."""
+    from moto.core.model_instances import model_data
+
+    dropped = 0
+    for models in list(model_data.values()):
+        for model in list(models.values()):
+            tracked = getattr(model, "instances_tracked", None)
+            if tracked:
+                dropped += len(tracked)
+                del tracked[:]  # in place, one step: models made meanwhile append to the same list
+    return dropped
 
 
 def _ended_at(execution: Any) -> Any:

@@ -105,6 +105,7 @@ class LocalStack:
         self._moto = moto_adapter.InProcessMoto()
         self._hooks: list[Callable[[str, Any], None]] = []
         self.expired_deleted = 0
+        self.moto_instances_forgotten = 0  # references dropped from moto's instance trackers
         self.heap = HeapTrims()
         self.background = BackgroundWork()
         self.scheduler: Scheduler | None = None
@@ -256,6 +257,7 @@ class LocalStack:
                 else None,
             },
             "expired_items_deleted": self.expired_deleted,
+            "moto_instances_forgotten": self.moto_instances_forgotten,
             "heap_trims": self.heap.summary(),
             "heap": native_heap.usage(),
         }
@@ -518,8 +520,9 @@ class LocalStack:
         return deleted
 
     def _maintenance_loop(self) -> None:
-        """Every 30 s: forget finished state machine executions; on its own interval: TTL; then give
-        the C heap's free pages back to the system (what was freed stays mapped otherwise)."""
+        """Every 30 s: forget finished state machine executions and moto's tracked instances; on its
+        own interval: TTL; then give the C heap's free pages back to the system (what was freed
+        stays mapped otherwise)."""
         swept = time.monotonic()
         while not self._stop.wait(30.0):
             interval = self.options.ttl_sweep_interval
@@ -534,6 +537,7 @@ class LocalStack:
             moto_adapter.prune_finished_executions()
         except Exception:
             log.exception("pruning finished executions failed; will retry")
+        self.moto_instances_forgotten += moto_adapter.forget_tracked_instances()
         if sweep_expired:
             try:
                 self.delete_expired_items()

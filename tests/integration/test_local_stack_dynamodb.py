@@ -124,6 +124,20 @@ def test_moto_stops_holding_what_was_deleted_once_its_trackers_are_emptied(aws):
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["kept"]
 
 
+def test_motos_flask_apps_run_out_of_debug_mode():
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    from sluice.local.moto_adapter import InProcessMoto
+
+    signed = "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/{}/aws4_request"
+    dispatcher = InProcessMoto().app
+    for service in ("s3", "sqs", "states", "events"):
+        environ = {"PATH_INFO": "/", "HTTP_HOST": "localhost", "HTTP_AUTHORIZATION": signed.format(service)}
+        app = dispatcher.get_application(environ)
+        assert app.debug is False, service
+    assert create_backend_app("s3").debug is True  # what moto does by itself
+
+
 def test_only_ended_interpreter_threads_are_forgotten():
     import threading
 

@@ -187,13 +187,18 @@ def _latin1(text: str) -> str:
 
 
 class _Dispatcher(DomainDispatcherApplication):
-    """moto's application with its per-service Flask apps out of debug mode: in debug, Flask
-    wraps every request's form data in a new class (flask/debughelpers.py), which piles up."""
+    """moto's application with its per-service Flask apps out of debug mode (moto turns it on): in
+    debug, Flask wraps every request's form data in a new class (flask/debughelpers.py) that holds
+    the request. moto's dispatcher keeps the factory it is given as an instance attribute, so the
+    factory is wrapped (a method of the same name would be shadowed by it)."""
 
-    def create_app(self, backend: Any) -> Any:
-        app = super().create_app(backend)
-        app.debug = False
-        return app
+    def __init__(self, create_app: Callable[[Any], Any]):
+        def without_debug(backend: Any) -> Any:
+            app = create_app(backend)
+            app.debug = False
+            return app
+
+        super().__init__(without_debug)
 
 
 def prune_finished_executions(older_than: float = 300.0, keep: int = 100) -> int:

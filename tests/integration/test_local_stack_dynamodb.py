@@ -88,16 +88,15 @@ def test_finished_executions_are_forgotten_and_stats_report_the_background(local
     assert stats["background"]["pending"] >= 0 and stats["background"]["failed"] == 0
 
 
-def test_moto_stops_holding_what_was_deleted_once_its_trackers_are_emptied(aws):
+def test_moto_stops_holding_what_was_deleted_once_its_trackers_are_emptied(local):
     import gc
     import weakref
 
-    import boto3
     from moto.sqs.models import Message
 
     from sluice.local import moto_adapter
 
-    sqs = boto3.client("sqs")
+    sqs = aws.client("sqs")  # the stack's moto, in-process
     queue = sqs.create_queue(QueueName="forget")["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody="kept")
     sqs.send_message(QueueUrl=queue, MessageBody="deleted")
@@ -122,6 +121,7 @@ def test_moto_stops_holding_what_was_deleted_once_its_trackers_are_emptied(aws):
         VisibilityTimeout=0,
     )
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["kept"]
+    sqs.delete_queue(QueueUrl=queue)
 
 
 def test_motos_flask_apps_run_out_of_debug_mode():
@@ -169,14 +169,17 @@ def test_each_maintenance_pass_gives_the_c_heap_back_unless_turned_off(local, mo
     stack, url = local
     calls: list[int] = []
     monkeypatch.setattr(native_heap, "trim", lambda: calls.append(1) or True)
-    before = stack.heap.count
+    before, forgotten = stack.heap.count, stack.moto_instances_forgotten
+    sqs = aws.client("sqs")
+    sqs.delete_queue(QueueUrl=sqs.create_queue(QueueName="tracked")["QueueUrl"])  # a model moto tracks
     stack.maintain()
     assert calls == [1] and stack.heap.count == before + 1
+    assert stack.moto_instances_forgotten > forgotten
     monkeypatch.setattr(stack.options, "trim_native_heap", False)
     stack.maintain()
     assert calls == [1]
     shown = httpx.get(f"{url}/_local/stats", timeout=30).json()
-    assert shown["moto_instances_forgotten"] == stack.moto_instances_forgotten > 0
+    assert shown["moto_instances_forgotten"] > forgotten
     trims = shown["heap_trims"]
     assert trims["count"] == before + 1 and trims["available"] is native_heap.available()
 

@@ -537,7 +537,10 @@ class LocalStack:
             moto_adapter.prune_finished_executions()
         except Exception:
             log.exception("pruning finished executions failed; will retry")
-        self.moto_instances_forgotten += moto_adapter.forget_tracked_instances()
+        try:
+            self.moto_instances_forgotten += moto_adapter.forget_tracked_instances()
+        except Exception:
+            log.exception("emptying moto's instance trackers failed; will retry")
         if sweep_expired:
             try:
                 self.delete_expired_items()

@@ -82,6 +82,15 @@ def test_finished_executions_are_forgotten_and_stats_report_the_background(local
     assert any(t.ident is not None and not t.is_alive() for t in TMP_THREADS)  # the run's, ended
     assert moto_adapter.prune_finished_executions(older_than=3600) == 0  # recent ones are kept
     assert not any(t.ident is not None and not t.is_alive() for t in TMP_THREADS)
+    # the run is `success` once its last node has written; its execution may still be ending
+    deadline = time.monotonic() + 30
+    while any(
+        e["status"] == "RUNNING"
+        for a in stack.state_machines.values()
+        for e in sfn.list_executions(stateMachineArn=a)["executions"]
+    ):
+        assert time.monotonic() < deadline, "the run's execution did not end"
+        time.sleep(0.1)
     assert moto_adapter.prune_finished_executions(older_than=0, keep=0) >= 1
     assert executions() == 0
     assert stats["rss_bytes"] > 0 and stats["dynamodb_local"]["pid"] == stack.dynamodb_local.pid

@@ -15,7 +15,6 @@ from sluice.domain.lineage import (
     closure_changes,
     cross_product,
     full_closure,
-    memoized,
     plan_closure,
     sources_index,
 )
@@ -136,13 +135,6 @@ def test_plan_closure_recomputes_only_what_it_is_given():
     assert rows == [ClosureRow(3, 1, 2), ClosureRow(3, 2, 1)]
 
 
-def test_memoized_reads_each_address_once():
-    calls: list[int] = []
-    read = memoized(lambda a: calls.append(a) or {a})
-    assert read(1) == {1} and read(1) == {1}
-    assert calls == [1]
-
-
 def test_full_closure_of_a_chain():
     assert full_closure({(1, 2), (2, 3)}) == {2: {1: 1}, 3: {2: 1, 1: 2}}
 
@@ -212,6 +204,27 @@ def test_incremental_closure_always_equals_a_full_recompute(replacements):
         expected = full_closure(all_edges(store))
         assert store.closure() == expected
         assert {a: f for a, f in store.mirrored().items() if f} == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(pipelines, edge_sets, min_size=1, max_size=3), min_size=1, max_size=5))
+def test_many_pipelines_replaced_at_once_equal_a_full_recompute(batches):
+    store = MemoryLineage()
+    lineage = service(store)
+    for batch in batches:
+        lineage.replace_many_pipeline_edges("p", batch, workers=4)
+        expected = full_closure(all_edges(store))
+        assert store.closure() == expected
+        assert {a: f for a, f in store.mirrored().items() if f} == expected
+
+
+def test_many_pipelines_share_one_closure_computation():
+    """Each address's sources and ancestry are read once for the whole batch, not per pipeline."""
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_many_pipeline_edges("p", {p: {(p, 100)} for p in range(1, 21)})
+    assert store.closure() == {100: {p: 1 for p in range(1, 21)}}
+    assert store.reads.count(100) == 1
 
 
 # -- the lease ------------------------------------------------------------------------------------------

@@ -111,18 +111,6 @@ def full_closure(edges: Iterable[Edge]) -> dict[int, dict[int, int]]:
     return {node: found for node, found in closure.items() if found}
 
 
-def memoized(read: Callable[[int], set[int]]) -> Callable[[int], set[int]]:
-    """One read per address per request: many affected addresses share their ancestors."""
-    cache: dict[int, set[int]] = {}
-
-    def cached(address: int) -> set[int]:
-        if address not in cache:
-            cache[address] = read(address)
-        return cache[address]
-
-    return cached
-
-
 # -- the port ----------------------------------------------------------------------------------
 class LineageStore(Protocol):
     def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]: ...
@@ -212,12 +200,25 @@ class LineageService:
                 return [self.registry.upsert_address(project, a)[0]["id"] for a in versions.values()][-1]
 
             ids = dict(zip(by_name, pool.map(upsert, by_name.values()), strict=True))
+        # A pipeline named twice keeps its last body, as one request after another would leave it.
+        last = {body.pipeline_id: body for body in live}
+        datasets = {
+            pipeline_id: (
+                {ids[a.name]: a.name for a in body.source_addresses},
+                {ids[a.name]: a.name for a in body.target_addresses},
+            )
+            for pipeline_id, body in last.items()
+        }
+        edges = {p: cross_product(set(reads), set(writes)) for p, (reads, writes) in datasets.items()}
         with self.lineage_lease(project):
-            for body in live:
-                reads = {ids[a.name]: a.name for a in body.source_addresses}
-                writes = {ids[a.name]: a.name for a in body.target_addresses}
-                self._replace_edges(project, body.pipeline_id, cross_product(set(reads), set(writes)))
-                self.store.write_pipeline_datasets(project, body.pipeline_id, reads, writes)
+            self._replace_many(project, edges, workers)
+            with ThreadPoolExecutor(max_workers=min(workers, len(datasets))) as pool:
+                list(
+                    pool.map(
+                        lambda pair: self.store.write_pipeline_datasets(project, pair[0], *pair[1]),
+                        datasets.items(),
+                    )
+                )
 
     def replace_pipeline_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
         """A pipeline's direct edges set outright, and the closure they change."""
@@ -255,18 +256,57 @@ class LineageService:
                 ids[address.name] = self.registry.upsert_address(project, address)[0]["id"]
         return {address_id: name for name, address_id in ids.items()}
 
-    def _replace_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
-        """Direct edges first (the closure is computed from them), then the closure rows that change.
+    def replace_many_pipeline_edges(
+        self, project: str, edges: dict[int, set[Edge]], workers: int = 8
+    ) -> None:
+        """Several pipelines' direct edges set outright ({pipeline id: edges}), and one closure
+        computation for all of them."""
+        with self.lineage_lease(project):
+            self._replace_many(project, edges, workers)
 
-        All of a pipeline's old and new targets are recomputed, not only those of changed edges,
-        so repeating a request also repairs a closure left behind by an interrupted one.
+    def _replace_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
+        self._replace_many(project, {pipeline_id: edges}, workers=1)
+
+    def _replace_many(self, project: str, edges: dict[int, set[Edge]], workers: int) -> None:
+        """Direct edges first (the closure is computed from them), then the closure rows that change,
+        computed once for every pipeline given, the reads of each step side by side.
+
+        All of the pipelines' old and new targets are recomputed, not only those of changed edges,
+        so repeating a request also repairs a closure left behind by an interrupted one. One
+        computation is enough for many pipelines: every changed row still belongs to a target of
+        a changed edge or to one of its stored descendants (the module docstring's argument holds
+        for any set of changed edges), and the ancestry is computed from the final edges.
         """
-        old = self.store.edges_of_pipeline(project, pipeline_id)
-        self.store.write_pipeline_edges(project, pipeline_id, added=edges - old, removed=old - edges)
-        targets = {target for _, target in old | edges}
-        affected = affected_addresses(targets, lambda a: self.store.downstream(project, a))
-        sources_of = memoized(lambda a: self.store.sources_of(project, a))
-        rows = plan_closure(affected, sources_of, lambda a: self.store.upstream(project, a))
+        if not edges:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(edges)))) as pool:
+
+            def each(read: Callable, keys: Iterable) -> dict:
+                keys = list(keys)
+                return dict(
+                    zip(keys, pool.map(read, keys) if len(keys) > 1 else map(read, keys), strict=True)
+                )
+
+            old = each(lambda p: self.store.edges_of_pipeline(project, p), edges)
+
+            def write(pipeline_id: int) -> None:
+                new, before = edges[pipeline_id], old[pipeline_id]
+                self.store.write_pipeline_edges(
+                    project, pipeline_id, added=new - before, removed=before - new
+                )
+
+            each(write, edges)
+            targets = {target for p in edges for _, target in old[p] | edges[p]}
+            below = each(lambda a: self.store.downstream(project, a), targets)
+            affected = affected_addresses(targets, lambda a: below[a])
+            # Every address the breadth-first walks will reach, read one level at a time.
+            sources: dict[int, set[int]] = {}
+            frontier = set(affected)
+            while frontier:
+                sources.update(each(lambda a: self.store.sources_of(project, a), sorted(frontier)))
+                frontier = {s for a in frontier for s in sources[a]} - sources.keys()
+            stored = each(lambda a: self.store.upstream(project, a), sorted(affected))
+        rows = plan_closure(affected, sources.__getitem__, stored.__getitem__)
         self.store.apply_closure(project, rows)
 
     @contextmanager

@@ -32,6 +32,7 @@ BENCHMARKS = (
     ("tests.perf.bench_backfill", "backfill"),
     ("tests.perf.bench_live_events", "live_events"),
     ("tests.perf.bench_cycle_floor", "cycle_floor"),  # issue 10: the floor of a cycle (section 10d)
+    ("tests.perf.bench_item_writes", "item_writes"),  # issue 15: DynamoDB Local per item (section 14b)
 )
 # Benchmarks with a command line of their own (docs/engine.md gives their numbers): module, results
 # name, arguments, arguments with --quick. Their output is kept as results/<name>.json.

@@ -30,13 +30,7 @@ INDEX_SKS = ["1", "2", "3"]
 @pytest.fixture(scope="module")
 def dynamodb_local():
     local = DynamoDBLocal(None).start()
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=local.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = local.client()
     client.create_table(TableName=TABLE, **table_definition(load_template()))
     yield client
     local.stop()

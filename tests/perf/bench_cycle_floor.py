@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from tests.perf.common import Report, bench_main, fmt, markdown_table
+from tests.perf.common import Report, bench_main, fmt, markdown_table, scratch_dynamodb_local
 from tests.perf.stack_process import cpu_seconds
 
 TABLE = "floor-table"
@@ -119,42 +117,21 @@ def dynamodb_calls(client: Any) -> dict[str, Callable[[int], Any]]:
 
 
 def measure_dynamodb(samples: int) -> dict[str, dict[str, float]]:
-    import boto3
-    from botocore.config import Config
-
-    from sluice.local.dynamodb_local import DynamoDBLocal
-    from sluice.local.template import load_template, table_definition
-
     found: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="sluice-floor-") as folder:
-        local = DynamoDBLocal(Path(folder) / "db").start()
-        try:
-            client = boto3.client(
-                "dynamodb",
-                endpoint_url=local.endpoint,
-                region_name="us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-                config=Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=50),
-            )
-            client.create_table(TableName=TABLE, **table_definition(load_template()))
-            for n in range(1, 101):
-                client.put_item(TableName=TABLE, Item=_run_item(n))
-            assert local.process is not None
-            java = local.process.pid
-            for name, call in dynamodb_calls(client).items():
-                for i in range(max(samples // 2, 100)):  # DynamoDB Local's JIT
-                    call(i)
-                thread_cpu, java_cpu, wall = time.thread_time(), cpu_seconds(java), time.perf_counter()
-                for i in range(samples):
-                    call(i)
-                found[name] = {
-                    "client_cpu_ms": (time.thread_time() - thread_cpu) * 1000 / samples,
-                    "dynamodb_local_cpu_ms": (cpu_seconds(java) - java_cpu) * 1000 / samples,
-                    "wall_ms": (time.perf_counter() - wall) * 1000 / samples,
-                }
-        finally:
-            local.stop()
+    with scratch_dynamodb_local(TABLE, "sluice-floor-") as (client, java):
+        for n in range(1, 101):
+            client.put_item(TableName=TABLE, Item=_run_item(n))
+        for name, call in dynamodb_calls(client).items():
+            for i in range(max(samples // 2, 100)):  # DynamoDB Local's JIT
+                call(i)
+            thread_cpu, java_cpu, wall = time.thread_time(), cpu_seconds(java), time.perf_counter()
+            for i in range(samples):
+                call(i)
+            found[name] = {
+                "client_cpu_ms": (time.thread_time() - thread_cpu) * 1000 / samples,
+                "dynamodb_local_cpu_ms": (cpu_seconds(java) - java_cpu) * 1000 / samples,
+                "wall_ms": (time.perf_counter() - wall) * 1000 / samples,
+            }
     return found
 
 

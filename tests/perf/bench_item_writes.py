@@ -11,13 +11,11 @@ the first round (JIT cold) apart from the warm ones.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from tests.perf.common import Report, bench_main, fmt, markdown_table
+from tests.perf.common import Report, bench_main, fmt, markdown_table, scratch_dynamodb_local
 from tests.perf.stack_process import cpu_seconds
 
 TABLE = "item-writes-table"
@@ -61,55 +59,35 @@ SHAPES = {
 
 def measure(shape: str, items: int, rounds: int) -> list[tuple[float, float]]:
     """(wall s, DynamoDB Local CPU s) per round of `items` items, on a fresh DynamoDB Local."""
-    import boto3
-    from botocore.config import Config
-
-    from sluice.local.dynamodb_local import WORKING_ROOT, DynamoDBLocal
-    from sluice.local.template import load_template, table_definition
-
     make = SHAPES[shape]
-    shm = WORKING_ROOT.parent if WORKING_ROOT.parent.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix="sluice-item-writes-", dir=shm) as folder:
-        local = DynamoDBLocal(Path(folder) / "db").start()
-        try:
-            client = boto3.client(
-                "dynamodb",
-                endpoint_url=local.endpoint,
-                region_name="us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-                config=Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=50),
-            )
-            client.create_table(TableName=TABLE, **table_definition(load_template()))
-            assert local.process is not None
-            java = local.process.pid
-            found = []
-            written = 0
-            with ThreadPoolExecutor(WRITERS) as pool:
-                for _ in range(rounds):
 
-                    def transaction(first: int) -> None:
-                        client.transact_write_items(
-                            TransactItems=[
-                                {
-                                    "Put": {
-                                        "TableName": TABLE,
-                                        "Item": make(first + j),
-                                        "ConditionExpression": "attribute_not_exists(PK)",
-                                    }
-                                }
-                                for j in range(PER_TRANSACTION)
-                            ]
-                        )
+    def transaction(client: Any, first: int) -> None:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": TABLE,
+                        "Item": make(first + j),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+                for j in range(PER_TRANSACTION)
+            ]
+        )
 
-                    firsts = range(written, written + items, PER_TRANSACTION)
-                    cpu, wall = cpu_seconds(java), time.perf_counter()
-                    list(pool.map(transaction, firsts))
-                    found.append((time.perf_counter() - wall, cpu_seconds(java) - cpu))
-                    written += items
-            return found
-        finally:
-            local.stop()
+    found = []
+    written = 0
+    with (
+        scratch_dynamodb_local(TABLE, "sluice-item-writes-", on_shm=True) as (client, java),
+        ThreadPoolExecutor(WRITERS) as pool,
+    ):
+        for _ in range(rounds):
+            firsts = range(written, written + items, PER_TRANSACTION)
+            cpu, wall = cpu_seconds(java), time.perf_counter()
+            list(pool.map(lambda first: transaction(client, first), firsts))
+            found.append((time.perf_counter() - wall, cpu_seconds(java) - cpu))
+            written += items
+    return found
 
 
 def run(quick: bool) -> Report:

@@ -185,6 +185,29 @@ def moto_table(name: str = "sluice-perf-table") -> Iterator[Any]:
                 os.environ["TABLE_NAME"] = previous
 
 
+# -- DynamoDB Local, a scratch one -------------------------------------------------------------------
+@contextmanager
+def scratch_dynamodb_local(table: str, prefix: str, on_shm: bool = False) -> Iterator[tuple[Any, int]]:
+    """A DynamoDB Local of its own with the Sluice table `table` created from template.yaml:
+    yields (boto3 client, the Java process's PID, for its CPU time), stops it at the end. With
+    `on_shm` its database is on the tmpfs that the local stack's working copy uses."""
+    import tempfile
+
+    from sluice.local.dynamodb_local import WORKING_ROOT, DynamoDBLocal
+    from sluice.local.template import load_template, table_definition
+
+    shm = WORKING_ROOT.parent if on_shm and WORKING_ROOT.parent.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=shm) as folder:
+        local = DynamoDBLocal(Path(folder) / "db").start()
+        try:
+            client = local.client(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=50)
+            client.create_table(TableName=table, **table_definition(load_template()))
+            assert local.pid is not None
+            yield client, local.pid
+        finally:
+            local.stop()
+
+
 def load_function(logical_id: str) -> Callable[[dict, Any], dict]:
     """The handler template.yaml names for a function, imported the way the local stack imports it."""
     from sluice.local.functions import FunctionRegistry

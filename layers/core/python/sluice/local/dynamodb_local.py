@@ -352,6 +352,21 @@ class DynamoDBLocal:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def client(self, **config: Any) -> Any:
+        """A boto3 DynamoDB client of this process, with the dummy credentials DynamoDB Local
+        accepts; `config` goes to botocore's Config (retries, pools, timeouts)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(**config),
+        )
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (DynamoDB Local closes its database), then SIGKILL after `timeout`; then the
         working copy goes back to the data dir."""

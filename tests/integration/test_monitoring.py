@@ -419,6 +419,38 @@ def test_a_late_running_execution_raises_one_timeliness_alert_however_often_chec
     assert [r["pipeline_execution_id"] for r in CheckRepository(table).timeliness_records("acme")] == [late]
 
 
+def test_timeliness_reads_the_lookback_lazily_across_month_shards_and_judges_finished_runs(table, runs_api):
+    """The check streams the runs of its lookback (a page at a time, a few attributes each): a run
+    that started in the previous month's shard and succeeded past its deadline is still found, with
+    what the check judges; one that failed, or succeeded in time, is not late."""
+    put_pipeline_type(table)
+    put_pipeline(table, timeliness_number=10, timeliness_datepart="minute")
+    month_start = NOW.start_of("month")
+    check_at = month_start.add(minutes=20)
+    late = start(runs_api, start_date=timeutil.iso(month_start.subtract(minutes=15)))  # last month's shard
+    ended = {"end_date": timeutil.iso(month_start.add(minutes=5)), "completed_successfully": True}
+    assert invoke(runs_api, "POST", "/end_pipeline_execution", {"id": late, **ended}, EDITOR)[0] == 204
+    failed = start(runs_api, start_date=timeutil.iso(month_start.subtract(minutes=14)))
+    body = {"id": failed, **ended, "completed_successfully": False}
+    assert invoke(runs_api, "POST", "/end_pipeline_execution", body, EDITOR)[0] == 204
+    run_once(runs_api, month_start.add(minutes=1))  # 5 minutes: in time
+
+    streamed = RunRepository(table).started_between("acme", check_at.subtract(minutes=60), check_at)
+    assert not isinstance(streamed, list)
+    runs = list(streamed)
+    assert [(r.id, r.status, r.completed_successfully) for r in runs][:2] == [
+        (late, "success", True),
+        (failed, "failed", False),
+    ]
+    assert runs[0].end_date == month_start.add(minutes=5) and runs[0].execution_metadata is None
+
+    desk = Alerting(AlertRepository(table), RecordingPublisher())
+    found = check_timeliness(
+        "acme", 60, check_at, RunRepository(table), WatchedPipelines(table), CheckRepository(table), desk
+    )
+    assert [(r.execution_id, r.execution_status) for r in found] == [(late, "completed")]
+
+
 def test_freshness_raises_one_alert_per_last_write_and_skips_muted_pipelines(
     table, monitor_api, jobs, queues
 ):

@@ -4,6 +4,7 @@ cleanup is log_cleanup.py's)."""
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
@@ -146,7 +147,7 @@ class PipelineCatalog(Protocol):
 
 
 class StartedRuns(Protocol):
-    def started_between(self, project: str, since: _dt.datetime, until: _dt.datetime) -> list[Run]: ...
+    def started_between(self, project: str, since: _dt.datetime, until: _dt.datetime) -> Iterable[Run]: ...
 
 
 class CheckStore(Protocol):

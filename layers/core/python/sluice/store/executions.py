@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -62,6 +62,8 @@ class ProjectRegistry:
 
 # What anomaly detection reads of every run of a baseline, besides the metrics it judges.
 BASELINE_ATTRIBUTES = ("id", "GSI1SK", "anomaly_flags")
+# What the timeliness check reads of every run that started inside its lookback.
+TIMELINESS_ATTRIBUTES = ("id", "pipeline_id", "status", "start_date", "end_date", "completed_successfully")
 
 
 class RunRepository:
@@ -234,16 +236,18 @@ class RunRepository:
             for i in items
         ]
 
-    def started_between(self, project: str, since: _dt.datetime, until: _dt.datetime) -> list[Run]:
-        """Runs whose start lies in [since, until], month shard by month shard (GSI2)."""
+    def started_between(self, project: str, since: _dt.datetime, until: _dt.datetime) -> Iterator[Run]:
+        """Runs whose start lies in [since, until], month shard by month shard (GSI2), a page at a
+        time, with only what the timeliness check judges (id, pipeline, status, start, end,
+        success): an hour of a busy project is ten thousand runs, which the check must not hold
+        all at once nor parse whole."""
         low, high = timeutil.sortable(since), timeutil.sortable(until) + "~"
-        found = []
         for month in _months(since, until):
             partition = keys.run_start_month(project, month)
-            found += [
-                run_from_stored(i) for i in self.table.query_all(partition, index="GSI2", between=(low, high))
-            ]
-        return found
+            for item in self.table.query_all(
+                partition, index="GSI2", between=(low, high), attributes=TIMELINESS_ATTRIBUTES
+            ):
+                yield run_from_stored(item)
 
     # -- retention -------------------------------------------------------------------------------------
     def run_months(self, project: str, until_month: str) -> list[str]:

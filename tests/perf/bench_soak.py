@@ -150,6 +150,41 @@ def engine_folders(pid: int) -> tuple[int, int]:
     return len(roots), nodes
 
 
+def memory_map(pid: int) -> dict[str, Any]:
+    """Where the process's resident memory is, from /proc/PID/smaps: megabytes by kind of mapping
+    (the main C heap, anonymous mappings (other arenas, large blocks, thread stacks), and each
+    file-backed library by name, the largest only), and the threads alive. A step in RSS then shows
+    whether it is heap, a new arena or a library's own memory."""
+    by_kind: dict[str, int] = {}
+    anonymous_mappings = 0
+    kind = "anon"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            name = fields[5] if len(fields) > 5 else ""
+            if not name:
+                kind, anonymous_mappings = "anon", anonymous_mappings + 1
+            elif name.startswith("["):
+                kind = name
+            else:
+                kind = Path(name).name
+        elif fields[0] == "Rss:":
+            by_kind[kind] = by_kind.get(kind, 0) + int(fields[1])
+    largest = sorted(by_kind.items(), key=lambda item: -item[1])[:6]
+    threads = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("Threads:")
+    )
+    return {
+        "rss_by_mapping_mb": {name: round(kb / 1024, 1) for name, kb in largest},
+        "anonymous_mappings": anonymous_mappings,
+        "threads": threads,
+    }
+
+
 def sample(stack: Any, java_pid: int, began: float, progress: Progress) -> dict[str, Any]:
     stack_stats = stats(stack, reset=True)
     background = stack_stats["background"]
@@ -166,6 +201,8 @@ def sample(stack: Any, java_pid: int, began: float, progress: Progress) -> dict[
         "engine_roots": roots,
         "node_folders": nodes,
         "load_average": load_average(),
+        "heap": stack_stats.get("heap", {}),
+        **memory_map(stack.process.pid),
     }
 
 
@@ -247,6 +284,12 @@ def measure(cycles: int, runs: int, every: float) -> dict[str, Any]:
     }
 
 
+def heap_cell(heap: dict[str, Any]) -> str:
+    if heap.get("c_in_use") is None:
+        return "-"
+    return f"{heap['c_in_use'] / 2**20:.1f} / {heap['c_free'] / 2**20:.1f}, {heap['python_blocks']:,}"
+
+
 def report(results: dict[str, Any]) -> str:
     rows = [
         [
@@ -260,6 +303,9 @@ def report(results: dict[str, Any]) -> str:
             f"{s['detection_lag_ms'].get('p50', '-')} / {s['detection_lag_ms'].get('p99', '-')}",
             f"{s['engine_roots']} / {s['node_folders']}",
             " ".join(str(x) for x in s["load_average"]),
+            heap_cell(s.get("heap", {})),
+            fmt(s.get("threads")),
+            ", ".join(f"{name} {mb}" for name, mb in list(s.get("rss_by_mapping_mb", {}).items())[:3]),
         ]
         for s in results["samples"]
     ]
@@ -275,6 +321,9 @@ def report(results: dict[str, Any]) -> str:
             "detection lag p50 / p99 ms",
             "engine roots / node folders",
             "load average",
+            "C heap in use / free MB, pymalloc blocks",
+            "threads",
+            "RSS by mapping MB (largest 3)",
         ],
         rows,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pendulum
 import pytest
 
@@ -63,7 +64,7 @@ def three_nodes(dataset: str, sql: str = "SELECT id, name, amount * 2 AS doubled
     return nodes, edges
 
 
-def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(editor):
+def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(stack, editor):
     # Given inline source -> SQL transform -> dataset target
     nodes, edges = three_nodes("big_spenders")
     pipeline = create_pipeline(editor, "writer", nodes, edges)
@@ -154,6 +155,14 @@ def test_three_node_pipeline_writes_a_dataset_a_second_pipeline_reads(editor):
     # Listing: newest first
     listed = editor.get(f"/api/pipelines/{pipeline['id']}/runs").json()
     assert [r["id"] for r in listed] == [body["id"]]
+
+    # The runs' objects (node outputs, previews, profiles, logs, the dataset), read back above, are
+    # in files rather than in the stack's memory (moto_adapter.SpilledKeyStore)
+    def spilled():
+        objects = httpx.get(f"{stack.base_url}/_local/stats", timeout=30).json()["s3_objects"]
+        return objects if objects["on_disk"] >= 13 and objects["in_memory"] == 0 else None
+
+    eventually(spilled)
 
 
 def table_name(stack) -> str:

@@ -2,7 +2,8 @@
 
 Stacks side by side, on the same machine at the same time: one with `SLUICE_DEV_HEAP_TRIM=0` (no
 `malloc_trim` in the maintenance pass), one as shipped, and one as shipped with glibc limited to two
-arenas (`MALLOC_ARENA_MAX=2`); each runs the soak's 3-node pipeline one run after another
+arenas (`MALLOC_ARENA_MAX=2`); or (`--variants "objects in moto,objects in files"`) one with the
+template buckets' objects in moto's memory (`SLUICE_DEV_S3_SPILL=0`) and one as shipped; each runs the soak's 3-node pipeline one run after another
 (`--warmup` runs first, then `--runs`), and every `--every` runs records the stack's RSS, its
 anonymous and private dirty memory (/proc/<pid>/smaps_rollup), its thread count and open file
 descriptors, and its own view of its heap (`/_local/stats`: the C heap's bytes in use and free, the
@@ -36,6 +37,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     # glibc gives threads arenas of their own (up to 8 per core); moto's Step Functions interpreter
     # runs each state on a new thread, so a run's allocations spread over many arenas
     "malloc_trim + MALLOC_ARENA_MAX=2": {"SLUICE_DEV_HEAP_TRIM": "1", "MALLOC_ARENA_MAX": "2"},
+    # the template buckets' objects in moto's memory (moto's own key store) or in files (as shipped)
+    "objects in moto": {"SLUICE_DEV_S3_SPILL": "0"},
+    "objects in files": {"SLUICE_DEV_S3_SPILL": "1"},
 }
 
 

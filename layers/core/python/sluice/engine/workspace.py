@@ -139,11 +139,12 @@ def close_idle_databases() -> int:
 atexit.register(close_idle_databases)
 
 
-def remove_abandoned_folders() -> int:
-    """Remove the engine folders of processes that no longer run (killed before their exit hook)."""
+def remove_abandoned_folders(prefix: str = ROOT_PREFIX) -> int:
+    """Remove the temporary folders named `<prefix><pid>-...` of processes that no longer run
+    (killed before their exit hook): the engine's, by default."""
     removed = 0
-    for folder in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
-        match = re.fullmatch(rf"{ROOT_PREFIX}(\d+)-.*", folder.name)
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        match = re.fullmatch(rf"{re.escape(prefix)}(\d+)-.*", folder.name)
         if not match or not folder.is_dir():
             continue
         try:

@@ -22,7 +22,11 @@ patches:
 - moto's Flask apps run with debug off (in debug, Flask makes a class per request body);
 - S3's `put_object` and `delete_object` (which copy, multipart completion and multi-delete go
   through): note the (bucket, key) written, so that the local stack can write it through to disk
-  once the request is answered and before the caller sees the answer (`S3WriteObserver`).
+  once the request is answered and before the caller sees the answer (`S3WriteObserver`);
+- the key store of the template's buckets (`FakeBucket.keys`): `SpilledKeyStore` keeps each
+  object's versions in a file once the request that wrote it is answered, and only the key's name
+  in memory (`spill_bucket`); `list_objects` tells the store the listing's prefix, so that a
+  listing reads only the objects under it.
 
 Everything else the local stack does goes through moto's public API with boto3: over HTTP from
 outside (the AWS CLI, SDKs, tests) on the published endpoint, and, for the clients of this
@@ -34,12 +38,17 @@ connection, ~3 ms of a ~7 ms call). DynamoDB is not moto's: the stack's DynamoDB
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
+import pickle
+import shutil
 import sys
 import threading
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -53,6 +62,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import EventTemplateParser, Rule
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.s3.models import S3Backend, s3_backends
+from moto.s3.utils import _VersionedKeyStore
 from moto.utilities.arns import parse_arn
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -71,6 +81,7 @@ DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_ite
 _original_dynamodb = {name: getattr(DynamoDBBackend, name) for name in DYNAMODB_WRITES}
 S3_WRITES = ("put_object", "delete_object")
 _original_s3 = {name: getattr(S3Backend, name) for name in S3_WRITES}
+_original_list_objects = S3Backend.list_objects
 _invoker: LambdaInvoker | None = None
 _dispatcher: TargetDispatcher | None = None
 # [(bucket, key)] -> None, called in the request's thread after moto answered a request that wrote
@@ -79,6 +90,10 @@ _s3_observer: S3WriteObserver | None = None
 _s3_watched: Callable[[str], bool] = lambda bucket: False  # noqa: E731
 _s3_pending = threading.local()
 ACCOUNT_ID = "123456789012"
+# bucket name -> the store that keeps its objects on disk (`spill_bucket`)
+_spilled: dict[str, SpilledKeyStore] = {}
+_listing = threading.local()  # .prefix: the prefix of the listing this thread is in, if any
+SPILL_PREFIX = "sluice-s3-"  # spill folders are named sluice-s3-<pid>-...
 
 
 def check_version() -> None:
@@ -135,21 +150,37 @@ def start_server(host: str = "127.0.0.1") -> tuple[MotoServer, int]:
 
 
 def flush_s3_writes() -> None:
+    """The request is answered: write its S3 writes through (the observer), then let the stores
+    of spilled buckets move the keys written to disk."""
     pending: list[tuple[str, str]] | None = getattr(_s3_pending, "writes", None)
     if not pending:
         return
     _s3_pending.writes = []
-    observer = _s3_observer
-    if observer is not None:
-        observer(pending)
+    try:
+        observer = _s3_observer
+        if observer is not None:
+            observer(pending)
+    finally:
+        for bucket, key in pending:
+            store = _spilled.get(bucket)
+            if store is not None:
+                store.end_write(key)
 
 
 def _recording_s3(name: str) -> Callable[..., Any]:
     original = _original_s3[name]
 
     def write(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
-        result = original(self, bucket_name, key_name, *args, **kwargs)
-        if _s3_observer is not None and _s3_watched(bucket_name):
+        store = _spilled.get(bucket_name)
+        if store is not None:
+            store.begin_write(key_name)
+        try:
+            result = original(self, bucket_name, key_name, *args, **kwargs)
+        except BaseException:
+            if store is not None:
+                store.end_write(key_name)
+            raise
+        if store is not None or (_s3_observer is not None and _s3_watched(bucket_name)):
             if not hasattr(_s3_pending, "writes"):
                 _s3_pending.writes = []
             _s3_pending.writes.append((bucket_name, key_name))
@@ -171,6 +202,186 @@ def s3_object(bucket: str, key: str) -> tuple[bytes, str | None, dict[str, str]]
         k.lower()[len("x-amz-meta-") :]: v for k, v in metadata.items() if k.lower().startswith("x-amz-meta-")
     }
     return fake_key.value, content_type, user
+
+
+class _OnDisk:
+    """The value a `SpilledKeyStore` keeps for a key whose versions are in its file."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<on disk>"
+
+
+ON_DISK = _OnDisk()
+
+
+class SpilledKeyStore(_VersionedKeyStore):
+    """A bucket's objects in files, one per key, instead of in the interpreter's heap.
+
+    moto holds each object as a `FakeKey`: ~4.7 KB in ~100 live Python blocks for an object of a
+    few hundred bytes (its metadata dict, ACL, a `SpooledTemporaryFile` with its buffer, a lock),
+    and a run of the soak's pipeline writes 13 of them (docs/performance.md, 10e and 10h). Here a
+    key's versions are pickled to a file (FakeKey pickles itself, body included: moto's own deep
+    copies rely on it) once every request writing the key has been answered (moto sets an object's
+    metadata, ACL and checksum algorithm on the FakeKey after `put_object` returns, so not
+    sooner); the dict then holds `ON_DISK` for it. Reading a key unpickles a FakeKey of its own for
+    the reader; listing one with a prefix reads only the keys under it (`list_objects` sets
+    `_listing.prefix`). Reads take no lock; writes, spills and deletes of this store take one, so a
+    spill never replaces a version put meanwhile."""
+
+    def __init__(self, directory: Path, tags: dict[str, dict[str, Any]] | None = None, bucket_name: str = ""):
+        super().__init__()
+        self.directory = directory
+        # moto's tags of S3 objects, by object ARN: it adds an entry for every object put, tagged or
+        # not, and keeps it after the object is deleted; here empty entries go once the object is
+        # in its file, and an object's entry goes with the object, as S3 deletes an object's tags
+        self._tags = tags if tags is not None else {}
+        self._untagged_arn = f"arn:aws:s3:::{bucket_name}/{{}}/null"  # an unversioned object's
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._writing: dict[str, int] = {}  # key -> requests that wrote it and are not answered yet
+
+    def _path(self, key: str) -> Path:
+        return self.directory / hashlib.sha256(key.encode()).hexdigest()
+
+    def __sgetitem__(self, key: str) -> list[Any]:
+        value = dict.__getitem__(self, key)
+        if value is not ON_DISK:
+            return value  # type: ignore[no-any-return]
+        try:
+            with open(self._path(key), "rb") as handle:
+                return pickle.load(handle)  # type: ignore[no-any-return]
+        except FileNotFoundError:  # deleted meanwhile, or put back in memory by a new version
+            value = dict.get(self, key)
+            if value is None or value is ON_DISK:
+                raise KeyError(key) from None
+            return value  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            super().__setitem__(key, value)
+
+    def setlist(self, key: Any, list_: Any) -> None:
+        if isinstance(list_, tuple):
+            list_ = list(list_)
+        elif not isinstance(list_, list):
+            list_ = [list_]
+        with self._lock:
+            previous = dict.get(self, key)
+            if previous is not None and previous is not ON_DISK:  # versions in a file are replaced
+                for version in previous:  # as moto's store does: versions not kept are disposed of
+                    if version not in list_ and hasattr(version, "dispose"):
+                        version.dispose()
+            dict.__setitem__(self, key, list_)
+
+    def pop(self, key: str) -> None:  # type: ignore[override]
+        with self._lock:
+            value = dict.pop(self, key)
+            if value is ON_DISK:
+                self._path(key).unlink(missing_ok=True)
+                self._tags.pop(self._untagged_arn.format(key), None)
+            else:
+                for version in value:
+                    self._tags.pop(getattr(version, "arn", ""), None)
+                    version.dispose()
+
+    def __delitem__(self, key: str) -> None:
+        self.pop(key)
+
+    def _self_iterable(self) -> dict[str, Any]:
+        prefix = getattr(_listing, "prefix", None)
+        keys = dict(self)
+        if prefix:  # the listing skips the other keys anyway: do not read them
+            return {key: value for key, value in keys.items() if key.startswith(prefix)}
+        return keys
+
+    def begin_write(self, key: str) -> None:
+        with self._lock:
+            self._writing[key] = self._writing.get(key, 0) + 1
+
+    def end_write(self, key: str) -> None:
+        """A request that wrote `key` is answered: once none is left, move the key to its file."""
+        with self._lock:
+            left = self._writing.pop(key, 1) - 1
+            if left > 0:
+                self._writing[key] = left
+                return
+            self._spill(key)
+
+    def spill_all(self) -> int:
+        """Move every key held in memory and not being written to its file (after a restore)."""
+        spilled = 0
+        with self._lock:
+            for key in list(dict.keys(self)):
+                if key not in self._writing and self._spill(key):
+                    spilled += 1
+        return spilled
+
+    def _spill(self, key: str) -> bool:
+        value = dict.get(self, key)
+        if value is None or value is ON_DISK or not value:
+            return False
+        path = self._path(key)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(temporary, path)
+        # The FakeKeys in memory become garbage once their readers are done with them; they are not
+        # disposed of here, since a reader may still be streaming one's body.
+        dict.__setitem__(self, key, ON_DISK)
+        for version in value:
+            arn = getattr(version, "arn", None)
+            if arn is not None and self._tags.get(arn) == {}:
+                del self._tags[arn]
+        return True
+
+    def in_memory(self) -> int:
+        """How many keys are held in memory (being written, or in a bucket that is not spilled)."""
+        return sum(1 for value in dict.values(self) if value is not ON_DISK)
+
+
+def spill_bucket(name: str, directory: Path) -> SpilledKeyStore:
+    """Keep the objects of moto's bucket `name` on disk under `directory` from now on."""
+    backend = s3_backends[ACCOUNT_ID]["aws"]
+    bucket = backend.get_bucket(name)
+    store = SpilledKeyStore(directory, backend.tagger.tags, name)
+    with _lock:
+        for key, versions in dict.items(bucket.keys):
+            dict.__setitem__(store, key, versions)
+        bucket.keys = store
+        _spilled[name] = store
+    store.spill_all()
+    return store
+
+
+def spilled_objects() -> dict[str, int]:
+    """Keys of the spilled buckets, on disk and (being written) in memory."""
+    with _lock:
+        stores = list(_spilled.values())
+    in_memory = sum(store.in_memory() for store in stores)
+    return {"on_disk": sum(len(store) for store in stores) - in_memory, "in_memory": in_memory}
+
+
+def unspill_buckets() -> None:
+    """Forget the spilled buckets (a stopping stack): their objects and folders are dropped; what the
+    user keeps is in the stack's own journal (sluice.local.snapshot)."""
+    with _lock:
+        stores = dict(_spilled)
+        _spilled.clear()
+    for name, store in stores.items():
+        bucket = s3_backends[ACCOUNT_ID]["aws"].buckets.get(name)
+        if bucket is not None and bucket.keys is store:
+            bucket.keys = _VersionedKeyStore()
+        shutil.rmtree(store.directory, ignore_errors=True)
+
+
+def _list_objects(self: S3Backend, bucket: Any, prefix: str | None, *args: Any, **kwargs: Any) -> Any:
+    saved = getattr(_listing, "prefix", None)
+    _listing.prefix = prefix
+    try:
+        return _original_list_objects(self, bucket, prefix, *args, **kwargs)
+    finally:
+        _listing.prefix = saved
 
 
 def observe_s3_writes(observer: S3WriteObserver | None, watched: Callable[[str], bool] | None = None) -> None:
@@ -446,6 +657,7 @@ def install(invoker: LambdaInvoker, dispatcher: TargetDispatcher) -> None:
             setattr(DynamoDBBackend, name, _serialised(name))
         for name in S3_WRITES:
             setattr(S3Backend, name, _recording_s3(name))
+        S3Backend.list_objects = _list_objects
 
 
 def uninstall() -> None:
@@ -458,3 +670,4 @@ def uninstall() -> None:
             setattr(DynamoDBBackend, name, original)
         for name, original in _original_s3.items():
             setattr(S3Backend, name, original)
+        S3Backend.list_objects = _original_list_objects

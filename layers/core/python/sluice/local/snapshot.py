@@ -1,8 +1,9 @@
 """What the local stack keeps on disk under `<data-dir>/state/` besides DynamoDB Local's own file.
 
-DynamoDB persists itself (DynamoDB Local with `-dbPath`). moto keeps S3, Secrets Manager and
-EventBridge Scheduler in memory, so this module writes them through to disk as they change,
-before the call that changed them returns: a `kill -9` loses no acknowledged write.
+DynamoDB persists itself (DynamoDB Local with `-dbPath`). moto keeps S3 (in its memory, or for the
+template's buckets in a per-process cache folder, `moto_adapter.SpilledKeyStore`, gone at stop),
+Secrets Manager and EventBridge Scheduler, so this module writes them through to disk as they
+change, before the call that changed them returns: a `kill -9` loses no acknowledged write.
 
 - S3, per bucket of the template under `s3/<LogicalId>/` (physical names change at every start,
   CloudFormation makes them): each object in `objects/<sha256 of its key>`, and a journal

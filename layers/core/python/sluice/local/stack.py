@@ -23,6 +23,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -81,6 +83,9 @@ class StackOptions:
     ttl_sweep_interval: float = 60.0  # DynamoDB Local keeps expired items; the stack deletes them
     # glibc's malloc_trim after each maintenance pass (every 30 s); SLUICE_DEV_HEAP_TRIM=0 turns it off
     trim_native_heap: bool = field(default_factory=lambda: os.environ.get("SLUICE_DEV_HEAP_TRIM", "1") != "0")
+    # the template buckets' objects in files rather than in moto's memory; SLUICE_DEV_S3_SPILL=0 keeps
+    # them in memory (moto's own store)
+    spill_s3: bool = field(default_factory=lambda: os.environ.get("SLUICE_DEV_S3_SPILL", "1") != "0")
 
 
 class LocalStack:
@@ -112,6 +117,7 @@ class LocalStack:
         self.snapshot: Snapshot | None = None
         self._uvicorn: Any = None
         self._saved_environ: dict[str, str] | None = None
+        self._spill_root: Path | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> LocalStack:
@@ -129,6 +135,7 @@ class LocalStack:
         from sluice.engine.workspace import remove_abandoned_folders
 
         remove_abandoned_folders()  # left by a stack killed with node runs open
+        remove_abandoned_folders(moto_adapter.SPILL_PREFIX)  # and by one killed with objects spilled
         state = self.options.data_dir / "state"
         self.dynamodb_local = DynamoDBLocal(
             None if self.options.ephemeral else state / "dynamodb-local", host=self.options.host
@@ -149,6 +156,8 @@ class LocalStack:
         moto_adapter.enable_state_machine_execution(self.endpoint)
         moto_adapter.install(self._invoke_for_moto, self.dispatch)
         self._create_stack()
+        if self.options.spill_s3:
+            self._spill_buckets()
         self._create_tables()
         self._create_state_machines()
         self._apply_function_environment()
@@ -195,6 +204,10 @@ class LocalStack:
             log.exception("saving the local state at stop failed")
         finally:
             moto_adapter.observe_s3_writes(None)
+            moto_adapter.unspill_buckets()
+            if self._spill_root is not None:
+                shutil.rmtree(self._spill_root, ignore_errors=True)
+                self._spill_root = None
             for hook in self._hooks:
                 aws.remove_client_hook(hook)
             self._hooks.clear()
@@ -208,6 +221,14 @@ class LocalStack:
                 os.environ.clear()
                 os.environ.update(self._saved_environ)
             aws.reset_clients()
+
+    def _spill_buckets(self) -> None:
+        """The template buckets' objects live in files under one temporary folder of this process
+        (moto_adapter.SpilledKeyStore); the folder goes at stop, or at the next start after a kill.
+        What the user keeps survives in the snapshot's journal, not here."""
+        self._spill_root = Path(tempfile.mkdtemp(prefix=f"{moto_adapter.SPILL_PREFIX}{os.getpid()}-"))
+        for logical, physical in self._physical_of("AWS::S3::Bucket").items():
+            moto_adapter.spill_bucket(physical, self._spill_root / logical)
 
     def _add_hook(self, hook: Callable[[str, Any], None]) -> None:
         aws.add_client_hook(hook)
@@ -260,6 +281,7 @@ class LocalStack:
             "moto_instances_forgotten": self.moto_instances_forgotten,
             "heap_trims": self.heap.summary(),
             "heap": native_heap.usage(),
+            "s3_objects": moto_adapter.spilled_objects(),
         }
 
     def serve(self) -> None:

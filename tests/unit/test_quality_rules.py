@@ -275,6 +275,23 @@ def test_local_api_health_keeps_the_last_hour_per_area():
     assert recorder.health("globex", ["runs"])[0]["requests"] == 1
 
 
+def test_local_api_health_drops_requests_older_than_the_hour_as_new_ones_arrive():
+    from sluice.domain.api_health import EVICT_SLACK_SECONDS, LocalRecorder
+
+    now = [0.0]
+    recorder = LocalRecorder(keep=50, clock=lambda: now[0])
+    for _ in range(7200):  # two hours at one request a second, no report asked for meanwhile
+        recorder.record("monitor", 200, 3.0, "acme")
+        now[0] += 1
+    assert recorder.held() == 50  # at most `keep` per area and project
+    roomy = LocalRecorder(clock=lambda: now[0])
+    for _ in range(7200):
+        roomy.record("monitor", 200, 3.0, "acme")
+        now[0] += 1
+    assert 3600 <= roomy.held() <= 3600 + EVICT_SLACK_SECONDS + 1  # an hour, not two
+    assert roomy.health("acme", ["monitor"])[0]["requests"] == 3600
+
+
 # -- explainable z-score anomalies (opt-in robust baseline and floor) ------------------------------
 def test_watchers_default_rule_is_unchanged_and_robust_baseline_resists_an_outlier():
     from sluice.domain.anomalies import judge as z_judge

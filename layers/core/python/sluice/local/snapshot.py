@@ -60,17 +60,16 @@ class _BucketJournal:
 
     def __init__(self, root: Path):
         self.root = root
-        self.objects: dict[str, dict[str, Any]] = {}  # key -> {"content_type", "metadata"}
+        # key -> (content type, user metadata or None): a tuple, not a dict, per object (every run
+        # keeps a dozen objects, and this index lives as long as the stack)
+        self.objects: dict[str, tuple[str | None, dict[str, str] | None]] = {}
         self.journal_lines = 0
 
     def load(self) -> None:
         manifest, journal = self.root / MANIFEST, self.root / JOURNAL
         if manifest.exists():
             for key, meta in json.loads(manifest.read_text()).items():
-                self.objects[key] = {
-                    "content_type": meta.get("content_type"),
-                    "metadata": meta.get("metadata") or {},
-                }
+                self.objects[key] = (meta.get("content_type"), meta.get("metadata") or None)
         if journal.exists():
             for line in journal.read_text().splitlines():
                 try:
@@ -83,10 +82,7 @@ class _BucketJournal:
 
     def _apply(self, entry: dict[str, Any]) -> None:
         if entry["op"] == "put":
-            self.objects[entry["key"]] = {
-                "content_type": entry.get("content_type"),
-                "metadata": entry.get("metadata") or {},
-            }
+            self.objects[entry["key"]] = (entry.get("content_type"), entry.get("metadata") or None)
         else:
             self.objects.pop(entry["key"], None)
 
@@ -113,7 +109,11 @@ class _BucketJournal:
         if not self.journal_lines and (self.root / MANIFEST).exists():
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / MANIFEST, json.dumps(self.objects).encode())
+        manifest = {
+            key: {"content_type": content_type, "metadata": metadata or {}}
+            for key, (content_type, metadata) in self.objects.items()
+        }
+        _atomic_write(self.root / MANIFEST, json.dumps(manifest).encode())
         (self.root / JOURNAL).unlink(missing_ok=True)
         self.journal_lines = 0
 
@@ -223,17 +223,17 @@ class Snapshot:
         for logical, name in self.buckets.items():
             journal = self._journals[logical]
             journal.load()
-            for key, meta in list(journal.objects.items()):
+            for key, (content_type, metadata) in list(journal.objects.items()):
                 path = _object_file(journal.root, key)
                 if not path.exists():
                     log.warning("object %s of bucket %s has no saved body; dropped", key, logical)
                     journal.objects.pop(key)
                     continue
                 extra: dict[str, Any] = {}
-                if meta.get("content_type"):
-                    extra["ContentType"] = meta["content_type"]
-                if meta.get("metadata"):
-                    extra["Metadata"] = meta["metadata"]
+                if content_type:
+                    extra["ContentType"] = content_type
+                if metadata:
+                    extra["Metadata"] = metadata
                 s3.put_object(Bucket=name, Key=key, Body=path.read_bytes(), **extra)
                 counts["objects"] += 1
             journal.compact()  # the restore's own puts were not journaled; start from a clean manifest

@@ -12,12 +12,12 @@ DYNAMODB_LOCAL_VERSION := 11.1.0
 DYNAMODB_LOCAL_DIR     := .dynamodb-local
 DYNAMODB_LOCAL_STAMP   := $(DYNAMODB_LOCAL_DIR)/.installed-$(DYNAMODB_LOCAL_VERSION)
 
-.PHONY: setup dev test lint unit integration e2e perf clean dynamodb-local java-check openapi fuzz
+.PHONY: setup dev test lint unit integration e2e perf clean dynamodb-local java-check openapi fuzz freeze
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml layers/core/constraints.txt infra/dev-constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c layers/core/constraints.txt -c infra/dev-constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -68,6 +68,11 @@ openapi: $(STAMP)
 # operation, fuzzing only): 25 examples per operation, the schema's examples and coverage phases too.
 fuzz: setup
 	SLUICE_FUZZ_EXAMPLES=25 SLUICE_FUZZ_PHASES=examples,coverage,fuzzing $(BIN)/pytest -q -s tests/e2e/test_fuzz.py
+
+# After a change to pyproject.toml: pin what the dev venv now holds (header kept), then re-run make test.
+freeze: $(STAMP)
+	{ sed -n '/^#/p' infra/dev-constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e'; } > infra/dev-constraints.txt.new
+	mv infra/dev-constraints.txt.new infra/dev-constraints.txt
 
 clean:
 	rm -rf $(VENV) .sluice .pytest_cache .ruff_cache $(DYNAMODB_LOCAL_DIR)

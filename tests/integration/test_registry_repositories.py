@@ -156,3 +156,88 @@ def test_list_skips_other_kinds_of_items_under_the_same_prefix(table, pipelines)
     pk, sk = keys.pipeline("acme", 1)
     table.put({"PK": pk, "SK": sk + "#REV#000001", "kind": "pipeline_revision"})
     assert [p["name"] for p in pipelines.list("acme")] == ["p"]
+
+
+# -- create_many: several new objects in one counter update and a few transactions --------------
+def test_create_many_writes_each_object_with_its_claim_and_status_index_and_counts(table, pipelines):
+    # Given 120 new pipeline names (three transactions of up to 49) in a new project
+    names = [f"job-{i:03d}" for i in range(120)]
+    records = pipelines.create_many("acme", [{"name": n, "pipeline_type_id": 1} for n in names])
+    # Then each is created with the next ids, in the order given, as create would write it
+    assert [r["id"] for r in records] == list(range(1, 121))
+    assert [r["name"] for r in records] == names
+    item = table.get(*keys.pipeline("acme", 120))
+    assert item["kind"] == "pipeline" and item["created_at"].endswith("Z")
+    assert item["GSI1PK"] == keys.pipelines_with_status("acme", "active")
+    assert table.get(*keys.name_claim("acme", "pipeline", "JOB-007"))["owner_id"] == 8
+    # And the counts, the project's registration and the counter moved once for all of them
+    counts = table.get(*keys.pipeline_counts("acme"))
+    assert counts["total"] == 120 and counts["active"] == 120
+    assert [i["SK"] for i in table.query_all(keys.PROJECTS)] == ["acme"]
+    assert pipelines.create("acme", {"name": "next", "pipeline_type_id": 1})["id"] == 121
+
+
+def test_create_many_answers_none_for_names_held_and_for_a_second_letter_case(table, pipelines):
+    # Given a pipeline that holds one of the names already
+    pipelines.create("acme", {"name": "Taken", "pipeline_type_id": 1})
+    records = pipelines.create_many(
+        "acme",
+        [
+            {"name": "a", "pipeline_type_id": 1},
+            {"name": "taken", "pipeline_type_id": 1},
+            {"name": "B", "pipeline_type_id": 1},
+            {"name": "b", "pipeline_type_id": 1},
+        ],
+    )
+    # Then the free names are created, the held one and the second case of "b" are None
+    assert [r and r["name"] for r in records] == ["a", None, "B", None]
+    assert sorted(p["name"] for p in pipelines.list("acme")) == ["B", "Taken", "a"]
+    assert table.get(*keys.pipeline_counts("acme"))["total"] == 3
+    assert table.get(*keys.name_claim("acme", "pipeline", "taken"))["owner_id"] == 1
+
+
+def test_create_many_racing_creators_of_the_same_names_end_with_one_object_each(pipelines, atomic_writes):
+    # Given four threads creating the same 30 names together, and one creating them one by one
+    names = [f"n{i}" for i in range(30)]
+    barrier = threading.Barrier(5)
+    results: list[list] = []
+
+    def together() -> None:
+        barrier.wait()
+        results.append(pipelines.create_many("acme", [{"name": n, "pipeline_type_id": 1} for n in names]))
+
+    def one_by_one() -> None:
+        barrier.wait()
+        for name in names:
+            try:
+                results.append([pipelines.create("acme", {"name": name, "pipeline_type_id": 1})])
+            except NameTaken:
+                results.append([None])
+
+    threads = [threading.Thread(target=together) for _ in range(4)] + [threading.Thread(target=one_by_one)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then every name is held by exactly one object, which one of the creators was answered
+    listed = pipelines.list("acme")
+    assert sorted(p["name"] for p in listed) == sorted(names)
+    answered = [r["id"] for batch in results for r in batch if r is not None]
+    assert sorted(answered) == sorted(p["id"] for p in listed)
+
+
+def test_create_many_of_pipelines_with_references_creates_them_one_by_one(table, pipelines):
+    # Given a connector two new pipelines reference (one counter item, so not in one transaction)
+    pk, sk = keys.connector("acme", 1)
+    table.put({"PK": pk, "SK": sk, "kind": "connector", "ref_count": 0})
+    records = pipelines.create_many(
+        "acme",
+        [{"name": n, "pipeline_type_id": 1, "connector_id": 1} for n in ("x", "y")],
+    )
+    assert [r["name"] for r in records] == ["x", "y"]
+    assert table.get(pk, sk)["ref_count"] == 2
+
+
+def test_create_many_of_nothing_writes_nothing(table, pipelines):
+    assert pipelines.create_many("acme", []) == []
+    assert table.get(*keys.counter("acme", "pipeline")) is None

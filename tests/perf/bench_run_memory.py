@@ -40,6 +40,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     # the template buckets' objects in moto's memory (moto's own key store) or in files (as shipped)
     "objects in moto": {"SLUICE_DEV_S3_SPILL": "0"},
     "objects in files": {"SLUICE_DEV_S3_SPILL": "1"},
+    # glibc moves its mmap threshold up to 32 MB as large blocks are freed, after which they come
+    # from the heap and fragment it; a fixed threshold keeps blocks of 64 KB and more in mmaps of
+    # their own, given back to the system when freed
+    "mmap threshold 64 KB": {"MALLOC_MMAP_THRESHOLD_": "65536"},
+    "mmap threshold 64 KB + MALLOC_ARENA_MAX=2": {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_ARENA_MAX": "2"},
 }
 
 

@@ -33,6 +33,7 @@ class MemoryStore:
         self.names: dict[tuple[str, str], int] = {}
         self.counter: dict[str, int] = {}
         self.writes = 0
+        self.batches = 0  # create_many calls
         self.steal_next_create: dict[str, Any] | None = None  # simulate a concurrent creator
 
     def get(self, project: str, object_id: int) -> dict | None:
@@ -66,6 +67,19 @@ class MemoryStore:
         self.names[(project, name.casefold())] = object_id
         self.writes += 1
         return self.get(project, object_id)
+
+    def find_many_by_name(self, project: str, names: list[str]) -> dict[str, dict]:
+        return {n: found for n in names if (found := self.find_by_name(project, n)) is not None}
+
+    def create_many(self, project: str, attributes: list[dict[str, Any]]) -> list[dict | None]:
+        self.batches += 1
+        records: list[dict | None] = []
+        for entry in attributes:
+            try:
+                records.append(self.create(project, entry))
+            except NameTaken:
+                records.append(None)
+        return records
 
     def update(self, project: str, object_id: int, changes: dict[str, Any]) -> dict:
         item = self.items.get((project, object_id))
@@ -482,3 +496,30 @@ def test_projects_do_not_see_each_other(registry):
     with pytest.raises(NotFound):
         registry.get_pipeline("other", 1)
     assert registry.list_pipelines("other") == []
+
+
+# -- batched creation (the OpenLineage ingest's new jobs and datasets) --------------------------
+def test_create_pipelines_creates_new_names_together_and_upserts_a_name_held_meanwhile(registry):
+    # Given a pipeline that already holds one of the names, with another type
+    registry.upsert_pipeline("acme", PipelineUpsert(name="ns/held", pipeline_type_name="old"))
+    bodies = [PipelineUpsert(name=n, pipeline_type_name="airflow") for n in ("ns/a", "ns/held", "ns/b")]
+    ids = registry.create_pipelines("acme", bodies)
+    # Then the new ones are created in one batch, and the held one is the existing pipeline,
+    # moved to the batch's type as upsert_pipeline would
+    assert ids == {"ns/a": 2, "ns/held": 1, "ns/b": 3}
+    assert registry.pipelines.batches == 1  # type: ignore[attr-defined]
+    airflow = registry.pipeline_types.find_by_name("acme", "airflow")["id"]
+    assert {registry.get_pipeline("acme", i)["pipeline_type_id"] for i in ids.values()} == {airflow}
+    assert registry.get_pipeline("acme", 2)["active"] is True  # Watcher's defaults
+
+
+def test_create_addresses_creates_only_names_nobody_holds_with_their_parts_and_one_type_lookup(registry):
+    registry.upsert_address("acme", address(name="db.sch.old"))
+    bodies = [address(name="db.sch.new"), address(name="db.sch.old"), address(name="files/x")]
+    created = registry.create_addresses("acme", bodies)
+    # Then the held name is left to upsert_address, the others are created as it would create them
+    assert created == {"db.sch.new": 2, "files/x": 3}
+    stored = registry.get_address("acme", 2)
+    assert (stored["database_name"], stored["schema_name"], stored["table_name"]) == ("db", "sch", "new")
+    assert registry.get_address("acme", 3)["address_type_id"] == 1
+    assert len(registry.address_types.list("acme")) == 1

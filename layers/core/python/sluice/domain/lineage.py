@@ -199,7 +199,11 @@ class LineageService:
             def upsert(versions: dict[str, AddressUpsert]) -> int:
                 return [self.registry.upsert_address(project, a)[0]["id"] for a in versions.values()][-1]
 
-            ids = dict(zip(by_name, pool.map(upsert, by_name.values()), strict=True))
+            # The new names of one body each are created together; the rest upserted side by side.
+            single = [next(iter(v.values())) for v in by_name.values() if len(v) == 1]
+            ids = self.registry.create_addresses(project, single)
+            rest = {name: versions for name, versions in by_name.items() if name not in ids}
+            ids.update(zip(rest, pool.map(upsert, rest.values()), strict=True))
         # A pipeline named twice keeps its last body, as one request after another would leave it.
         last = {body.pipeline_id: body for body in live}
         datasets = {

@@ -29,7 +29,6 @@ import datetime as _dt
 import hashlib
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -327,7 +326,7 @@ class OpenLineageIngest:
         clock: Callable[[], pendulum.DateTime] = timeutil.now,
         workers: int | None = None,
     ):
-        self.workers = workers or WORKERS  # pipelines and addresses upserted side by side
+        self.workers = workers or WORKERS  # addresses upserted, lineage replaced, side by side
         self.registry = registry
         self.lineage = lineage
         self.publisher = publisher
@@ -371,8 +370,11 @@ class OpenLineageIngest:
             )
             batch.pipelines.update(known)
             jobs = {n: j for n, j in jobs.items() if n not in known}
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            list(pool.map(lambda job: self._pipeline(project, job.namespace, job.name, batch), jobs.values()))
+        if jobs:  # the new jobs' pipelines created together (a name taken meanwhile is upserted)
+            bodies = [
+                PipelineUpsert(name=n, pipeline_type_name=_type_name(j.namespace)) for n, j in jobs.items()
+            ]
+            batch.pipelines.update(self.registry.create_pipelines(project, bodies))
         # Lineage is a replace (idempotent: a retried batch records it again), and recorded only
         # while the pipeline's load_lineage holds (Watcher's rule), so those are read at once.
         recording = [i for i in pending if batch.lineage_requests.get(id(events[i])) is not None]

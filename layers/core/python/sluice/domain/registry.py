@@ -287,7 +287,7 @@ class NamedStore(Protocol):
     """A repository of objects with an integer id and a project-unique, case-insensitive name.
 
     Records are the stored attributes (metadata decoded to objects). `create` raises NameTaken
-    when the name is claimed; `update` raises NotFound or NameTaken; a None value in `changes`
+    when the name is claimed (`create_many` answers None for each such name); `update` raises NotFound or NameTaken; a None value in `changes`
     removes the attribute.
     """
 
@@ -297,6 +297,7 @@ class NamedStore(Protocol):
     def find_by_name(self, project: str, name: str) -> dict[str, Any] | None: ...
     def find_many_by_name(self, project: str, names: list[str]) -> dict[str, dict[str, Any]]: ...
     def create(self, project: str, attributes: dict[str, Any]) -> dict[str, Any]: ...
+    def create_many(self, project: str, attributes: list[dict[str, Any]]) -> list[dict[str, Any] | None]: ...
     def update(self, project: str, object_id: int, changes: dict[str, Any]) -> dict[str, Any]: ...
 
 
@@ -374,6 +375,29 @@ class Registry:
         }
         return response, created
 
+    def create_pipelines(self, project: str, bodies: list[PipelineUpsert]) -> dict[str, int]:
+        """{name: id} after upserting pipelines of names expected to be new (OpenLineage's new
+        jobs): the new ones created together (ids from one counter update, items and claims in
+        transactions), each name another object holds by then upserted as `upsert_pipeline` does."""
+        types = {
+            type_name: _get_or_create(self.pipeline_types, project, type_name, {}, "Pipeline type")[0]["id"]
+            for type_name in sorted({b.pipeline_type_name for b in bodies})
+        }
+        attributes = [
+            {
+                "name": body.name,
+                **PIPELINE_DEFAULTS,
+                **_present(body.model_dump(exclude={"name", "pipeline_type_name"})),
+                "pipeline_type_id": types[body.pipeline_type_name],
+            }
+            for body in bodies
+        ]
+        records = self.pipelines.create_many(project, attributes)
+        return {
+            body.name: int((record or self.upsert_pipeline(project, body)[0])["id"])
+            for body, record in zip(bodies, records, strict=True)
+        }
+
     def known_pipelines(self, project: str, wanted: dict[str, str]) -> dict[str, int]:
         """{name: id} of the pipelines among `wanted` ({name: pipeline type name}) that exist with
         that type: those `upsert_pipeline` with only the name and type would leave unchanged
@@ -431,19 +455,8 @@ class Registry:
         A `database` address named `db.schema.table` gets its three parts from the name unless
         they are given explicitly, or (on an existing address) already stored.
         """
-        type_record, _ = _get_or_create(
-            self.address_types,
-            project,
-            body.address_type_name,
-            {"group_name": body.address_type_group_name},
-            "Address type",
-        )
-        given = _present(
-            body.model_dump(
-                exclude={"name", "address_type_name", "address_type_group_name"}, exclude_unset=True
-            )
-        )
-        derived = parts_of_dotted_name(body.name) if body.address_type_group_name == "database" else {}
+        type_record = self._address_type(project, body)
+        given, derived = _address_fields(body)
         existing = self.addresses.find_by_name(project, body.name)
         if existing is None:
             attributes = {**derived, **given, "address_type_id": type_record["id"]}
@@ -456,6 +469,34 @@ class Registry:
         changes = {**fill, **given, "address_type_id": type_record["id"]}
         record = _apply(self.addresses, project, existing, changes)
         return {"id": record["id"]}, False
+
+    def create_addresses(self, project: str, bodies: list[AddressUpsert]) -> dict[str, int]:
+        """{name: id} of the addresses among `bodies` (one per name) that no object held: created
+        together, as `upsert_address` would create each (one counter update, items and claims in
+        transactions). The names left out are held by then: `upsert_address` updates those."""
+        existing = self.addresses.find_many_by_name(project, [b.name for b in bodies])
+        fresh = [body for body in bodies if body.name not in existing]
+        types: dict[str, int] = {}  # one get-or-create per type: the first body names its group
+        attributes = []
+        for body in fresh:
+            given, derived = _address_fields(body)
+            if body.address_type_name not in types:
+                types[body.address_type_name] = self._address_type(project, body)["id"]
+            attributes.append(
+                {"name": body.name, **derived, **given, "address_type_id": types[body.address_type_name]}
+            )
+        created = self.addresses.create_many(project, attributes)
+        return {b.name: int(r["id"]) for b, r in zip(fresh, created, strict=True) if r is not None}
+
+    def _address_type(self, project: str, body: AddressUpsert) -> dict:
+        record, _ = _get_or_create(
+            self.address_types,
+            project,
+            body.address_type_name,
+            {"group_name": body.address_type_group_name},
+            "Address type",
+        )
+        return record
 
     def list_addresses(self, project: str) -> list[dict]:
         return [address_view(r) for r in self.addresses.list(project)]
@@ -475,6 +516,15 @@ class Registry:
 def _present(values: dict[str, Any]) -> dict[str, Any]:
     """On a POST, a null means 'not given'."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _address_fields(body: AddressUpsert) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields an address upsert gives, and the parts its name gives a `database` address."""
+    given = _present(
+        body.model_dump(exclude={"name", "address_type_name", "address_type_group_name"}, exclude_unset=True)
+    )
+    derived = parts_of_dotted_name(body.name) if body.address_type_group_name == "database" else {}
+    return given, derived
 
 
 def _require(store: NamedStore, project: str, object_id: int, label: str) -> dict:

@@ -23,6 +23,7 @@ from sluice.store.table import Condition, ConditionFailed, Table, TransactionCan
 _FAILED = "ConditionalCheckFailed"
 _BUSY = "TransactionConflict"  # another transaction held one of the items: retry shortly
 _KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+CREATE_CHUNK = 49  # objects per create_many transaction: 2 items each and one companion, under 100
 DEFAULT_STATUS = DEFAULT_PIPELINE_STATUS.value  # what a pipeline Watcher's surface wrote (no status) is
 
 
@@ -104,6 +105,79 @@ class NamedRepository:
                 raise NameTaken(self._taken(name)) from exc
             raise Conflict(f"{self.label} id {object_id} is already in use; retry.") from exc
         return self._record(item)
+
+    def create_many(self, project: str, attributes: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """New objects for several names at once, in the order given: their ids from one counter
+        update, each object written with its name claim in transactions of up to CREATE_CHUNK
+        objects (the kind's companion writes merged, one per transaction). None in place of a name
+        another object holds, or that an earlier entry of the list holds in another letter case:
+        the caller resolves those as `create` would have (get-or-create)."""
+        if not attributes:
+            return []
+        if self._batch_companions(project, attributes) is None:
+            return [self._create_or_none(project, a) for a in attributes]
+        first: dict[tuple[str, str], int] = {}
+        for position, entry in enumerate(attributes):
+            first.setdefault(keys.name_claim(project, self.kind, entry["name"]), position)
+        unique = sorted(first.values())
+        pk, sk = keys.counter(project, self.kind)
+        last = int(
+            self.table.update(pk, sk, add={"value": len(unique)}, return_values="UPDATED_NEW")["value"]
+        )
+        if last - len(unique) < 1 <= last:
+            self._register_project(project)
+        stamp = timeutil.iso(timeutil.now())
+        items: dict[int, dict[str, Any]] = {}
+        for object_id, position in zip(range(last - len(unique) + 1, last + 1), unique, strict=True):
+            entry = attributes[position]
+            item_pk, item_sk = self.key(project, object_id)
+            items[position] = {
+                **self._encode(entry),
+                "PK": item_pk,
+                "SK": item_sk,
+                "kind": self.kind,
+                "id": object_id,
+                "created_at": stamp,
+                **self._index_keys(project, object_id, entry),
+            }
+        created: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(unique), CREATE_CHUNK):
+            created.update(
+                self._create_chunk(project, [(p, items[p]) for p in unique[start : start + CREATE_CHUNK]])
+            )
+        return [self._record(created[p]) if p in created else None for p in range(len(attributes))]
+
+    def _create_chunk(
+        self, project: str, chunk: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, dict[str, Any]]:
+        """One transaction of items and claims; the names it finds taken are dropped and the rest
+        written again (their ids stay unused, as a failed `create` leaves its id)."""
+        absent = Condition("attribute_not_exists(PK)")
+        while chunk:
+            operations = []
+            for _position, item in chunk:
+                claim = self._claim(project, item["name"], int(item["id"]))
+                operations += [self.table.put_op(item, absent), self.table.put_op(claim, absent)]
+            companions = self._batch_companions(project, [item for _p, item in chunk]) or []
+            try:
+                self._transact([*operations, *companions])
+            except TransactionCancelled as exc:
+                reasons = exc.reasons[: len(operations)]
+                if any(reasons[i] == _FAILED for i in range(0, len(operations), 2)):
+                    raise Conflict(f"{self.label} ids are already in use; retry.") from exc
+                taken = {i // 2 for i in range(1, len(operations), 2) if reasons[i] == _FAILED}
+                if not taken:
+                    raise Conflict(f"{self.label}s could not be created together; retry.") from exc
+                chunk = [entry for index, entry in enumerate(chunk) if index not in taken]
+                continue
+            return dict(chunk)
+        return {}
+
+    def _create_or_none(self, project: str, attributes: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self.create(project, attributes)
+        except NameTaken:
+            return None
 
     def update(self, project: str, object_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply `changes` (None removes an attribute) and stamp updated_at; returns the new record.
@@ -199,6 +273,11 @@ class NamedRepository:
         on a condition of their own when the caller cannot cause it (the create maps its failures)."""
         return []
 
+    def _batch_companions(self, project: str, records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """The companion writes of creating all of `records` in one transaction, each item at most
+        once; None when this kind cannot merge them (create_many then creates one by one)."""
+        return []
+
     # -- internals ---------------------------------------------------------------------------------
     def _transact(self, operations: list[dict[str, Any]]) -> None:
         """TransactWriteItems, retried briefly while another transaction holds one of the items."""
@@ -277,6 +356,15 @@ class PipelineRepository(NamedRepository):
             self.counts_op(project, {"total": sign, status: sign}),
             *self.reference_ops(project, record, sign),
         ]
+
+    def _batch_companions(self, project: str, records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        if any(r.get(field) is not None for r in records for field in ("connector_id", "schema_id")):
+            return None  # several pipelines may reference one connector: not in one transaction
+        moves: dict[str, int] = {"total": len(records)}
+        for record in records:
+            status = record.get("status") or DEFAULT_STATUS
+            moves[status] = moves.get(status, 0) + 1
+        return [self.counts_op(project, moves)]
 
     def status_index(self, project: str, object_id: int, status: str | None) -> dict[str, str]:
         return {

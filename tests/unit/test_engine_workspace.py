@@ -39,6 +39,23 @@ def test_the_sandbox_holds_on_a_reused_database():
             workspace.execute("SET enable_external_access = true")
 
 
+def test_a_pooled_database_keeps_no_cache_of_the_files_its_nodes_read():
+    # Given nodes, one after another on one database, each writing and reading a file of its own
+    module.close_idle_databases()
+    for _ in range(20):
+        with Workspace() as workspace:
+            path = workspace.root / "out.parquet"
+            workspace.execute(f"COPY (SELECT range AS a FROM range(100)) TO '{path}' (FORMAT parquet)")
+            assert workspace.value(f"SELECT count(*) FROM read_parquet('{path}')") == 100
+    # Then DuckDB holds nothing of them once they are gone (its external file cache is off)
+    with Workspace() as workspace:
+        cached = workspace.value(
+            "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
+            "WHERE tag IN ('OBJECT_CACHE', 'EXTERNAL_FILE_CACHE')"
+        )
+        assert cached == 0
+
+
 def test_concurrent_workspaces_get_databases_of_their_own():
     with Workspace() as a, Workspace() as b:
         assert a.database is not b.database

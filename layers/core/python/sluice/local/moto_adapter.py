@@ -47,7 +47,7 @@ import shutil
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -288,6 +288,29 @@ class SpilledKeyStore(_VersionedKeyStore):
 
     def __delitem__(self, key: str) -> None:
         self.pop(key)
+
+    # moto walks a copy of the keys, then reads each: a key deleted in between is left out here
+    # (moto's own store has the same window, smaller; reading a file widens it).
+    def _iteritems(self) -> Iterator[tuple[str, Any]]:
+        for key in self._self_iterable():
+            try:
+                yield key, self[key]
+            except KeyError:
+                continue
+
+    def _itervalues(self) -> Iterator[Any]:
+        for _key, value in self._iteritems():
+            yield value
+
+    def _iterlists(self) -> Iterator[tuple[str, list[Any]]]:
+        for key in self._self_iterable():
+            versions = self.getlist(key)
+            if versions is not None:
+                yield key, versions
+
+    items = iteritems = _iteritems  # type: ignore[assignment]
+    lists = iterlists = _iterlists
+    values = itervalues = _itervalues  # type: ignore[assignment]
 
     def _self_iterable(self) -> dict[str, Any]:
         prefix = getattr(_listing, "prefix", None)

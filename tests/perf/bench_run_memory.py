@@ -45,6 +45,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     # their own, given back to the system when freed
     "mmap threshold 64 KB": {"MALLOC_MMAP_THRESHOLD_": "65536"},
     "mmap threshold 64 KB + MALLOC_ARENA_MAX=2": {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_ARENA_MAX": "2"},
+    # pymalloc frees an arena only when every block in it is free, so a few long-lived objects
+    # among a run's garbage pin whole arenas; glibc's malloc reuses freed chunks of any size
+    "PYTHONMALLOC=malloc": {"PYTHONMALLOC": "malloc"},
+    "PYTHONMALLOC=malloc + MALLOC_ARENA_MAX=2": {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"},
 }
 
 

@@ -17,6 +17,7 @@ published endpoint.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import io
 import json
@@ -68,6 +69,12 @@ WRITE_PREFIXES = (
     "Restore",
 )
 RUNTIME_SERVICES = ("secretsmanager", "scheduler")  # written through to runtime.json on every change
+
+
+# The background jobs of the gateway request being answered in this context (LocalStack.answer)
+_HELD_JOBS: contextvars.ContextVar[list[tuple[Any, ...]] | None] = contextvars.ContextVar(
+    "sluice_held_jobs", default=None
+)
 
 
 @dataclass
@@ -251,7 +258,7 @@ class LocalStack:
 
         return Gateway(
             http_routes(self.template),
-            self.invoke,
+            self.answer,
             authorizer,
             diagnostics=self.stats,
             openapi=ServedDocument(self.registry),
@@ -329,15 +336,45 @@ class LocalStack:
         """Run a function's handler in this process (by logical id, physical name or ARN)."""
         return self.registry.invoke(function, event)
 
+    def answer(self, function: str, event: Any) -> Any:
+        """A gateway request's function. The background work it causes (the rule targets of the
+        events it publishes) starts once it has answered: on AWS those functions run elsewhere,
+        while here they would share this interpreter with the request they came from (an
+        OpenLineage batch's 500 anomaly checks took half of its time; performance.md 14d)."""
+        held: list[tuple[Any, ...]] = []
+        # A context variable, not a thread's: the handler publishes from the worker thread FastAPI
+        # runs a sync route on, which AnyIO gives a copy of this context
+        token = _HELD_JOBS.set(held)
+        try:
+            return self.registry.invoke(function, event)
+        finally:
+            _HELD_JOBS.reset(token)
+            for job in held:
+                self._submit(job)
+
     def _invoke_for_moto(self, function_name: str, event: Any) -> Any:
         return self.registry.invoke(function_name, event)
 
     def dispatch(self, target_arn: str, event: Any) -> None:
-        """Deliver an event to a rule or schedule target asynchronously, as EventBridge does."""
+        """Deliver an event to a rule or schedule target asynchronously, as EventBridge does (held
+        until the request that published it has answered, when a gateway request did)."""
         if ":states:" in target_arn:
-            self._pool.submit(self._start_execution, target_arn, event)
+            job: tuple[Any, ...] = (self._start_execution, target_arn, event)
         else:
-            self._pool.submit(self._invoke_logged, target_arn, event, self.background.submitted())
+            job = (self._invoke_logged, target_arn, event, self.background.submitted())
+        held = _HELD_JOBS.get()
+        if held is not None:
+            held.append(job)
+        else:
+            self._submit(job)
+
+    def _submit(self, job: tuple[Any, ...]) -> None:
+        try:
+            self._pool.submit(*job)
+        except RuntimeError:  # the stack is stopping: the pool takes no more work
+            if job[0] == self._invoke_logged:
+                self.background.done(str(job[1]).split(":function:")[-1], job[3], failed=True)
+            log.warning("background work dropped: the stack is stopping")
 
     def _invoke_logged(self, target: str, event: Any, submitted: float) -> None:
         failed = False

@@ -71,8 +71,19 @@ WRITE_PREFIXES = (
 RUNTIME_SERVICES = ("secretsmanager", "scheduler")  # written through to runtime.json on every change
 
 
-# The background jobs of the gateway request being answered in this context (LocalStack.answer)
-_HELD_JOBS: contextvars.ContextVar[list[tuple[Any, ...]] | None] = contextvars.ContextVar(
+START_AT_ONCE = 10  # a request's first background jobs start at once; the rest once it has answered
+
+
+class _RequestJobs:
+    """The background jobs of one gateway request (LocalStack.answer)."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.held: list[tuple[Any, ...]] = []
+
+
+# The jobs of the gateway request being answered in this context
+_HELD_JOBS: contextvars.ContextVar[_RequestJobs | None] = contextvars.ContextVar(
     "sluice_held_jobs", default=None
 )
 
@@ -338,35 +349,39 @@ class LocalStack:
 
     def answer(self, function: str, event: Any) -> Any:
         """A gateway request's function. The background work it causes (the rule targets of the
-        events it publishes) starts once it has answered: on AWS those functions run elsewhere,
-        while here they would share this interpreter with the request they came from (an
-        OpenLineage batch's 500 anomaly checks took half of its time; performance.md 14d)."""
-        held: list[tuple[Any, ...]] = []
+        events it publishes) beyond its first START_AT_ONCE jobs starts once it has answered: on
+        AWS those functions run elsewhere, while here they would share this interpreter with the
+        request they came from (an OpenLineage batch's 500 anomaly checks took half of its time;
+        performance.md 14d). A request with a few, such as a Watcher end, starts them at once, so
+        its checks overlap its answer as before."""
+        jobs = _RequestJobs()
         # A context variable, not a thread's: the handler publishes from the worker thread FastAPI
         # runs a sync route on, which AnyIO gives a copy of this context
-        token = _HELD_JOBS.set(held)
+        token = _HELD_JOBS.set(jobs)
         try:
             return self.registry.invoke(function, event)
         finally:
             _HELD_JOBS.reset(token)
-            for job in held:
+            for job in jobs.held:
                 self._submit(job)
 
     def _invoke_for_moto(self, function_name: str, event: Any) -> Any:
         return self.registry.invoke(function_name, event)
 
     def dispatch(self, target_arn: str, event: Any) -> None:
-        """Deliver an event to a rule or schedule target asynchronously, as EventBridge does (held
-        until the request that published it has answered, when a gateway request did)."""
+        """Deliver an event to a rule or schedule target asynchronously, as EventBridge does (past a
+        gateway request's first START_AT_ONCE, held until the request has answered)."""
         if ":states:" in target_arn:
             job: tuple[Any, ...] = (self._start_execution, target_arn, event)
         else:
             job = (self._invoke_logged, target_arn, event, self.background.submitted())
-        held = _HELD_JOBS.get()
-        if held is not None:
-            held.append(job)
-        else:
-            self._submit(job)
+        request = _HELD_JOBS.get()
+        if request is not None and request.started >= START_AT_ONCE:
+            request.held.append(job)
+            return
+        if request is not None:
+            request.started += 1
+        self._submit(job)
 
     def _submit(self, job: tuple[Any, ...]) -> None:
         try:

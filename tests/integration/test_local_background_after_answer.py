@@ -20,14 +20,19 @@ def recording_stack(tmp_path, ran: list) -> LocalStack:
     return stack
 
 
+def dispatch_one_past_the_first(stack: LocalStack) -> None:
+    """A request's START_AT_ONCE jobs that start at once, and one more that is held."""
+    for n in range(START_AT_ONCE + 1):
+        stack.dispatch(TARGET, {"n": n})
+
+
 def test_a_request_s_first_jobs_start_at_once_and_the_rest_once_it_has_answered(tmp_path):
     ran: list = []
     stack = recording_stack(tmp_path, ran)
     held_while_answering: list[int] = []
 
     def handler(function: str, event: dict) -> dict:
-        for n in range(START_AT_ONCE + 1):
-            stack.dispatch(TARGET, {"n": n})
+        dispatch_one_past_the_first(stack)
         # a sync route runs on a worker thread that AnyIO gives a copy of the request's context
         last = {"n": START_AT_ONCE + 1}
         worker = threading.Thread(target=contextvars.copy_context().run, args=(stack.dispatch, TARGET, last))
@@ -52,8 +57,7 @@ def test_a_failing_request_still_starts_its_held_work_and_other_threads_are_not_
     stack = recording_stack(tmp_path, ran)
 
     def failing(function: str, event: dict) -> dict:
-        for n in range(START_AT_ONCE + 1):
-            stack.dispatch(TARGET, {"n": n})
+        dispatch_one_past_the_first(stack)
         raise RuntimeError("the handler failed")
 
     stack.registry.invoke = failing
@@ -72,8 +76,7 @@ def test_work_held_while_the_stack_stops_is_dropped_and_counted_as_failed(tmp_pa
     stack = recording_stack(tmp_path, ran)
 
     def handler(function: str, event: dict) -> dict:
-        for n in range(START_AT_ONCE + 1):
-            stack.dispatch(TARGET, {"n": n})
+        dispatch_one_past_the_first(stack)
         stack._pool.shutdown(wait=True)  # the stack stops while the request runs
         return {"statusCode": 200}
 

@@ -354,13 +354,8 @@ class Registry:
             type_record, _ = _get_or_create(
                 self.pipeline_types, project, body.pipeline_type_name, {}, "Pipeline type"
             )
-            attributes = {
-                **PIPELINE_DEFAULTS,
-                **_present(body.model_dump(exclude={"name", "pipeline_type_name"})),
-                "pipeline_type_id": type_record["id"],
-            }
             try:
-                record = self.pipelines.create(project, {"name": body.name, **attributes})
+                record = self.pipelines.create(project, _new_pipeline(body, type_record["id"]))
                 created = True
             except NameTaken:
                 existing = _winner(self.pipelines, project, body.name, "Pipeline")
@@ -383,15 +378,7 @@ class Registry:
             type_name: _get_or_create(self.pipeline_types, project, type_name, {}, "Pipeline type")[0]["id"]
             for type_name in sorted({b.pipeline_type_name for b in bodies})
         }
-        attributes = [
-            {
-                "name": body.name,
-                **PIPELINE_DEFAULTS,
-                **_present(body.model_dump(exclude={"name", "pipeline_type_name"})),
-                "pipeline_type_id": types[body.pipeline_type_name],
-            }
-            for body in bodies
-        ]
+        attributes = [_new_pipeline(body, types[body.pipeline_type_name]) for body in bodies]
         records = self.pipelines.create_many(project, attributes)
         return {
             body.name: int((record or self.upsert_pipeline(project, body)[0])["id"])
@@ -459,9 +446,8 @@ class Registry:
         given, derived = _address_fields(body)
         existing = self.addresses.find_by_name(project, body.name)
         if existing is None:
-            attributes = {**derived, **given, "address_type_id": type_record["id"]}
             try:
-                record = self.addresses.create(project, {"name": body.name, **attributes})
+                record = self.addresses.create(project, _new_address(body, type_record["id"]))
                 return {"id": record["id"]}, True
             except NameTaken:
                 existing = _winner(self.addresses, project, body.name, "Address")
@@ -479,12 +465,9 @@ class Registry:
         types: dict[str, int] = {}  # one get-or-create per type: the first body names its group
         attributes = []
         for body in fresh:
-            given, derived = _address_fields(body)
             if body.address_type_name not in types:
                 types[body.address_type_name] = self._address_type(project, body)["id"]
-            attributes.append(
-                {"name": body.name, **derived, **given, "address_type_id": types[body.address_type_name]}
-            )
+            attributes.append(_new_address(body, types[body.address_type_name]))
         created = self.addresses.create_many(project, attributes)
         return {b.name: int(r["id"]) for b, r in zip(fresh, created, strict=True) if r is not None}
 
@@ -516,6 +499,17 @@ class Registry:
 def _present(values: dict[str, Any]) -> dict[str, Any]:
     """On a POST, a null means 'not given'."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _new_pipeline(body: PipelineUpsert, type_id: int) -> dict[str, Any]:
+    """A new pipeline's attributes: Watcher's defaults under what the upsert gives."""
+    given = _present(body.model_dump(exclude={"name", "pipeline_type_name"}))
+    return {"name": body.name, **PIPELINE_DEFAULTS, **given, "pipeline_type_id": type_id}
+
+
+def _new_address(body: AddressUpsert, type_id: int) -> dict[str, Any]:
+    given, derived = _address_fields(body)
+    return {"name": body.name, **derived, **given, "address_type_id": type_id}
 
 
 def _address_fields(body: AddressUpsert) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -388,7 +388,7 @@ class LocalStack:
             self._pool.submit(*job)
         except RuntimeError:  # the stack is stopping: the pool takes no more work
             if job[0] == self._invoke_logged:
-                self.background.done(str(job[1]).split(":function:")[-1], job[3], failed=True)
+                self.background.done(self._function_of(job[1]), job[3], failed=True)
             log.warning("background work dropped: the stack is stopping")
 
     def _invoke_logged(self, target: str, event: Any, submitted: float) -> None:
@@ -399,11 +399,14 @@ class LocalStack:
             failed = True
             log.exception("asynchronous invocation of %s failed", target)
         finally:
-            try:
-                function = self.registry.logical_id(target)
-            except LookupError:
-                function = target.split(":function:")[-1]
-            self.background.done(function, submitted, failed)
+            self.background.done(self._function_of(target), submitted, failed)
+
+    def _function_of(self, target: str) -> str:
+        """The logical id of a target's function (its name from the ARN when unknown)."""
+        try:
+            return self.registry.logical_id(target)
+        except LookupError:
+            return target.split(":function:")[-1]
 
     def _start_execution(self, arn: str, event: Any) -> None:
         try:

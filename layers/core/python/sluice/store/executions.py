@@ -493,14 +493,10 @@ def in_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
 # -- bulk reads and ids (the OpenLineage ingest's bulk path) -----------------------------------------
 def reserve_run_ids(table: Table, project: str, count: int) -> list[int]:
     """`count` consecutive run ids in one counter update (ADD n): the ids the counter moved past."""
-    if count <= 0:
-        return []
-    pk, sk = keys.counter(project, "run")
-    result = table.update(pk, sk, add={"value": count}, return_values="UPDATED_NEW")
-    last = int(result["value"])
-    if last - count < 1 <= last:
+    ids = table.next_numbers(*keys.counter(project, "run"), count)
+    if ids and ids[0] == 1:
         ProjectRegistry(table).register(project)
-    return list(range(last - count + 1, last + 1))
+    return ids
 
 
 def runs_by_id(table: Table, project: str, run_ids: Iterable[int]) -> dict[int, Run]:

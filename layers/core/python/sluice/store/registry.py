@@ -85,16 +85,7 @@ class NamedRepository:
         object_id = self.table.next_number(*keys.counter(project, self.kind))
         if object_id == 1:
             self._register_project(project)
-        pk, sk = self.key(project, object_id)
-        item = {
-            **self._encode(attributes),
-            "PK": pk,
-            "SK": sk,
-            "kind": self.kind,
-            "id": object_id,
-            "created_at": timeutil.iso(timeutil.now()),
-            **self._index_keys(project, object_id, attributes),
-        }
+        item = self._new_item(project, object_id, attributes, timeutil.iso(timeutil.now()))
         claim = self._claim(project, name, object_id)
         absent = Condition("attribute_not_exists(PK)")
         operations = [self.table.put_op(item, absent), self.table.put_op(claim, absent)]
@@ -120,32 +111,34 @@ class NamedRepository:
         for position, entry in enumerate(attributes):
             first.setdefault(keys.name_claim(project, self.kind, entry["name"]), position)
         unique = sorted(first.values())
-        pk, sk = keys.counter(project, self.kind)
-        last = int(
-            self.table.update(pk, sk, add={"value": len(unique)}, return_values="UPDATED_NEW")["value"]
-        )
-        if last - len(unique) < 1 <= last:
+        ids = self.table.next_numbers(*keys.counter(project, self.kind), len(unique))
+        if ids[0] == 1:
             self._register_project(project)
         stamp = timeutil.iso(timeutil.now())
-        items: dict[int, dict[str, Any]] = {}
-        for object_id, position in zip(range(last - len(unique) + 1, last + 1), unique, strict=True):
-            entry = attributes[position]
-            item_pk, item_sk = self.key(project, object_id)
-            items[position] = {
-                **self._encode(entry),
-                "PK": item_pk,
-                "SK": item_sk,
-                "kind": self.kind,
-                "id": object_id,
-                "created_at": stamp,
-                **self._index_keys(project, object_id, entry),
-            }
+        items = {
+            position: self._new_item(project, object_id, attributes[position], stamp)
+            for object_id, position in zip(ids, unique, strict=True)
+        }
         created: dict[int, dict[str, Any]] = {}
         for start in range(0, len(unique), CREATE_CHUNK):
             created.update(
                 self._create_chunk(project, [(p, items[p]) for p in unique[start : start + CREATE_CHUNK]])
             )
         return [self._record(created[p]) if p in created else None for p in range(len(attributes))]
+
+    def _new_item(
+        self, project: str, object_id: int, attributes: dict[str, Any], stamp: str
+    ) -> dict[str, Any]:
+        pk, sk = self.key(project, object_id)
+        return {
+            **self._encode(attributes),
+            "PK": pk,
+            "SK": sk,
+            "kind": self.kind,
+            "id": object_id,
+            "created_at": stamp,
+            **self._index_keys(project, object_id, attributes),
+        }
 
     def _create_chunk(
         self, project: str, chunk: list[tuple[int, dict[str, Any]]]

@@ -44,13 +44,9 @@ class RunEngineRepository:
 
     def allocate_run_ids(self, project: str, count: int) -> list[int]:
         """`count` consecutive run ids in one counter move (a backfill's parent and children)."""
-        from sluice.store.executions import ProjectRegistry
+        from sluice.store.executions import reserve_run_ids
 
-        last = int(self.table.update(*keys.counter(project, "run"), add={"value": count})["value"])
-        first = last - count + 1
-        if first == 1:
-            ProjectRegistry(self.table).register(project)
-        return list(range(first, last + 1))
+        return reserve_run_ids(self.table, project, count)
 
     def add_bytes(self, project: str, run_id: int, day: str, size: int) -> None:
         from sluice.store.run_calendar import RunCalendarRepository
@@ -331,11 +327,7 @@ class RunEngineRepository:
         return True
 
     def allocate_node_run_ids(self, project: str, count: int) -> list[int]:
-        if count == 0:
-            return []
-        pk, sk = keys.counter(project, "node_run")
-        last = int(self.table.update(pk, sk, add={"value": count})["value"])
-        return list(range(last - count + 1, last + 1))
+        return self.table.next_numbers(*keys.counter(project, "node_run"), count)
 
     def update_node_run(
         self, project: str, run_id: int, node_id: str, changes: dict[str, Any], only_if: tuple[str, ...] = ()

@@ -320,6 +320,14 @@ class Table:
         )
         return int(result["Attributes"]["value"]["N"])
 
+    def next_numbers(self, pk: str, sk: str, count: int) -> list[int]:
+        """`count` consecutive numbers from a counter item in one update (ADD count): the values it
+        moved past, in order; none (and no call) for a count under one."""
+        if count <= 0:
+            return []
+        last = int(self.update(pk, sk, add={"value": count}, return_values="UPDATED_NEW")["value"])
+        return list(range(last - count + 1, last + 1))
+
     def batch_get(self, keys: list[tuple[str, str]], consistent: bool = False) -> list[dict[str, Any]]:
         """The items that exist among `keys` (any order), 100 keys per call, retrying leftovers."""
         found: list[dict[str, Any]] = []

@@ -15,11 +15,10 @@ def lineage(table):
 
 
 def test_edges_are_stored_per_pipeline_and_per_target(table, lineage):
-    lineage.write_pipeline_edges("acme", 7, added={(1, 2), (3, 2)}, removed=set())
-    lineage.write_pipeline_edges("acme", 8, added={(1, 2)}, removed=set())
+    lineage.write_pipeline_edges("acme", {7: ({(1, 2), (3, 2)}, set()), 8: ({(1, 2)}, set())})
     assert lineage.edges_of_pipeline("acme", 7) == {(1, 2), (3, 2)}
     assert lineage.sources_of("acme", 2) == {1, 3}
-    lineage.write_pipeline_edges("acme", 7, added=set(), removed={(1, 2), (3, 2)})
+    lineage.write_pipeline_edges("acme", {7: (set(), {(1, 2), (3, 2)})})
     assert lineage.edges_of_pipeline("acme", 7) == set()
     assert lineage.sources_of("acme", 2) == {1}  # pipeline 8 still declares 1 -> 2
     inbound = list(table.query_all(keys.lineage_inbound("acme", 2)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import time
 import uuid
 
 import boto3
@@ -26,7 +27,9 @@ PROJECT = "acme"
 T0 = _dt.datetime(2026, 12, 3, 10, 0, tzinfo=_dt.UTC)
 
 
-def event(kind, run_id, job="etl", at=T0, *, parent=None, rows=None, error=None, namespace="airflow"):
+def event(
+    kind, run_id, job="etl", at=T0, *, parent=None, rows=None, error=None, namespace="airflow", inputs=None
+):
     facets = {}
     if parent is not None:
         parent_run, parent_job = parent
@@ -60,7 +63,7 @@ def event(kind, run_id, job="etl", at=T0, *, parent=None, rows=None, error=None,
             "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
             "run": {"runId": run_id, "facets": facets},
             "job": {"namespace": namespace, "name": job},
-            "inputs": [{"namespace": "s3://lake", "name": f"raw/{job}"}],
+            "inputs": [{"namespace": "s3://lake", "name": name} for name in (inputs or [f"raw/{job}"])],
             "outputs": [output],
         }
     )
@@ -469,3 +472,59 @@ def test_a_claim_found_for_a_run_no_mapping_names_is_a_duplicate_after_a_replan(
     assert [e["status"] for e in answer["events"]] == ["applied", "duplicate"]
     [stored] = executions_of(table)
     assert stored["status"] == "running"
+
+
+def address_ids(ingest, *names: str) -> list[int]:
+    found = ingest.registry.addresses.find_many_by_name(PROJECT, [f"s3://lake/{n}" for n in names])
+    return [int(found[f"s3://lake/{n}"]["id"]) for n in names]
+
+
+def test_new_jobs_reading_an_existing_chain_get_its_whole_ancestry(table, ingest):
+    """The new jobs' pipelines and addresses are known to have no lineage rows (they are created
+    under the lease), so their reads are skipped; what they connect to is still read."""
+    ingest.ingest(PROJECT, [event("COMPLETE", new_run(), "extract", rows=1)])
+    ingest.ingest(PROJECT, [event("COMPLETE", new_run(), "clean", rows=1, inputs=["clean/extract"])])
+    batch = [
+        event("COMPLETE", new_run(), f"report{n}", rows=n, inputs=["clean/clean", f"extra/{n}"])
+        for n in range(3)
+    ]
+    batch.append(event("COMPLETE", new_run(), "archive", rows=1, inputs=["clean/report0"]))
+    assert ingest.ingest(PROJECT, batch).applied == 4
+    raw, extract, clean, report0, extra0, archive = address_ids(
+        ingest, "raw/extract", "clean/extract", "clean/clean", "clean/report0", "extra/0", "clean/archive"
+    )
+    upstream = ingest.lineage.store.upstream
+    assert upstream(PROJECT, report0) == {clean: 1, extra0: 1, extract: 2, raw: 3}
+    assert upstream(PROJECT, archive) == {report0: 1, clean: 2, extra0: 2, extract: 3, raw: 4}
+    downstream = ingest.lineage.store.downstream(PROJECT, raw)
+    assert downstream[archive] == 4 and downstream[report0] == 3 and len(downstream) == 6
+
+
+def test_a_batch_of_new_jobs_holds_the_lease_from_before_it_creates_them(table, ingest, monkeypatch):
+    """A lineage writer arriving while the batch creates its pipelines waits for the lease (and is
+    refused after its wait), so it cannot record an edge naming what the batch takes as fresh."""
+    from sluice.errors import Conflict
+
+    rival = sequential_ingest()
+    now = [time.time()]  # the rival's wait passes on its own clock, without sleeping
+    rival.lineage._clock = lambda: now[0]
+    rival.lineage._sleep = lambda seconds: now.__setitem__(0, now[0] + seconds)
+    refused = []
+    create = ingest.registry.create_pipelines
+
+    def create_while_a_rival_writes(project, bodies):
+        try:
+            rival.ingest(PROJECT, [event("COMPLETE", new_run(), "rival", rows=1, inputs=["clean/new"])])
+        except Conflict as exc:
+            refused.append(str(exc))
+        return create(project, bodies)
+
+    monkeypatch.setattr(ingest.registry, "create_pipelines", create_while_a_rival_writes)
+    assert ingest.ingest(PROJECT, [event("COMPLETE", new_run(), "new", rows=1)]).applied == 1
+    assert refused and "retry" in refused[0]
+    # Once the batch is done, the rival's retry records its edge onto the batch's new address.
+    assert rival.ingest(
+        PROJECT, [event("COMPLETE", new_run(), "rival", rows=1, inputs=["clean/new"])]
+    ).applied
+    raw, new, out = address_ids(ingest, "raw/new", "clean/new", "clean/rival")
+    assert ingest.lineage.store.upstream(PROJECT, out) == {new: 1, raw: 2}

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sluice.domain.lineage import (
     ClosureRow,
     Edge,
+    Fresh,
     LineageService,
     affected_addresses,
     ancestors,
@@ -31,27 +32,31 @@ class MemoryLineage:
         self.lease: tuple[str, int] | None = None
         self.rows_written = 0
         self.reads: list[int] = []
+        self.looked_up: set[int] = set()  # every pipeline and address whose rows were read
         self.datasets: dict[int, tuple[dict[int, str], dict[int, str]]] = {}
 
     def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]:
+        self.looked_up.add(pipeline_id)
         return set(self.edges.get(pipeline_id, set()))
 
     def sources_of(self, project: str, address_id: int) -> set[int]:
         self.reads.append(address_id)
+        self.looked_up.add(address_id)
         return {s for edges in self.edges.values() for s, t in edges if t == address_id}
 
     def upstream(self, project: str, address_id: int) -> dict[int, int]:
+        self.looked_up.add(address_id)
         return dict(self.up.get(address_id, {}))
 
     def downstream(self, project: str, address_id: int) -> dict[int, int]:
+        self.looked_up.add(address_id)
         return dict(self.down.get(address_id, {}))
 
-    def write_pipeline_edges(
-        self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
-    ) -> None:
-        current = self.edges.setdefault(pipeline_id, set())
-        current |= added
-        current -= removed
+    def write_pipeline_edges(self, project: str, changes: dict[int, tuple[set[Edge], set[Edge]]]) -> None:
+        for pipeline_id, (added, removed) in changes.items():
+            current = self.edges.setdefault(pipeline_id, set())
+            current |= added
+            current -= removed
 
     def apply_closure(self, project: str, rows: list[ClosureRow]) -> None:
         for row in rows:
@@ -64,9 +69,10 @@ class MemoryLineage:
                 self.down.setdefault(row.ancestor, {})[row.address] = row.depth
 
     def write_pipeline_datasets(
-        self, project: str, pipeline_id: int, reads: dict[int, str], writes: dict[int, str]
+        self, project: str, recorded: dict[int, tuple[dict[int, str], dict[int, str]]]
     ) -> None:
-        self.datasets[pipeline_id] = (dict(reads), dict(writes))
+        for pipeline_id, (reads, writes) in recorded.items():
+            self.datasets[pipeline_id] = (dict(reads), dict(writes))
 
     def delete_pipeline_datasets(self, project: str, pipeline_id: int) -> None:
         self.datasets.pop(pipeline_id, None)
@@ -225,6 +231,45 @@ def test_many_pipelines_share_one_closure_computation():
     lineage.replace_many_pipeline_edges("p", {p: {(p, 100)} for p in range(1, 21)})
     assert store.closure() == {100: {p: 1 for p in range(1, 21)}}
     assert store.reads.count(100) == 1
+
+
+# Fresh pipelines (10-12) and addresses (20-23): created under the lease, so no row names them yet.
+fresh_edge_sets = st.sets(
+    st.tuples(st.sampled_from([1, 2, 3, 20, 21, 22, 23]), st.sampled_from([1, 2, 3, 20, 21, 22, 23])),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(pipelines, edge_sets, max_size=3),
+    st.dictionaries(st.integers(10, 12), fresh_edge_sets, min_size=1, max_size=3),
+)
+def test_fresh_pipelines_and_addresses_are_not_read_and_the_closure_stays_exact(stored, new):
+    """New jobs of an OpenLineage batch: their pipelines and the addresses created with them are
+    skipped by the reads, and the closure still equals a full recompute, existing lineage included
+    (a new job may read or write addresses other pipelines already chain through)."""
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_many_pipeline_edges("p", stored)
+    store.looked_up.clear()
+    fresh = Fresh(pipelines=frozenset(new), addresses=frozenset({20, 21, 22, 23}))
+    lineage.replace_many_pipeline_edges("p", new, fresh=fresh)
+    expected = full_closure(all_edges(store))
+    assert store.closure() == expected
+    assert {a: f for a, f in store.mirrored().items() if f} == expected
+    assert not store.looked_up & (fresh.pipelines | fresh.addresses)
+
+
+def test_a_new_job_feeding_an_existing_chain_extends_its_descendants():
+    store = MemoryLineage()
+    lineage = service(store)
+    lineage.replace_pipeline_edges("p", 1, {(1, 2), (2, 3)})
+    lineage.replace_many_pipeline_edges(
+        "p", {10: {(20, 1)}}, fresh=Fresh(pipelines=frozenset({10}), addresses=frozenset({20}))
+    )
+    assert store.closure() == {1: {20: 1}, 2: {1: 1, 20: 2}, 3: {2: 1, 1: 2, 20: 3}}
+    assert store.down[20] == {1: 1, 2: 2, 3: 3}
 
 
 # -- the lease ------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class MemoryStore:
         found = self.items.get((project, object_id))
         return copy.deepcopy(found) if found else None
 
-    def get_many(self, project: str, object_ids: set[int]) -> dict[int, dict]:
+    def get_many(self, project: str, object_ids: set[int], consistent: bool = False) -> dict[int, dict]:
         return {i: self.get(project, i) for i in object_ids if (project, i) in self.items}
 
     def list(self, project: str) -> list[dict]:
@@ -503,10 +503,11 @@ def test_create_pipelines_creates_new_names_together_and_upserts_a_name_held_mea
     # Given a pipeline that already holds one of the names, with another type
     registry.upsert_pipeline("acme", PipelineUpsert(name="ns/held", pipeline_type_name="old"))
     bodies = [PipelineUpsert(name=n, pipeline_type_name="airflow") for n in ("ns/a", "ns/held", "ns/b")]
-    ids = registry.create_pipelines("acme", bodies)
+    ids, created = registry.create_pipelines("acme", bodies)
     # Then the new ones are created in one batch, and the held one is the existing pipeline,
-    # moved to the batch's type as upsert_pipeline would
+    # moved to the batch's type as upsert_pipeline would (and not counted as created)
     assert ids == {"ns/a": 2, "ns/held": 1, "ns/b": 3}
+    assert created == {2, 3}
     assert registry.pipelines.batches == 1  # type: ignore[attr-defined]
     airflow = registry.pipeline_types.find_by_name("acme", "airflow")["id"]
     assert {registry.get_pipeline("acme", i)["pipeline_type_id"] for i in ids.values()} == {airflow}

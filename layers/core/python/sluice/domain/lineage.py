@@ -13,10 +13,11 @@ each new edge ending at a new target).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,6 +112,23 @@ def full_closure(edges: Iterable[Edge]) -> dict[int, dict[int, int]]:
     return {node: found for node, found in closure.items() if found}
 
 
+@dataclass(frozen=True)
+class Fresh:
+    """Pipelines and addresses created under the lease that is replacing edges: no stored lineage
+    row names them yet (no edges, no closure rows), so the closure update need not read them."""
+
+    pipelines: frozenset[int] = frozenset()
+    addresses: frozenset[int] = frozenset()
+
+
+def _no_edges(_key: int) -> set[Edge]:
+    return set()
+
+
+def _no_rows(_key: int) -> dict[int, int]:
+    return {}
+
+
 # -- the port ----------------------------------------------------------------------------------
 class LineageStore(Protocol):
     def edges_of_pipeline(self, project: str, pipeline_id: int) -> set[Edge]: ...
@@ -118,12 +136,12 @@ class LineageStore(Protocol):
     def upstream(self, project: str, address_id: int) -> dict[int, int]: ...
     def downstream(self, project: str, address_id: int) -> dict[int, int]: ...
     def write_pipeline_edges(
-        self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
-    ) -> None: ...
+        self, project: str, changes: Mapping[int, tuple[set[Edge], set[Edge]]]
+    ) -> None: ...  # {pipeline id: (added, removed)}
     def apply_closure(self, project: str, rows: list[ClosureRow]) -> None: ...
     def write_pipeline_datasets(
-        self, project: str, pipeline_id: int, reads: dict[int, str], writes: dict[int, str]
-    ) -> None: ...
+        self, project: str, recorded: Mapping[int, tuple[dict[int, str], dict[int, str]]]
+    ) -> None: ...  # {pipeline id: (reads, writes)}, each {address id: name}
     def delete_pipeline_datasets(self, project: str, pipeline_id: int) -> None: ...
     def try_lock(self, project: str, owner: str, now: int, lease_seconds: int) -> bool: ...
     def release_lock(self, project: str, owner: str) -> None: ...
@@ -163,7 +181,7 @@ class LineageService:
             edges = cross_product(set(reads), set(writes))
             self._replace_edges(project, pipeline_id, edges)
             # Kept beside the edges, which a pipeline that only writes (no sources) has none of.
-            self.store.write_pipeline_datasets(project, pipeline_id, reads, writes)
+            self.store.write_pipeline_datasets(project, {pipeline_id: (reads, writes)})
         message = f"Lineage relationships created for pipeline {pipeline_id}"
         return {
             "pipeline_id": pipeline_id,
@@ -171,39 +189,53 @@ class LineageService:
             "message": message,
         }, True
 
-    def record_many(self, project: str, bodies: list[AddressLineageRequest], workers: int = 8) -> None:
+    def record_many(
+        self,
+        project: str,
+        bodies: list[AddressLineageRequest],
+        workers: int = 8,
+        new_pipelines: Collection[int] | None = None,
+    ) -> None:
         """Several pipelines' `/address_lineage` at once (the OpenLineage ingest's batches): each as
         record_address_lineage records it: every distinct address upserted once and side by side
         (upsert_address holds under concurrency, so outside the lease), then, under one lease, each
-        pipeline's edges replaced in turn (the closure of one depends on the others')."""
+        pipeline's edges replaced in turn (the closure of one depends on the others').
+
+        `new_pipelines` given means the caller holds the project's lineage lease, and took it
+        before it created those pipelines: then no lineage row can name them, or the addresses
+        this call creates (every lineage write holds the lease), so their reads are skipped.
+        """
         if not bodies:
             return
-        with ThreadPoolExecutor(max_workers=min(workers, len(bodies))) as pool:
-            pipelines = list(pool.map(lambda b: self.registry.pipelines.get(project, b.pipeline_id), bodies))
-            live = [
-                b
-                for b, p in zip(bodies, pipelines, strict=True)
-                if p is not None and p.get("load_lineage", True)
-            ]
-            if not live:
-                return
-            # One task per name: its distinct bodies upserted in the requests' order (the last
-            # metadata wins, as in one request after another).
-            by_name: dict[str, dict[str, AddressUpsert]] = {}
-            for body in live:
-                for address in (*body.source_addresses, *body.target_addresses):
-                    by_name.setdefault(address.name, {})[address.model_dump_json(exclude_unset=True)] = (
-                        address
-                    )
+        leased = new_pipelines is not None
+        pipelines = self.registry.pipelines.get_many(
+            project, {b.pipeline_id for b in bodies}, consistent=True
+        )
+        live = [
+            b
+            for b in bodies
+            if (p := pipelines.get(b.pipeline_id)) is not None and p.get("load_lineage", True)
+        ]
+        if not live:
+            return
+        # One task per name: its distinct bodies upserted in the requests' order (the last
+        # metadata wins, as in one request after another).
+        by_name: dict[str, dict[str, AddressUpsert]] = {}
+        for body in live:
+            for address in (*body.source_addresses, *body.target_addresses):
+                by_name.setdefault(address.name, {})[address.model_dump_json(exclude_unset=True)] = address
 
-            def upsert(versions: dict[str, AddressUpsert]) -> int:
-                return [self.registry.upsert_address(project, a)[0]["id"] for a in versions.values()][-1]
+        def upsert(versions: dict[str, AddressUpsert]) -> int:
+            return [self.registry.upsert_address(project, a)[0]["id"] for a in versions.values()][-1]
 
-            # The new names of one body each are created together; the rest upserted side by side.
-            single = [next(iter(v.values())) for v in by_name.values() if len(v) == 1]
-            ids = self.registry.create_addresses(project, single)
-            rest = {name: versions for name, versions in by_name.items() if name not in ids}
-            ids.update(zip(rest, pool.map(upsert, rest.values()), strict=True))
+        # The new names of one body each are created together; the rest upserted side by side.
+        single = [next(iter(v.values())) for v in by_name.values() if len(v) == 1]
+        ids = self.registry.create_addresses(project, single)
+        created = frozenset(ids.values()) if leased else frozenset()
+        rest = {name: versions for name, versions in by_name.items() if name not in ids}
+        if rest:
+            with ThreadPoolExecutor(max_workers=min(workers, len(rest))) as pool:
+                ids.update(zip(rest, pool.map(upsert, rest.values()), strict=True))
         # A pipeline named twice keeps its last body, as one request after another would leave it.
         last = {body.pipeline_id: body for body in live}
         datasets = {
@@ -214,15 +246,10 @@ class LineageService:
             for pipeline_id, body in last.items()
         }
         edges = {p: cross_product(set(reads), set(writes)) for p, (reads, writes) in datasets.items()}
-        with self.lineage_lease(project):
-            self._replace_many(project, edges, workers)
-            with ThreadPoolExecutor(max_workers=min(workers, len(datasets))) as pool:
-                list(
-                    pool.map(
-                        lambda pair: self.store.write_pipeline_datasets(project, pair[0], *pair[1]),
-                        datasets.items(),
-                    )
-                )
+        fresh = Fresh(frozenset(new_pipelines or ()), created)
+        with self.lineage_lease(project) if not leased else contextlib.nullcontext():
+            self._replace_many(project, edges, workers, fresh)
+            self.store.write_pipeline_datasets(project, datasets)
 
     def replace_pipeline_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
         """A pipeline's direct edges set outright, and the closure they change."""
@@ -261,17 +288,19 @@ class LineageService:
         return {address_id: name for name, address_id in ids.items()}
 
     def replace_many_pipeline_edges(
-        self, project: str, edges: dict[int, set[Edge]], workers: int = 8
+        self, project: str, edges: dict[int, set[Edge]], workers: int = 8, fresh: Fresh | None = None
     ) -> None:
         """Several pipelines' direct edges set outright ({pipeline id: edges}), and one closure
-        computation for all of them."""
+        computation for all of them (`fresh`: as in _replace_many)."""
         with self.lineage_lease(project):
-            self._replace_many(project, edges, workers)
+            self._replace_many(project, edges, workers, fresh)
 
     def _replace_edges(self, project: str, pipeline_id: int, edges: set[Edge]) -> None:
         self._replace_many(project, {pipeline_id: edges}, workers=1)
 
-    def _replace_many(self, project: str, edges: dict[int, set[Edge]], workers: int) -> None:
+    def _replace_many(
+        self, project: str, edges: dict[int, set[Edge]], workers: int, fresh: Fresh | None = None
+    ) -> None:
         """Direct edges first (the closure is computed from them), then the closure rows that change,
         computed once for every pipeline given, the reads of each step side by side.
 
@@ -280,36 +309,48 @@ class LineageService:
         computation is enough for many pipelines: every changed row still belongs to a target of
         a changed edge or to one of its stored descendants (the module docstring's argument holds
         for any set of changed edges), and the ancestry is computed from the final edges.
+
+        What `fresh` names has no stored lineage row, so it is not read: a fresh pipeline has
+        no old edges, and a fresh address no closure rows, and no sources but those of `edges`.
         """
         if not edges:
             return
+        fresh = fresh or Fresh()
+        # A fresh address's sources are the new edges into it (no other edge can name it).
+        new_sources = sources_index(e for p in edges for e in edges[p] if e[1] in fresh.addresses)
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(edges)))) as pool:
 
-            def each(read: Callable, keys: Iterable) -> dict:
+            def each(read: Callable, keys: Iterable, skip: frozenset[int], known: Callable) -> dict:
+                """read(key) for each key, side by side; known(key) for the fresh ones, unread."""
                 keys = list(keys)
-                return dict(
-                    zip(keys, pool.map(read, keys) if len(keys) > 1 else map(read, keys), strict=True)
-                )
+                found = {k: known(k) for k in keys if k in skip}
+                unread = [k for k in keys if k not in skip]
+                reads = pool.map(read, unread) if len(unread) > 1 else map(read, unread)
+                return found | dict(zip(unread, reads, strict=True))
 
-            old = each(lambda p: self.store.edges_of_pipeline(project, p), edges)
-
-            def write(pipeline_id: int) -> None:
-                new, before = edges[pipeline_id], old[pipeline_id]
-                self.store.write_pipeline_edges(
-                    project, pipeline_id, added=new - before, removed=before - new
-                )
-
-            each(write, edges)
+            old = each(lambda p: self.store.edges_of_pipeline(project, p), edges, fresh.pipelines, _no_edges)
+            self.store.write_pipeline_edges(
+                project, {p: (edges[p] - old[p], old[p] - edges[p]) for p in edges}
+            )
             targets = {target for p in edges for _, target in old[p] | edges[p]}
-            below = each(lambda a: self.store.downstream(project, a), targets)
+            below = each(lambda a: self.store.downstream(project, a), targets, fresh.addresses, _no_rows)
             affected = affected_addresses(targets, lambda a: below[a])
             # Every address the breadth-first walks will reach, read one level at a time.
             sources: dict[int, set[int]] = {}
             frontier = set(affected)
+
+            def read_sources(address: int) -> set[int]:
+                return self.store.sources_of(project, address)
+
+            def new_sources_of(address: int) -> set[int]:
+                return new_sources.get(address, set())
+
             while frontier:
-                sources.update(each(lambda a: self.store.sources_of(project, a), sorted(frontier)))
+                sources.update(each(read_sources, sorted(frontier), fresh.addresses, new_sources_of))
                 frontier = {s for a in frontier for s in sources[a]} - sources.keys()
-            stored = each(lambda a: self.store.upstream(project, a), sorted(affected))
+            stored = each(
+                lambda a: self.store.upstream(project, a), sorted(affected), fresh.addresses, _no_rows
+            )
         rows = plan_closure(affected, sources.__getitem__, stored.__getitem__)
         self.store.apply_closure(project, rows)
 

@@ -25,6 +25,7 @@ requests on one new run end with one execution.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import uuid
@@ -370,25 +371,33 @@ class OpenLineageIngest:
             )
             batch.pipelines.update(known)
             jobs = {n: j for n, j in jobs.items() if n not in known}
-        if jobs:  # the new jobs' pipelines created together (a name taken meanwhile is upserted)
-            bodies = [
-                PipelineUpsert(name=n, pipeline_type_name=_type_name(j.namespace)) for n, j in jobs.items()
-            ]
-            batch.pipelines.update(self.registry.create_pipelines(project, bodies))
         # Lineage is a replace (idempotent: a retried batch records it again), and recorded only
         # while the pipeline's load_lineage holds (Watcher's rule), so those are read at once.
         recording = [i for i in pending if batch.lineage_requests.get(id(events[i])) is not None]
-        pipeline_of = {
-            i: self._pipeline(project, events[i].job.namespace, events[i].job.name, batch) for i in recording
-        }
-        found = self.marks.pipelines(project, sorted(set(pipeline_of.values()))) if recording else {}
-        requests = [
-            request
-            for index in recording
-            if ((pipeline := found.get(pipeline_of[index])) is None or pipeline.load_lineage)
-            and (request := self._lineage_of(events[index], pipeline_of[index], batch)) is not None
-        ]
-        self.lineage.record_many(project, requests, self.workers)
+        # New jobs with lineage to record: the lineage lease is taken before their pipelines are
+        # created, so the closure update knows no lineage row names them, nor the addresses it creates.
+        leased = bool(jobs and recording)
+        with self.lineage.lineage_lease(project) if leased else contextlib.nullcontext():
+            created: set[int] = set()
+            if jobs:  # the new jobs' pipelines created together (a name taken meanwhile is upserted)
+                bodies = [
+                    PipelineUpsert(name=n, pipeline_type_name=_type_name(j.namespace))
+                    for n, j in jobs.items()
+                ]
+                ids, created = self.registry.create_pipelines(project, bodies)
+                batch.pipelines.update(ids)
+            pipeline_of = {
+                i: self._pipeline(project, events[i].job.namespace, events[i].job.name, batch)
+                for i in recording
+            }
+            found = self.marks.pipelines(project, sorted(set(pipeline_of.values()))) if recording else {}
+            requests = [
+                request
+                for index in recording
+                if ((pipeline := found.get(pipeline_of[index])) is None or pipeline.load_lineage)
+                and (request := self._lineage_of(events[index], pipeline_of[index], batch)) is not None
+            ]
+            self.lineage.record_many(project, requests, self.workers, created if leased else None)
         applied: set[str] = set()
         ended: list[Run] = []
         plan = _Plan()

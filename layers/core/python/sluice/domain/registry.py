@@ -292,7 +292,9 @@ class NamedStore(Protocol):
     """
 
     def get(self, project: str, object_id: int) -> dict[str, Any] | None: ...
-    def get_many(self, project: str, object_ids: set[int]) -> dict[int, dict[str, Any]]: ...
+    def get_many(
+        self, project: str, object_ids: set[int], consistent: bool = False
+    ) -> dict[int, dict[str, Any]]: ...
     def list(self, project: str) -> list[dict[str, Any]]: ...
     def find_by_name(self, project: str, name: str) -> dict[str, Any] | None: ...
     def find_many_by_name(self, project: str, names: list[str]) -> dict[str, dict[str, Any]]: ...
@@ -370,20 +372,22 @@ class Registry:
         }
         return response, created
 
-    def create_pipelines(self, project: str, bodies: list[PipelineUpsert]) -> dict[str, int]:
-        """{name: id} after upserting pipelines of names expected to be new (OpenLineage's new
-        jobs): the new ones created together (ids from one counter update, items and claims in
-        transactions), each name another object holds by then upserted as `upsert_pipeline` does."""
+    def create_pipelines(self, project: str, bodies: list[PipelineUpsert]) -> tuple[dict[str, int], set[int]]:
+        """({name: id}, the ids created) after upserting pipelines of names expected to be new
+        (OpenLineage's new jobs): the new ones created together (ids from one counter update,
+        items and claims in transactions), each name another object holds by then upserted as
+        `upsert_pipeline` does (its id is not among those created)."""
         types = {
             type_name: _get_or_create(self.pipeline_types, project, type_name, {}, "Pipeline type")[0]["id"]
             for type_name in sorted({b.pipeline_type_name for b in bodies})
         }
         attributes = [_new_pipeline(body, types[body.pipeline_type_name]) for body in bodies]
         records = self.pipelines.create_many(project, attributes)
-        return {
-            body.name: int((record or self.upsert_pipeline(project, body)[0])["id"])
-            for body, record in zip(bodies, records, strict=True)
+        created = {body.name: int(r["id"]) for body, r in zip(bodies, records, strict=True) if r is not None}
+        held = {
+            b.name: int(self.upsert_pipeline(project, b)[0]["id"]) for b in bodies if b.name not in created
         }
+        return created | held, set(created.values())
 
     def known_pipelines(self, project: str, wanted: dict[str, str]) -> dict[str, int]:
         """{name: id} of the pipelines among `wanted` ({name: pipeline type name}) that exist with

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sluice import timeutil
 from sluice.domain.lineage import ClosureRow, Edge
 from sluice.store import keys
@@ -23,47 +25,55 @@ class LineageRepository:
         items = self.table.query_all(keys.lineage_inbound(project, address_id), consistent=True)
         return {int(i["source_address_id"]) for i in items}
 
-    def write_pipeline_edges(
-        self, project: str, pipeline_id: int, added: set[Edge], removed: set[Edge]
-    ) -> None:
-        """Each edge is two items: in the pipeline's partition and in its target's inbound partition."""
-        edges_pk = keys.lineage_edges_of_pipeline(project, pipeline_id)
+    def write_pipeline_edges(self, project: str, changes: Mapping[int, tuple[set[Edge], set[Edge]]]) -> None:
+        """Pipelines' edges added and removed ({pipeline id: (added, removed)}), in one batch
+        write. Each edge is two items: in the pipeline's partition and in its target's inbound
+        partition."""
         now = timeutil.iso(timeutil.now())
         puts = []
-        for source, target in sorted(added):
-            attributes = {
-                "kind": "lineage_edge",
-                "pipeline_id": pipeline_id,
-                "source_address_id": source,
-                "target_address_id": target,
-                "created_at": now,
-            }
-            puts.append({"PK": edges_pk, "SK": keys.lineage_edge(source, target), **attributes})
-            inbound_pk = keys.lineage_inbound(project, target)
-            puts.append({"PK": inbound_pk, "SK": keys.inbound_edge(source, pipeline_id), **attributes})
         deletes = []
-        for source, target in sorted(removed):
-            deletes.append((edges_pk, keys.lineage_edge(source, target)))
-            deletes.append((keys.lineage_inbound(project, target), keys.inbound_edge(source, pipeline_id)))
+        for pipeline_id, (added, removed) in sorted(changes.items()):
+            edges_pk = keys.lineage_edges_of_pipeline(project, pipeline_id)
+            for source, target in sorted(added):
+                attributes = {
+                    "kind": "lineage_edge",
+                    "pipeline_id": pipeline_id,
+                    "source_address_id": source,
+                    "target_address_id": target,
+                    "created_at": now,
+                }
+                puts.append({"PK": edges_pk, "SK": keys.lineage_edge(source, target), **attributes})
+                inbound_pk = keys.lineage_inbound(project, target)
+                puts.append({"PK": inbound_pk, "SK": keys.inbound_edge(source, pipeline_id), **attributes})
+            for source, target in sorted(removed):
+                deletes.append((edges_pk, keys.lineage_edge(source, target)))
+                deletes.append(
+                    (keys.lineage_inbound(project, target), keys.inbound_edge(source, pipeline_id))
+                )
         self.table.batch_write(puts=puts, deletes=deletes)
 
     # -- the datasets of each pipeline (for /api/lineage) ---------------------------------------
     def write_pipeline_datasets(
-        self, project: str, pipeline_id: int, reads: dict[int, str], writes: dict[int, str]
+        self, project: str, recorded: Mapping[int, tuple[dict[int, str], dict[int, str]]]
     ) -> None:
-        """Replace what the pipeline last recorded reading and writing ({address id: name})."""
-        pk, sk = keys.pipeline_datasets(project, pipeline_id)
-        self.table.put(
-            {
-                "PK": pk,
-                "SK": sk,
-                "kind": "pipeline_datasets",
-                "pipeline_id": pipeline_id,
-                "reads": [{"address_id": a, "name": n} for a, n in sorted(reads.items())],
-                "writes": [{"address_id": a, "name": n} for a, n in sorted(writes.items())],
-                "recorded_at": timeutil.iso(timeutil.now()),
-            }
-        )
+        """Replace what each pipeline last recorded reading and writing ({pipeline id: (reads,
+        writes)}, each {address id: name}), in one batch write."""
+        now = timeutil.iso(timeutil.now())
+        items = []
+        for pipeline_id, (reads, writes) in sorted(recorded.items()):
+            pk, sk = keys.pipeline_datasets(project, pipeline_id)
+            items.append(
+                {
+                    "PK": pk,
+                    "SK": sk,
+                    "kind": "pipeline_datasets",
+                    "pipeline_id": pipeline_id,
+                    "reads": [{"address_id": a, "name": n} for a, n in sorted(reads.items())],
+                    "writes": [{"address_id": a, "name": n} for a, n in sorted(writes.items())],
+                    "recorded_at": now,
+                }
+            )
+        self.table.batch_write(puts=items)
 
     def delete_pipeline_datasets(self, project: str, pipeline_id: int) -> None:
         self.table.delete(*keys.pipeline_datasets(project, pipeline_id))

@@ -51,8 +51,10 @@ class NamedRepository:
         item = self.table.get(*self.key(project, object_id))
         return self._record(item) if item else None
 
-    def get_many(self, project: str, object_ids: set[int]) -> dict[int, dict[str, Any]]:
-        items = self.table.batch_get([self.key(project, i) for i in sorted(object_ids)])
+    def get_many(
+        self, project: str, object_ids: set[int], consistent: bool = False
+    ) -> dict[int, dict[str, Any]]:
+        items = self.table.batch_get([self.key(project, i) for i in sorted(object_ids)], consistent)
         return {int(item["id"]): self._record(item) for item in items}
 
     def list(self, project: str) -> list[dict[str, Any]]:
